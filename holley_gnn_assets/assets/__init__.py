@@ -1,0 +1,1 @@
+"""Dagster assets: a thin layer over holley_gnn_assets.core."""

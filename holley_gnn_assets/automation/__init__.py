@@ -1,0 +1,1 @@
+"""Automation: the weekly retrain schedule, the daily scoring sensor and the alert sensors."""

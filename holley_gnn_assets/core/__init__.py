@@ -1,0 +1,1 @@
+"""The ML core: graph building, model, training, scoring, metrics. Free of Dagster."""

@@ -1,0 +1,109 @@
+"""The SQL baseline (today's pipeline) run on a warehouse: sql/baseline/recommendations.sql."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from holley_gnn_assets.config import TimeWindows
+from holley_gnn_assets.core.exports import dataset_refs
+from holley_gnn_assets.core.rules import RANKED_COLUMNS
+from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.core.sql_runner import load_sql, render, split_named, sql_params
+from holley_gnn_assets.core.warehouse import Warehouse, WarehouseError
+
+log = logging.getLogger(__name__)
+BASELINE_SQL = "baseline/recommendations.sql"
+
+
+def baseline_params(
+    warehouse: Warehouse, cfg: dict, windows: TimeWindows, scoring_date: dt.date
+) -> dict[str, Any]:
+    """sql_params plus the scoring date's purchase window [scoring_date - 365 d, scoring_date)."""
+    params = sql_params(cfg, windows, dataset_refs(warehouse))
+    ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
+    params["scoring_ts"] = ts
+    params["purchase_start"] = ts - dt.timedelta(days=int(windows.purchase_exclusion_days))
+    return params
+
+
+def baseline_statements(
+    warehouse: Warehouse, cfg: dict, windows: TimeWindows, scoring_date: dt.date
+) -> dict[str, str]:
+    """The rendered BigQuery-dialect statements ``ranked`` and ``recommendations``."""
+    params = baseline_params(warehouse, cfg, windows, scoring_date)
+    statements = split_named(load_sql(BASELINE_SQL))
+    return {name: render(sql, params) for name, sql in statements.items()}
+
+
+def run_sql_baseline(
+    warehouse: Warehouse,
+    cfg: dict,
+    windows: TimeWindows,
+    scoring_date: dt.date,
+    with_ranked: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Run the baseline: (recommendations [OUTPUT_COLUMNS], ranked long [email_lower, rank,
+    sku, score] up to rules.rank_depth, or None when ``with_ranked`` is False)."""
+    stmts = baseline_statements(warehouse, cfg, windows, scoring_date)
+    t0 = time.perf_counter()
+    recs = warehouse.query_df(stmts["recommendations"])
+    missing = [c for c in OUTPUT_COLUMNS if c not in recs.columns]
+    if missing:
+        raise WarehouseError(f"{BASELINE_SQL}:recommendations lacks column(s) {missing}")
+    recs = _typed_recs(recs[OUTPUT_COLUMNS])
+    t1 = time.perf_counter()
+    ranked = None
+    if with_ranked:
+        ranked = warehouse.query_df(stmts["ranked"])[RANKED_COLUMNS]
+        ranked = ranked.astype({"rank": "int64", "score": "float64"})
+        ranked = ranked.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
+    log.info(
+        "sql baseline: %d users with recs; recommendations %.1fs, ranked %.1fs",
+        len(recs),
+        t1 - t0,
+        time.perf_counter() - t1,
+    )
+    return recs, ranked
+
+
+def _typed_recs(recs: pd.DataFrame) -> pd.DataFrame:
+    out = recs.copy()
+    for col in OUTPUT_COLUMNS:
+        if "price" in col or "score" in col:
+            out[col] = pd.to_numeric(out[col]).astype("float64")
+        else:
+            out[col] = out[col].astype("string")
+    return out.sort_values("email_lower", kind="stable").reset_index(drop=True)
+
+
+def python_popularity(
+    tables: dict[str, pd.DataFrame], cfg: dict, scoring_date: dt.date, depth: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same baseline through the Python rules engine (product_nodes.order_count as score).
+
+    Must reproduce :func:`run_sql_baseline` row for row (tests/test_engine_agreement.py).
+    """
+    from holley_gnn_assets.core import rules as R
+
+    rules = R.Rules.from_config(cfg)
+    depth = int(depth or rules.rank_depth)
+    products = tables["product_nodes"]
+    catalog = R.ProductCatalog(products, rules)
+    cand = R.fitting_candidates(catalog, tables["product_vehicle_edges"])
+    pop = products.set_index("sku")["order_count"].astype("float64")
+    cand = cand.assign(score=cand["sku"].map(pop).to_numpy())
+    users = tables["user_nodes"]
+    users = users[users["vehicle_id"].notna()]
+    purchases = R.purchases_in_window(
+        tables["user_purchases"], scoring_date, rules.purchase_exclusion_days
+    )
+    ranked = R.rank_groups_then_users(
+        cand, users[["email_lower", "vehicle_id"]], catalog, depth, purchases
+    )
+    recs = R.to_output_schema(ranked, users, products, rules.top_k)
+    return recs, ranked

@@ -1,0 +1,1 @@
+"""Developer tools: local stand-ins for the cloud services (never imported by the pipeline)."""

@@ -1,0 +1,19 @@
+"""Jobs: weekly full retrain, daily re-scoring with the promoted model."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+TRAINING_ASSETS = ["heterodata", "gnn_model"]
+
+full_retrain_job = define_asset_job(
+    "full_retrain_job",
+    selection=AssetSelection.all(include_sources=False),
+    description="Every asset: exports, graph, training, embeddings, both arms, eval, output.",
+)
+
+score_job = define_asset_job(
+    "score_job",
+    selection=AssetSelection.all(include_sources=False) - AssetSelection.assets(*TRAINING_ASSETS),
+    description="Fresh exports, embeddings from the promoted model, both arms, eval, output.",
+)

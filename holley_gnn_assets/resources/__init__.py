@@ -1,0 +1,1 @@
+"""Dagster resources: warehouse, MLflow, artifact storage."""

@@ -1,0 +1,72 @@
+"""Run a job in-process on a persistent local Dagster instance and print a short summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+
+from holley_gnn_assets.settings import home_dir
+
+
+def local_instance() -> DagsterInstance:
+    """The Dagster instance under ``$DAGSTER_HOME`` (default ``HOLLEY_GNN_HOME/dagster_home``)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        path = home_dir() / "dagster_home"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(path)
+    return DagsterInstance.get()
+
+
+def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,
+                defs: Definitions | None = None) -> ExecuteInProcessResult:
+    """Execute one of the code location's jobs in-process (checks failing do not raise)."""
+    if defs is None:
+        from holley_gnn_assets.definitions import defs
+
+    job_def = defs.resolve_job_def(job)
+    return job_def.execute_in_process(instance=instance or local_instance(), raise_on_error=False)
+
+
+def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
+    """Materialized assets with their key metadata, and failed checks."""
+    assets: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        assets["/".join(mat.asset_key.path)] = meta
+    failed_checks = [
+        f"{'/'.join(ev.asset_key.path)}:{ev.check_name} ({ev.severity.value})"
+        for ev in result.get_asset_check_evaluations() if not ev.passed
+    ]
+    return {"success": result.success, "run_id": result.run_id, "assets": assets,
+            "failed_checks": failed_checks, "failed_steps": result.get_failed_step_keys()}
+
+
+def run_pipeline(job: str = "full_retrain_job") -> int:
+    """``holley-gnn run``: execute, print the summary and the evaluation table; exit code."""
+    result = execute_job(job)
+    summary = summarize(result)
+    print("\n=== holley-gnn run summary ===")
+    print(f"job {job}, run {summary['run_id']}: {'SUCCESS' if summary['success'] else 'FAILED'}")
+    for key, meta in summary["assets"].items():
+        rows = meta.get("dagster/row_count")
+        extra = ""
+        if key == "gnn_model":
+            extra = (f" epochs={meta.get('epochs_run')} best_val_mrr="
+                     f"{float(meta.get('best_val_mrr', 0)):.4f} device={meta.get('device')} "
+                     f"{meta.get('wall_seconds')}s")
+        if key == "eval_report":
+            extra = f" decision={meta.get('decision')} promoted={meta.get('promoted')}"
+        print(f"  {key:<32} {'' if rows is None else f'{rows:>10,} rows'}{extra}")
+    if summary["failed_checks"]:
+        print("failed checks: " + ", ".join(summary["failed_checks"]))
+    if summary["failed_steps"]:
+        print("failed steps: " + ", ".join(summary["failed_steps"]))
+    report_md = home_dir() / "eval_report.md"
+    if report_md.exists() and "eval_report" in summary["assets"]:
+        print("\n" + report_md.read_text())
+    (home_dir() / "last_run_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["success"] else 1

@@ -1,0 +1,137 @@
+"""Scale presets of the synthetic warehouse (one dict) and override validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Shared by every scale unless a scale sets its own value.
+_COMMON: dict[str, Any] = {
+    "warm_share": 0.015,  # users with product views / pre-cutoff email clicks only
+    "hot_share": 0.005,  # users with carts or orders
+    "no_vehicle_share": 0.02,  # latest YMM garbage (bad year, empty make, ...)
+    "non_fitment_share": 0.01,  # a valid YMM that no fitment row covers
+    "null_email_share": 0.003,  # users whose every attribute row has a null/empty email
+    "extra_attr_rows": 0.4,  # mean number of older attribute rows per user
+    "vehicle_change_share": 0.3,  # share of older rows that name another vehicle
+    "vehicle_zipf": 0.9,  # users per vehicle ~ rank^-a
+    "product_zipf": 0.9,  # product attractiveness ~ rank^-a
+    "variant_family_share": 0.05,  # base skus sold in colour variants (...1B, ...1R)
+    "service_commodity_share": 0.012,
+    # scope shares of the catalogue (the rest fit one make/model over a window of years) and
+    # the share of the scope unit's vehicles an item fits, drawn uniformly from (lo, hi)
+    "scope_group": 0.10,
+    "scope_family": 0.15,
+    "scope_era": 0.10,
+    "scope_universal": 0.02,
+    "scope_none": 0.02,
+    "cover_model": (0.7, 1.0),
+    "cover_group": (0.6, 0.95),
+    "cover_family": (0.3, 0.7),
+    "cover_era": (0.1, 0.3),
+    "cover_universal": (0.05, 0.3),
+    "cover_service": (0.05, 0.3),  # service / commodity part types (universal scope)
+    "family_affinity": 0.5,  # weight of the engine family's share in a group's affinity
+    "duplicate_item_share": 0.003,
+    "sent_per_user": 1.5,  # background email SENT rows per user
+    "viewed_share": 0.25,  # SENT rows followed by a VIEWED row
+    "page_views_per_user": 0.4,  # ignored site events
+    "bundle_share": 0.35,  # orders with 2-4 skus
+    "bundle_same_cluster": 0.75,  # extra bundle items drawn from the first item's cluster
+    "orders_years": 3.0,  # import_orders history length
+    "test_clicks_per_clicker": 1.3,
+    "engaged_click_boost": 5.0,  # warm/hot users click in the test window this much more often
+}
+
+SCALES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        **_COMMON,
+        "n_users": 2_000,
+        "n_products": 500,
+        "n_vehicles": 40,
+        "n_families": 3,
+        "n_eras": 2,
+        "n_clusters": 6,
+        "n_part_types": 40,
+        "n_outside_customers": 1_500,
+        "n_outside_orders": 3_000,
+        "n_test_clicks": 450,
+        "n_test_event_users": 300,
+    },
+    "demo": {
+        **_COMMON,
+        "n_users": 50_000,
+        "n_products": 5_000,
+        "n_vehicles": 300,
+        "n_families": 6,
+        "n_eras": 3,
+        "n_clusters": 8,
+        "n_part_types": 60,
+        "n_outside_customers": 25_000,
+        "n_outside_orders": 50_000,
+        "n_test_clicks": 3_200,
+        "n_test_event_users": 2_000,
+    },
+    "full": {
+        **_COMMON,
+        "n_users": 475_000,
+        "n_products": 25_000,
+        "n_vehicles": 2_000,
+        "n_families": 12,
+        "n_eras": 4,
+        "n_clusters": 10,
+        "n_part_types": 76,
+        "n_outside_customers": 150_000,
+        "n_outside_orders": 300_000,
+        "n_test_clicks": 3_500,
+        "n_test_event_users": 3_000,
+    },
+}
+
+_SHARE_KEYS = {k for k, v in _COMMON.items() if isinstance(v, float) and k.endswith("share")}
+
+
+def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The scale's parameters with ``overrides`` applied; ValueError naming any bad key/value."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    params = dict(SCALES[scale])
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise ValueError(f"unknown synth override(s) {unknown}; known: {sorted(params)}")
+    for key, value in overrides.items():
+        base = params[key]
+        if isinstance(base, tuple):
+            ok = (
+                isinstance(value, tuple | list)
+                and len(value) == 2
+                and all(isinstance(x, int | float) for x in value)
+                and 0.0 <= value[0] <= value[1] <= 1.0
+            )
+            if not ok:
+                raise ValueError(f"synth override {key}={value!r} must be (lo, hi), 0<=lo<=hi<=1")
+            value = (float(value[0]), float(value[1]))
+        elif isinstance(base, int) and not isinstance(base, bool):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"synth override {key}={value!r} must be a non-negative int")
+        elif not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"synth override {key}={value!r} must be a non-negative number")
+        params[key] = value
+    for key in _SHARE_KEYS | {
+        "bundle_share",
+        "viewed_share",
+        "bundle_same_cluster",
+        "family_affinity",
+    }:
+        if not 0.0 <= params[key] <= 1.0:
+            raise ValueError(f"synth parameter {key}={params[key]!r} must lie in [0, 1]")
+    if params["warm_share"] + params["hot_share"] > 0.5:
+        raise ValueError("synth parameters warm_share + hot_share must not exceed 0.5")
+    scope = sum(params[k] for k in params if k.startswith("scope_"))
+    if scope > 1.0:
+        raise ValueError(f"synth scope_* shares sum to {scope:.3f} > 1")
+    for key in ("n_users", "n_products", "n_vehicles", "n_families", "n_eras", "n_clusters"):
+        if params[key] < 1:
+            raise ValueError(f"synth parameter {key} must be >= 1")
+    if not 6 <= params["n_part_types"] <= 200:
+        raise ValueError("synth parameter n_part_types must lie in [6, 200]")
+    return params

@@ -1,0 +1,100 @@
+-- export_nodes.sql (BigQuery dialect): the three node tables of the graph (spec §2-§3) and
+-- one row of input-quality counts. Columns are exactly holley_gnn_assets/core/schemas.py.
+-- Rules (user key, vehicle normalisation, product de-duplication and flags, training events)
+-- live in gnn/_shared_ctes.sql and are documented there.
+-- Placeholders: company, data (dataset refs), cutoff, interaction_start (TIMESTAMP, 00:00 UTC),
+-- w_view, w_cart, w_order, w_click, min_price, image_prefix, variant_regex, excluded_tags,
+-- service_part_types, commodity_part_types.
+-- include: gnn/_shared_ctes.sql
+
+-- name: user_nodes
+-- One row per email_lower (latest attribute row). tier from the pre-cutoff training events
+-- (interaction_start <= ts < cutoff, product skus only): hot = any cart or order event,
+-- warm = views/email clicks only, cold = none. n_views counts clicks as views.
+WITH activity AS (
+  SELECT
+    email_lower,
+    COUNTIF(kind = 'view') AS n_views,
+    COUNTIF(kind = 'cart') AS n_carts,
+    COUNTIF(kind = 'order') AS n_orders
+  FROM train_events
+  GROUP BY email_lower
+)
+SELECT
+  u.email_lower, u.vehicle_id, u.year, u.make, u.model,
+  CASE
+    WHEN COALESCE(a.n_carts, 0) + COALESCE(a.n_orders, 0) > 0 THEN 'hot'
+    WHEN COALESCE(a.n_views, 0) > 0 THEN 'warm'
+    ELSE 'cold'
+  END AS tier,
+  COALESCE(a.n_views, 0) AS n_views,
+  COALESCE(a.n_carts, 0) AS n_carts,
+  COALESCE(a.n_orders, 0) AS n_orders
+FROM users AS u
+LEFT JOIN activity AS a ON a.email_lower = u.email_lower;
+
+-- name: product_nodes
+-- One row per trimmed sku of import_items. order_count = distinct orders before the cutoff;
+-- fitment_breadth = distinct normalised vehicles the sku fits.
+SELECT
+  sku, base_sku, part_type, title, price, image_url,
+  is_refurbished, is_service, is_commodity, eligible,
+  order_count, log_popularity, fitment_breadth
+FROM products;
+
+-- name: vehicle_nodes
+-- Every normalised fitment vehicle. user_count = user nodes on it; product_count = distinct
+-- product-node skus that fit it.
+WITH vehicle_users AS (
+  SELECT vehicle_id, COUNT(*) AS user_count
+  FROM users
+  WHERE vehicle_id IS NOT NULL
+  GROUP BY vehicle_id
+),
+vehicle_products AS (
+  SELECT f.vehicle_id, COUNT(DISTINCT f.sku) AS product_count
+  FROM fitment AS f
+  JOIN product_skus AS p ON p.sku = f.sku
+  GROUP BY f.vehicle_id
+)
+SELECT
+  v.vehicle_id, v.year, v.make, v.model,
+  COALESCE(vu.user_count, 0) AS user_count,
+  COALESCE(vp.product_count, 0) AS product_count
+FROM vehicles AS v
+LEFT JOIN vehicle_users AS vu ON vu.vehicle_id = v.vehicle_id
+LEFT JOIN vehicle_products AS vp ON vp.vehicle_id = v.vehicle_id;
+
+-- name: input_quality
+-- One row of counts of bad input that the rules dropped or handled (for run metadata).
+-- (COUNT(*) ... WHERE, not COUNTIF: DuckDB's COUNT_IF over no rows is NULL, BigQuery's is 0.)
+SELECT
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_attributes_schema_incremental)
+    AS attribute_rows,
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_attributes_schema_incremental
+    WHERE email IS NULL OR TRIM(email) = '') AS attribute_rows_null_email,
+  (SELECT COUNT(*) FROM user_latest) AS users,
+  (SELECT COUNT(*) FROM user_latest
+    WHERE norm_year IS NULL OR NOT REGEXP_CONTAINS(norm_year, r'^[0-9]{4}$')) AS users_bad_year,
+  (SELECT COUNT(*) FROM users WHERE vehicle_id IS NULL) AS users_no_vehicle,
+  (SELECT COUNT(*) FROM {{ data }}.import_items) AS item_rows,
+  (SELECT COUNT(*) FROM {{ data }}.import_items
+    WHERE sku IS NULL OR TRIM(CAST(sku AS STRING)) = '') AS item_rows_empty_sku,
+  (SELECT COUNT(*) FROM item_rows) - (SELECT COUNT(*) FROM items) AS item_rows_duplicate_sku,
+  (SELECT COUNT(*) FROM items WHERE price IS NULL OR price <= 0)
+    AS products_price_missing_or_nonpositive,
+  (SELECT COUNT(*) FROM items WHERE NOT COALESCE(STARTS_WITH(image_url, {{ image_prefix }}), FALSE))
+    AS products_image_not_prefix,
+  (SELECT COUNT(*) FROM item_tags AS t LEFT JOIN items AS i ON i.sku = t.sku
+    WHERE i.sku IS NULL) AS tagged_skus_not_in_items,
+  (SELECT COUNT(*) FROM {{ data }}.vehicle_product_fitment_data
+    WHERE NOT COALESCE(REGEXP_CONTAINS(TRIM(CAST(year AS STRING)), r'^[0-9]{4}$'), FALSE))
+    AS fitment_rows_bad_year,
+  (SELECT COUNT(*) FROM (SELECT DISTINCT sku FROM fitment) AS f
+    LEFT JOIN items AS i ON i.sku = f.sku WHERE i.sku IS NULL) AS fitment_skus_not_in_items,
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_schema_incremental AS e
+    LEFT JOIN uid_email AS m ON m.user_id = CAST(e.user_id AS STRING)
+    WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
+      AND m.user_id IS NULL) AS product_events_unknown_user,
+  (SELECT COUNT(*) FROM {{ data }}.import_orders
+    WHERE email IS NULL OR TRIM(email) = '') AS order_rows_null_email;

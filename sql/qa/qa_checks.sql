@@ -1,0 +1,90 @@
+-- QA checks on a recommendations table (BigQuery dialect), spec section 12.
+-- One named query per check; each returns the violating rows (an empty result = pass), except
+-- users_with_recs, which returns one row of counts that holley_gnn_assets/core/qa.py compares
+-- with the configured minimum. Rows carry user_hash (first 12 hex digits of MD5(email_lower)),
+-- never an email.
+-- Placeholders: recs (OUTPUT_COLUMNS table), products (product_nodes), purchases
+-- (user_purchases), users (user_nodes): identifiers; min_price, image_prefix, variant_regex,
+-- service_part_types, commodity_part_types, max_per_part_type, purchase_start, scoring_ts.
+-- test-params: {"recs": {"ident": "qa_recs"}, "products": {"ident": "qa_products"}, "purchases": {"ident": "qa_purchases"}, "users": {"ident": "qa_users"}, "scoring_ts": {"timestamp": "2026-03-01"}}
+
+-- cte: qa_slots
+SELECT email_lower, 1 AS slot, rec_part_1 AS sku, rec1_price AS price, rec1_score AS score,
+  rec1_image AS image
+FROM {{ recs }}
+UNION ALL
+SELECT email_lower, 2, rec_part_2, rec2_price, rec2_score, rec2_image FROM {{ recs }}
+UNION ALL
+SELECT email_lower, 3, rec_part_3, rec3_price, rec3_score, rec3_image FROM {{ recs }}
+UNION ALL
+SELECT email_lower, 4, rec_part_4, rec4_price, rec4_score, rec4_image FROM {{ recs }}
+
+-- cte: qa_filled
+SELECT
+  SUBSTR(TO_HEX(MD5(email_lower)), 1, 12) AS user_hash, email_lower, slot, sku, price, score,
+  image,
+  CASE WHEN REGEXP_CONTAINS(sku, {{ variant_regex }}) THEN SUBSTR(sku, 1, LENGTH(sku) - 1)
+    ELSE sku END AS base_sku
+FROM qa_slots
+WHERE sku IS NOT NULL
+
+-- name: users_with_recs
+SELECT
+  (SELECT COUNT(DISTINCT email_lower) FROM {{ recs }} WHERE rec_part_1 IS NOT NULL)
+    AS n_users_with_recs,
+  (SELECT COUNT(*) FROM {{ users }} WHERE vehicle_id IS NOT NULL) AS n_users_with_vehicle
+
+-- name: duplicate_skus
+-- the same sku, or two variants of one base sku, twice in one user's row
+SELECT user_hash, base_sku, COUNT(*) AS n
+FROM qa_filled
+GROUP BY user_hash, base_sku
+HAVING COUNT(*) > 1
+
+-- name: excluded_products
+-- refurbished, service or commodity products (flags of product_nodes and the config lists)
+SELECT f.user_hash, f.slot, f.sku, p.part_type
+FROM qa_filled AS f
+JOIN {{ products }} AS p ON p.sku = f.sku
+WHERE p.is_refurbished OR p.is_service OR p.is_commodity
+  OR LOWER(TRIM(p.part_type)) IN {{ service_part_types }}
+  OR LOWER(TRIM(p.part_type)) IN {{ commodity_part_types }}
+
+-- name: price_floor
+SELECT user_hash, slot, sku, price
+FROM qa_filled
+WHERE price IS NULL OR price < {{ min_price }}
+
+-- name: https_images
+SELECT user_hash, slot, sku, image
+FROM qa_filled
+WHERE image IS NULL OR NOT STARTS_WITH(image, {{ image_prefix }})
+
+-- name: score_order
+-- scores non-increasing from rec 1 to rec 4; empty slots only at the tail; a sku has a score
+SELECT
+  SUBSTR(TO_HEX(MD5(email_lower)), 1, 12) AS user_hash,
+  rec1_score, rec2_score, rec3_score, rec4_score
+FROM {{ recs }}
+WHERE rec2_score > rec1_score OR rec3_score > rec2_score OR rec4_score > rec3_score
+  OR (rec_part_1 IS NULL AND rec_part_2 IS NOT NULL)
+  OR (rec_part_2 IS NULL AND rec_part_3 IS NOT NULL)
+  OR (rec_part_3 IS NULL AND rec_part_4 IS NOT NULL)
+  OR (rec_part_1 IS NOT NULL AND rec1_score IS NULL)
+  OR (rec_part_2 IS NOT NULL AND rec2_score IS NULL)
+  OR (rec_part_3 IS NOT NULL AND rec3_score IS NULL)
+  OR (rec_part_4 IS NOT NULL AND rec4_score IS NULL)
+
+-- name: part_type_cap
+SELECT f.user_hash, p.part_type, COUNT(*) AS n
+FROM qa_filled AS f
+JOIN {{ products }} AS p ON p.sku = f.sku
+GROUP BY f.user_hash, p.part_type
+HAVING COUNT(*) > {{ max_per_part_type }}
+
+-- name: purchased_recently
+-- a sku the user ordered in [purchase_start, scoring_ts) (365 days before the scoring date)
+SELECT DISTINCT f.user_hash, f.slot, f.sku
+FROM qa_filled AS f
+JOIN {{ purchases }} AS b ON b.email_lower = f.email_lower AND b.sku = f.sku
+WHERE b.last_order_ts >= {{ purchase_start }} AND b.last_order_ts < {{ scoring_ts }}

@@ -1,0 +1,22 @@
+"""Shared fixtures: a tiny synthetic world and an isolated HOLLEY_GNN_HOME per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+pytest_plugins = ["emulators"]  # BigQuery and GCS emulator fixtures (tests/emulators.py)
+
+
+@pytest.fixture(scope="session")
+def tiny_signal_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny world with strong planted vehicle affinity (signal 2)."""
+    from holley_gnn_assets.synth.generator import generate_warehouse
+
+    path = tmp_path_factory.mktemp("wh") / "tiny_signal2.duckdb"
+    generate_warehouse(path, scale="tiny", seed=0, signal=2.0, progress=False)
+    return path

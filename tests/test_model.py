@@ -1,0 +1,65 @@
+"""HeteroGAT: shapes, L2 norms, cold users sharing a vehicle, no per-user ID table."""
+
+from __future__ import annotations
+
+import torch
+
+from holley_gnn_assets.config import load_config
+from holley_gnn_assets.core.graph_builder import build_graph
+from holley_gnn_assets.core.model import GraphMeta, HeteroGAT, encode_full
+from tests.ml_fixtures import make_tables
+
+
+def _model(n_users: int = 300, seed: int = 0):
+    cfg = load_config()
+    tables, _ = make_tables(n_users=n_users, seed=seed)
+    bundle = build_graph(tables, cfg)
+    torch.manual_seed(0)
+    return HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]), bundle, cfg
+
+
+def test_forward_shapes_and_norms() -> None:
+    model, bundle, cfg = _model()
+    model.eval()
+    d = int(cfg["model"]["embedding_dim"])
+    h = encode_full(model, bundle.data)
+    for nt in ("user", "product", "vehicle"):
+        assert h[nt].shape == (bundle.data[nt].num_nodes, d)
+    with torch.no_grad():
+        pz = model.product_repr(h["product"])
+        v = bundle.data["user"].vehicle.clamp_min(0)
+        uz = model.user_repr(h["vehicle"][v], h["user"], bundle.data["user"].tier)
+    assert pz.shape == (bundle.data["product"].num_nodes, d)
+    assert torch.allclose(pz.norm(dim=1), torch.ones(len(pz)), atol=1e-5)
+    assert torch.allclose(uz.norm(dim=1), torch.ones(len(uz)), atol=1e-5)
+    assert torch.isfinite(model.logits(uz, pz[: len(uz)])).all()
+
+
+def test_cold_users_share_their_vehicle_representation() -> None:
+    model, bundle, _ = _model()
+    model.eval()
+    h = encode_full(model, bundle.data)
+    with torch.no_grad():
+        cold = torch.zeros(3, dtype=torch.long)
+        same = model.user_repr(h["vehicle"][torch.tensor([2, 2, 5])], None, cold)
+    assert torch.equal(same[0], same[1])
+    assert not torch.allclose(same[0], same[2])
+
+
+def test_no_per_user_parameters() -> None:
+    small, _, _ = _model(n_users=200)
+    large, _, _ = _model(n_users=2000)
+    # same products/vehicles/part types -> same parameter count whatever the number of users
+    assert sum(p.numel() for p in small.parameters()) == sum(
+        p.numel() for p in large.parameters()
+    )
+    emb = {id(p) for p in small.embedding_parameters()}
+    other = {id(p) for p in small.other_parameters()}
+    assert emb and other and not emb & other
+    assert len(emb) + len(other) == len(list(small.parameters()))
+
+
+def test_untrained_id_embeddings_are_zero() -> None:
+    model, _, _ = _model()
+    assert torch.count_nonzero(model.product_id_emb.weight) == 0
+    assert torch.count_nonzero(model.vehicle_id_emb.weight) == 0

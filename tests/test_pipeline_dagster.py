@@ -1,0 +1,152 @@
+"""The whole asset graph through Dagster on a tiny world: output, report, MLflow, QA gates.
+
+One real run (DuckDB warehouse, local MLflow store, a real temporary Dagster instance) is
+shared by the module; each fault-injection test then re-runs the scoring tail with a corrupted
+``gnn_recommendations`` and checks that the matching blocking check stops the output write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize
+from mlflow import MlflowClient
+
+from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Run full_retrain_job once on the tiny world with an isolated home and instance."""
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOLLEY_GNN_HOME", str(home))
+    mp.setenv("HOLLEY_GNN_WAREHOUSE", str(tiny_signal_warehouse))
+    mp.delenv("HOLLEY_GNN_AS_OF", raising=False)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("HOLLEY_GNN_CONFIG", str(_fast_config(home)))
+    from holley_gnn_assets.definitions import build_defs
+    from holley_gnn_assets.runner import execute_job
+
+    defs = build_defs()
+    instance = DagsterInstance.ephemeral()
+    result = execute_job("full_retrain_job", instance=instance, defs=defs)
+    yield {"home": home, "defs": defs, "instance": instance, "result": result,
+           "warehouse": tiny_signal_warehouse}
+    mp.undo()
+
+
+def _fast_config(home: Path) -> Path:
+    """The packaged config with a short training budget for tests."""
+    import yaml
+
+    from holley_gnn_assets.config import load_config
+
+    cfg = load_config(overrides={"training": {"epochs": 8, "patience": 3}})
+    path = home / "test_config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _output(warehouse: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("SELECT * FROM temp_holley_gnn.recommendations "
+                           "ORDER BY email_lower").df()
+    finally:
+        con.close()
+
+
+def test_full_run_writes_output_report_and_mlflow(pipeline_run):
+    result = pipeline_run["result"]
+    assert result.success, result.get_failed_step_keys()
+    out = _output(pipeline_run["warehouse"])
+    assert list(out.columns) == OUTPUT_COLUMNS
+    assert len(out) > 100
+    assert (out["rec1_score"] >= out["rec2_score"].fillna(-1e9)).all()
+    report = json.loads((pipeline_run["home"] / "eval_report.json").read_text())
+    for key in ("as_of", "cutoff", "n_test_clicks", "n_test_users", "tiers", "decision"):
+        assert key in report
+    for tier in ("cold", "warm", "hot", "all"):
+        block = report["tiers"][tier]
+        assert {"n_users", "gnn", "sql", "delta_hit_rate@4", "mcnemar_p",
+                "bootstrap_ci95"} <= set(block)
+    client = MlflowClient(tracking_uri=f"sqlite:///{pipeline_run['home'] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("holley-gnn")
+    runs = client.search_runs([exp.experiment_id])
+    stages = {r.data.tags.get("stage") for r in runs}
+    assert {"train", "eval"} <= stages
+    train_run = next(r for r in runs if r.data.tags.get("stage") == "train")
+    assert client.get_metric_history(train_run.info.run_id, "val_mrr")
+    assert train_run.data.tags["dagster_run_id"] == result.run_id
+    # no email addresses anywhere in MLflow params/metrics/tags
+    for r in runs:
+        blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])
+        assert "@" not in blob.replace("_at_", "").replace("hit_rate@", "")
+
+
+def _faulty_recs(kind: str, recs: pd.DataFrame, products: pd.DataFrame,
+                 purchases: pd.DataFrame, as_of) -> pd.DataFrame:
+    recs = recs.copy()
+    row = recs.index[recs["rec_part_4"].notna()][0]
+    if kind == "excluded_products":
+        sku = products.loc[products["is_refurbished"], "sku"].iloc[0]
+        recs.loc[row, "rec_part_1"] = sku
+    elif kind == "price_floor":
+        recs.loc[row, "rec1_price"] = 10.0
+    elif kind == "https_images":
+        recs.loc[row, "rec1_image"] = "http://img.example/part.jpg"
+    elif kind == "duplicate_skus":
+        recs.loc[row, "rec_part_2"] = recs.loc[row, "rec_part_1"]
+    elif kind == "purchased_recently":
+        ts = pd.to_datetime(purchases["last_order_ts"], utc=True)
+        recent = purchases[ts >= pd.Timestamp(as_of, tz="UTC") - pd.Timedelta(days=365)]
+        recent = recent[recent["email_lower"].isin(recs["email_lower"])]
+        user, sku = recent.iloc[0][["email_lower", "sku"]]
+        recs.loc[recs["email_lower"] == user, "rec_part_1"] = sku
+    return recs
+
+
+@pytest.mark.parametrize("check", ["excluded_products", "price_floor", "https_images",
+                                   "duplicate_skus", "purchased_recently"])
+def test_injected_fault_blocks_output(pipeline_run, check):
+    assert pipeline_run["result"].success
+    home, wh = pipeline_run["home"], pipeline_run["warehouse"]
+    before_hash, before = _sha256(wh), _output(wh)
+    tables = home / "tables"
+    good = pd.read_parquet(tables / "gnn_recommendations.parquet")
+    products = pd.read_parquet(tables / "product_nodes.parquet")
+    purchases = pd.read_parquet(tables / "user_purchases.parquet")
+    as_of = json.loads((home / "eval_report.json").read_text())["as_of"]
+    bad = _faulty_recs(check, good, products, purchases, as_of)
+
+    @asset(name="gnn_recommendations", group_name="scoring")
+    def corrupted() -> pd.DataFrame:
+        return bad
+
+    defs = pipeline_run["defs"]
+    target = AssetKey("gnn_recommendations")
+    real = [a for a in defs.assets if target not in (getattr(a, "keys", None) or {a.key})]
+    checks = list(defs.asset_checks)
+    result = materialize(
+        [*real, corrupted, *checks],
+        selection=["gnn_recommendations", "eval_report", "recommendations_table"],
+        resources=defs.resources, instance=pipeline_run["instance"], raise_on_error=False,
+    )
+    failed = {ev.check_name for ev in result.get_asset_check_evaluations() if not ev.passed}
+    assert check in failed
+    written = {tuple(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
+    assert ("recommendations_table",) not in written
+    assert _sha256(wh) == before_hash
+    pd.testing.assert_frame_equal(_output(wh), before)

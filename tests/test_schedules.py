@@ -1,0 +1,235 @@
+"""Weekly retrain schedule and daily scoring sensor, evaluated against a real DagsterInstance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import duckdb
+import pytest
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    asset,
+    build_schedule_context,
+    build_sensor_context,
+)
+from dagster._utils.schedules import cron_string_iterator
+
+from holley_gnn_assets.automation import schedules
+from holley_gnn_assets.core.model_registry import ModelRegistry
+from holley_gnn_assets.jobs import full_retrain_job, score_job
+
+pytest_plugins = ["emulators"]  # bq_client / bq_datasets for the BigQuery fingerprint test
+
+
+@asset
+def heterodata() -> int:
+    return 1
+
+
+@asset
+def gnn_model(heterodata: int) -> int:
+    return heterodata + 1
+
+
+@asset
+def recommendations_table(gnn_model: int) -> int:
+    return gnn_model + 1
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Artifact home and a real (tiny) DuckDB warehouse file under tmp_path."""
+    home = tmp_path / "home"
+    wh = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("HOLLEY_GNN_HOME", str(home))
+    monkeypatch.setenv("HOLLEY_GNN_WAREHOUSE", str(wh))
+    monkeypatch.delenv("HOLLEY_GNN_WAREHOUSE_KIND", raising=False)
+    monkeypatch.delenv(schedules.CRON_ENV, raising=False)
+    with duckdb.connect(str(wh)) as con:
+        con.execute("CREATE TABLE import_items AS SELECT range AS sku FROM range(10)")
+    return home, wh
+
+
+def _defs(*extra) -> Definitions:
+    return Definitions(
+        assets=[heterodata, gnn_model, recommendations_table],
+        jobs=[full_retrain_job, score_job],
+        schedules=[e for e in extra if hasattr(e, "cron_schedule")],
+        sensors=[e for e in extra if not hasattr(e, "cron_schedule")],
+    )
+
+
+# -- schedule ---------------------------------------------------------------------------------
+
+
+def test_schedule_requests_full_retrain_monday_0300_utc(instance, env):
+    sched = schedules.build_retrain_schedule()
+    defs = _defs(sched)
+    resolved = defs.get_schedule_def("weekly_retrain_schedule")
+    assert resolved.job_name == "full_retrain_job"
+    assert resolved.cron_schedule == "0 3 * * 1"
+    assert resolved.execution_timezone == "UTC"
+
+    start = dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC).timestamp()  # a Wednesday
+    nxt = next(cron_string_iterator(start, resolved.cron_schedule, "UTC"))
+    assert (nxt.weekday(), nxt.hour, nxt.minute) == (0, 3, 0)
+    assert nxt.date() == dt.date(2026, 3, 9)
+
+    ctx = build_schedule_context(instance=instance, scheduled_execution_time=nxt)
+    data = resolved.evaluate_tick(ctx)
+    assert len(data.run_requests) == 1
+    # the job of the run: the request's own or the schedule's target
+    assert (data.run_requests[0].job_name or resolved.job_name) == "full_retrain_job"
+    # the selection of the job the schedule fires contains the training assets
+    job = defs.resolve_job_def("full_retrain_job")
+    assert {"gnn_model", "heterodata"} <= {
+        k.to_user_string() for k in job.asset_layer.executable_asset_keys
+    }
+
+
+def test_cron_env_override_is_used(env, monkeypatch):
+    monkeypatch.setenv(schedules.CRON_ENV, "30 4 * * 2")
+    assert schedules.build_retrain_schedule().cron_schedule == "30 4 * * 2"
+
+
+@pytest.mark.parametrize("bad", ["0 3 * *", "61 3 * * 1", "every monday", "0 3 30 2 *"])
+def test_malformed_cron_env_refused_at_load(env, monkeypatch, bad):
+    monkeypatch.setenv(schedules.CRON_ENV, bad)
+    with pytest.raises(ValueError, match=schedules.CRON_ENV) as err:
+        schedules.all_schedules()
+    assert repr(bad) in str(err.value)
+
+
+def test_malformed_config_cron_and_timezone_refused(env):
+    with pytest.raises(ValueError, match=r"schedule\.retrain_cron='nope'"):
+        schedules.build_retrain_schedule({"schedule": {"retrain_cron": "nope", "timezone": "UTC"}})
+    with pytest.raises(ValueError, match=r"schedule\.timezone='Mars/Olympus'"):
+        schedules.build_retrain_schedule(
+            {"schedule": {"retrain_cron": "0 3 * * 1", "timezone": "Mars/Olympus"}}
+        )
+
+
+# -- daily scoring sensor ---------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, day: dt.date) -> None:
+        self.day = day
+
+    def __call__(self) -> dt.date:
+        return self.day
+
+
+def _tick(sensor_def, defs, instance, cursor):
+    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return sensor_def.evaluate_tick(ctx)
+
+
+def _promote(home) -> None:
+    reg = ModelRegistry(home / "models")
+    reg.record_trained("run-a", {})
+    assert reg.consider("run-a", 0.2, 0.01, {}).promoted
+
+
+def _touch_warehouse(wh, n: int) -> None:
+    with duckdb.connect(str(wh)) as con:
+        con.execute(f"INSERT INTO import_items SELECT range FROM range({n})")
+        con.execute("CHECKPOINT")
+
+
+def test_sensor_skips_without_promoted_model(instance, env):
+    clock = Clock(dt.date(2026, 3, 9))
+    sensor_def = schedules.build_daily_score_sensor(today=clock, minimum_interval_seconds=3600)
+    data = _tick(sensor_def, _defs(sensor_def), instance, None)
+    assert not data.run_requests
+    assert "no promoted model yet" in data.skip_message
+
+
+def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
+    home, wh = env
+    _promote(home)
+    clock = Clock(dt.date(2026, 3, 9))
+    sensor_def = schedules.build_daily_score_sensor(today=clock, minimum_interval_seconds=3600)
+    defs = _defs(sensor_def)
+    assert sensor_def.job_name == "score_job"
+    assert sensor_def.minimum_interval_seconds == 3600
+
+    first = _tick(sensor_def, defs, instance, None)
+    assert [r.run_key for r in first.run_requests] == ["score-2026-03-09"]
+    assert first.cursor and schedules.duckdb_fingerprint(wh) in first.cursor
+
+    # same data, later the same day and the next day: skipped with the date of the last run
+    again = _tick(sensor_def, defs, instance, first.cursor)
+    assert not again.run_requests
+    assert again.skip_message == "source data unchanged since 2026-03-09"
+    clock.day = dt.date(2026, 3, 10)
+    unchanged = _tick(sensor_def, defs, instance, first.cursor)
+    assert not unchanged.run_requests and "unchanged since 2026-03-09" in unchanged.skip_message
+
+    # the warehouse changes: a new run keyed by the new date
+    before = schedules.duckdb_fingerprint(wh)
+    _touch_warehouse(wh, 5)
+    assert schedules.duckdb_fingerprint(wh) != before
+    second = _tick(sensor_def, defs, instance, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["score-2026-03-10"]
+    assert second.cursor != first.cursor
+
+    # changed again the same day: no second run that day, but scored the day after
+    _touch_warehouse(wh, 7)
+    same_day = _tick(sensor_def, defs, instance, second.cursor)
+    assert not same_day.run_requests and "already requested today" in same_day.skip_message
+    clock.day = dt.date(2026, 3, 11)
+    next_day = _tick(sensor_def, defs, instance, same_day.cursor or second.cursor)
+    assert [r.run_key for r in next_day.run_requests] == ["score-2026-03-11"]
+
+
+def test_sensor_skips_when_warehouse_missing(instance, env, monkeypatch, tmp_path):
+    home, _ = env
+    _promote(home)
+    monkeypatch.setenv("HOLLEY_GNN_WAREHOUSE", str(tmp_path / "absent.duckdb"))
+    sensor_def = schedules.build_daily_score_sensor(minimum_interval_seconds=3600)
+    data = _tick(sensor_def, _defs(sensor_def), instance, None)
+    assert not data.run_requests
+    assert "absent.duckdb does not exist" in data.skip_message
+
+
+# -- BigQuery fingerprint against the local emulator -------------------------------------------
+
+
+@pytest.mark.bigquery
+def test_bigquery_fingerprint_changes_when_a_source_table_changes(bq_client, bq_datasets):
+    from holley_gnn_assets.core.warehouse import SOURCE_CONTRACT
+
+    cfg = {
+        "warehouse": {
+            "bigquery": {
+                "project": bq_datasets.project,
+                "company_dataset": bq_datasets.company,
+                "data_dataset": bq_datasets.data,
+                "location": "US",
+            }
+        }
+    }
+    datasets = {"company": bq_datasets.company, "data": bq_datasets.data}
+    for role, tables in SOURCE_CONTRACT.items():
+        for table in tables:
+            table_id = f"{bq_datasets.project}.{datasets[role]}.{table}"
+            bq_client.query(f"CREATE TABLE `{table_id}` AS SELECT 1 AS x").result(timeout=60)
+    first = schedules.bigquery_fingerprint(cfg, client=bq_client)
+    assert first.startswith("bigquery:") and first.count("=") == 7
+    assert first == schedules.bigquery_fingerprint(cfg, client=bq_client)
+    time.sleep(1.1)
+    orders = f"{bq_datasets.project}.{bq_datasets.data}.import_orders"
+    # a reload replaces the table (bqemulator does not refresh table metadata after DML)
+    bq_client.query(
+        f"CREATE OR REPLACE TABLE `{orders}` AS SELECT 1 AS x UNION ALL SELECT 2"
+    ).result(timeout=60)
+    assert schedules.bigquery_fingerprint(cfg, client=bq_client) != first

@@ -1,0 +1,183 @@
+"""Training: learning beats random and popularity on planted preferences, early stopping,
+resume == uninterrupted, reproducibility, refused checkpoints, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from holley_gnn_assets.config import load_config
+from holley_gnn_assets.core import checkpoints as ck
+from holley_gnn_assets.core.embeddings import compute_embeddings
+from holley_gnn_assets.core.graph_builder import build_graph
+from holley_gnn_assets.core.trainer import (
+    NoInteractionsError,
+    negative_counts,
+    resolve_device,
+    sample_per_dst,
+    train,
+)
+from tests.ml_fixtures import make_tables
+
+FAST = {"training": {"epochs": 12, "patience": 3, "batch_size": 256}}
+
+
+def _cfg(**training) -> dict:
+    over = {"training": {**FAST["training"], **training}}
+    return load_config(overrides=over)
+
+
+def _strip(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.fixture(scope="module")
+def world():
+    tables, planted = make_tables(n_users=1500, seed=1, signal=3.0)
+    return tables, planted, build_graph(tables, {})
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory):
+    tables, planted, bundle = world
+    cfg = _cfg(epochs=40, patience=4)
+    rows: list[dict] = []
+    result = train(bundle, cfg, tmp_path_factory.mktemp("ck"), device="cpu", on_epoch=rows.append)
+    return result, rows
+
+
+def test_trains_early_stops_and_beats_random(trained, world) -> None:
+    result, rows = trained
+    _, _, bundle = world
+    assert result.stopped_early and result.epochs_run < 40
+    assert result.epochs_run == len(result.history) == len(rows)
+    assert result.best_epoch == 1 + int(np.argmax([h["val_mrr"] for h in result.history]))
+    assert all(np.isfinite([h["train_loss"], h["val_loss"], h["val_mrr"]]).all() for h in rows)
+    # random ranking among ~60 fitting products: expected MRR = H(60)/60 ~ 0.08
+    fits = bundle.stats["mean_products_per_vehicle"]
+    random_mrr = sum(1.0 / k for k in range(1, int(fits) + 1)) / fits
+    assert result.best_val_mrr > 2.5 * random_mrr
+    assert not result.model.training
+    assert next(result.model.parameters()).device.type == "cpu"
+
+
+def test_cold_top10_recovers_planted_preference(trained, world) -> None:
+    result, _ = trained
+    tables, planted, bundle = world
+    emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
+    prow = {s: i for i, s in enumerate(emb.product_ids)}
+    pop = tables["product_nodes"].set_index("sku")["order_count"]
+    fit = tables["product_vehicle_edges"].groupby("vehicle_id")["sku"].apply(list)
+    cold_rows = emb.group_keys.reset_index(drop=True)
+    model_overlap, pop_overlap = [], []
+    for r, key in cold_rows.iterrows():
+        if key["tier"] != "cold":
+            continue
+        skus = fit[key["vehicle_id"]]
+        scores = emb.product_matrix[[prow[s] for s in skus]] @ emb.group_matrix[r]
+        top_model = {skus[i] for i in np.argsort(-scores, kind="stable")[:10]}
+        top_pop = set(pop.loc[skus].sort_values(ascending=False, kind="stable").index[:10])
+        truth = set(planted.truth[key["vehicle_id"]][:10])
+        model_overlap.append(len(top_model & truth) / 10)
+        pop_overlap.append(len(top_pop & truth) / 10)
+    assert len(model_overlap) == bundle.data["vehicle"].num_nodes
+    assert np.mean(model_overlap) > np.mean(pop_overlap) + 0.15, (
+        np.mean(model_overlap), np.mean(pop_overlap))
+
+
+def test_resume_equals_uninterrupted(world, tmp_path) -> None:
+    _, _, bundle = world
+    full = train(bundle, _cfg(epochs=5, patience=50), tmp_path / "a", device="cpu")
+    part = train(bundle, _cfg(epochs=2, patience=50), tmp_path / "b", device="cpu")
+    assert part.epochs_run == 2
+    rest = train(bundle, _cfg(epochs=5, patience=50), tmp_path / "b", device="cpu")
+    assert rest.resumed_from_epoch == 2
+    assert rest.epochs_run == full.epochs_run == 5
+    assert _strip(rest.history) == _strip(full.history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, rest.model.state_dict()[k]), k
+
+
+def test_seeded_runs_reproducible_and_seed_matters(world, tmp_path) -> None:
+    _, _, bundle = world
+    a = train(bundle, _cfg(epochs=2), tmp_path / "a", device="cpu")
+    b = train(bundle, _cfg(epochs=2), tmp_path / "b", device="cpu")
+    c = train(bundle, _cfg(epochs=2, seed=7), tmp_path / "c", device="cpu")
+    assert _strip(a.history) == _strip(b.history)
+    assert _strip(a.history) != _strip(c.history)
+
+
+def test_mismatching_checkpoint_refused(world, tmp_path, caplog) -> None:
+    tables, _, bundle = world
+    train(bundle, _cfg(epochs=1), tmp_path, device="cpu")
+    other = train(bundle, _cfg(epochs=2, lr_gnn=0.005), tmp_path, device="cpu")
+    assert other.resumed_from_epoch is None and other.epochs_run == 2
+    assert any("training.lr_gnn" in n for n in other.notes)
+    assert "training.lr_gnn" in caplog.text
+    # the checkpoint now belongs to lr_gnn=0.005; a different graph is refused by fingerprint
+    smaller = dict(tables)
+    smaller["user_product_edges"] = tables["user_product_edges"].iloc[:-5]
+    g2 = build_graph(smaller, {})
+    third = train(g2, _cfg(epochs=3, lr_gnn=0.005), tmp_path, device="cpu")
+    assert third.resumed_from_epoch is None
+    assert any("graph fingerprint" in n for n in third.notes)
+    state = ck.load_checkpoint(tmp_path)
+    assert state["graph_fingerprint"] == g2.fingerprint and state["epoch"] == 3
+
+
+def test_no_interactions_is_a_clear_error(world, tmp_path) -> None:
+    tables, _, _ = world
+    empty = dict(tables)
+    empty["user_product_edges"] = tables["user_product_edges"].iloc[:0]
+    empty["product_product_edges"] = tables["product_product_edges"].iloc[:0]
+    bundle = build_graph(empty, {})
+    assert bundle.data["user"].num_nodes == 0
+    with pytest.raises(NoInteractionsError, match="no user->product edges"):
+        train(bundle, _cfg(), tmp_path, device="cpu")
+
+
+def test_cuda_requested_without_cuda_falls_back() -> None:
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == ("cuda", None)
+        return
+    with pytest.warns(RuntimeWarning):
+        dev, note = resolve_device("cuda")
+    assert dev == "cpu" and "CUDA is not available" in note
+    assert resolve_device("auto") == ("cpu", None)
+    with pytest.raises(ValueError, match="training.device"):
+        resolve_device("tpu")
+
+
+def test_negative_counts_split() -> None:
+    assert negative_counts({"uniform": 0.5, "popularity": 0.5}, 4) == {
+        "in_batch": 0, "uniform": 2, "popularity": 2, "fitment": 0}
+    assert sum(negative_counts({"in_batch": 1, "uniform": 1, "fitment": 1}, 4).values()) == 4
+    with pytest.raises(ValueError, match="unknown"):
+        negative_counts({"hard": 1.0}, 4)
+
+
+def test_sample_per_dst_caps_degree() -> None:
+    torch.manual_seed(0)
+    dst = torch.tensor([0] * 10 + [1] * 2 + [3] * 5)
+    keep = sample_per_dst(dst, 4, cap=3)
+    counts = torch.bincount(dst[keep], minlength=4).tolist()
+    assert counts == [3, 2, 0, 3]
+    assert len(set(keep.tolist())) == len(keep)
+
+
+def test_nan_features_rejected(world, tmp_path) -> None:
+    _, _, bundle = world
+    bad = build_graph(world[0], {})
+    bad.data["vehicle"].x[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite|not finite"):
+        train(bad, _cfg(epochs=1), tmp_path, device="cpu")
+    assert isinstance(bundle.data["vehicle"].x, torch.Tensor)
+
+
+def test_user_without_vehicle_is_fine(world) -> None:
+    tables, _, bundle = world
+    no_vehicle = tables["user_nodes"]["vehicle_id"].isna()
+    graph_users = pd.Index(bundle.user_ids)
+    assert graph_users.isin(tables["user_nodes"].loc[no_vehicle, "email_lower"]).any()
