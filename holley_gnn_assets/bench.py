@@ -71,7 +71,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bool = True,
               overrides: dict[str, Any] | None = None) -> int:
     """Run every stage at ``scale``; print the table and write ``bench.json`` under the home."""
-    from holley_gnn_assets.core import checkpoints, evaluation, qa
+    from holley_gnn_assets.core import evaluation, model_io, qa
     from holley_gnn_assets.core.baseline import run_sql_baseline
     from holley_gnn_assets.core.embeddings import compute_embeddings
     from holley_gnn_assets.core.exports import export_file
@@ -111,7 +111,7 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bo
         row.update(epochs=result.epochs_run, best_val_mrr=round(result.best_val_mrr, 4),
                    device=str(result.device))
     model_path = work / "model.pt"
-    checkpoints.save_model(model_path, result.model, cfg, bundle)
+    model_io.save_model(model_path, result.model, cfg, bundle)
     with timer.stage("embeddings"):
         emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
     with timer.stage("gnn scoring (output, all rules)") as row:

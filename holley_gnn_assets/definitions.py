@@ -17,6 +17,7 @@ from dagster import Definitions, in_process_executor, multiprocess_executor
 from holley_gnn_assets.assets import data_checks, exports, model, scoring
 from holley_gnn_assets.automation import alerts, schedules
 from holley_gnn_assets.jobs import full_retrain_job, score_job
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.resources.io_managers import LocalTablesIOManager
 from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
 from holley_gnn_assets.resources.pipeline import PipelineSettings, default_warehouse_resource
@@ -62,6 +63,7 @@ def build_defs() -> Definitions:
             "warehouse": default_warehouse_resource(),
             "pipeline": PipelineSettings(),
             "mlflow": MlflowTracking(),
+            "artifacts": ArtifactsResource(),
         },
         executor=_executor(),
     )

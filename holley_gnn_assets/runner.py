@@ -16,6 +16,9 @@ def local_instance() -> DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
         path = home_dir() / "dagster_home"
         path.mkdir(parents=True, exist_ok=True)
+        conf = path / "dagster.yaml"
+        if not conf.exists():
+            conf.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(path)
     return DagsterInstance.get()
 
@@ -27,14 +30,16 @@ def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None 
         from holley_gnn_assets.definitions import defs
 
     job_def = defs.resolve_job_def(job)
-    return job_def.execute_in_process(instance=instance or local_instance(), raise_on_error=False)
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return job_def.execute_in_process(instance=instance or local_instance(), run_config=quiet,
+                                      raise_on_error=False)
 
 
 def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
     """Materialized assets with their key metadata, and failed checks."""
     assets: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.step_materialization_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         assets["/".join(mat.asset_key.path)] = meta
     failed_checks = [

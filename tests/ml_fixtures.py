@@ -220,3 +220,21 @@ def full_scale_tables(seed: int = 0) -> tuple[dict[str, pd.DataFrame], Planted]:
         signal=1.0,
         seed=seed,
     )
+
+
+def single_thread():
+    """Context for tests: torch on one thread (the shared 2-core machine stalls with two)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def _ctx():
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    return _ctx()

@@ -84,7 +84,9 @@ def hand_tables() -> dict[str, pd.DataFrame]:
         {
             "sku": ["P1", "P1", "P2", "P3"],
             "vehicle_id": [
-                "1969|CHEVROLET|CAMARO", "1970|FORD|MUSTANG", "1969|CHEVROLET|CAMARO",
+                "1969|CHEVROLET|CAMARO",
+                "1970|FORD|MUSTANG",
+                "1969|CHEVROLET|CAMARO",
                 "1970|FORD|MUSTANG",
             ],
             "weight": [1.0] * 4,

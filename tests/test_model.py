@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from holley_gnn_assets.config import load_config
 from holley_gnn_assets.core.graph_builder import build_graph
 from holley_gnn_assets.core.model import GraphMeta, HeteroGAT, encode_full
-from tests.ml_fixtures import make_tables
+from tests.ml_fixtures import make_tables, single_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
 
 
 def _model(n_users: int = 300, seed: int = 0):
@@ -50,9 +57,7 @@ def test_no_per_user_parameters() -> None:
     small, _, _ = _model(n_users=200)
     large, _, _ = _model(n_users=2000)
     # same products/vehicles/part types -> same parameter count whatever the number of users
-    assert sum(p.numel() for p in small.parameters()) == sum(
-        p.numel() for p in large.parameters()
-    )
+    assert sum(p.numel() for p in small.parameters()) == sum(p.numel() for p in large.parameters())
     emb = {id(p) for p in small.embedding_parameters()}
     other = {id(p) for p in small.other_parameters()}
     assert emb and other and not emb & other

@@ -17,10 +17,8 @@ from dagster import (
 from dagster._utils.schedules import cron_string_iterator
 
 from holley_gnn_assets.automation import schedules
-from holley_gnn_assets.core.model_registry import ModelRegistry
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.jobs import full_retrain_job, score_job
-
-pytest_plugins = ["emulators"]  # bq_client / bq_datasets for the BigQuery fingerprint test
 
 
 @asset
@@ -53,17 +51,19 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("HOLLEY_GNN_WAREHOUSE", str(wh))
     monkeypatch.delenv("HOLLEY_GNN_WAREHOUSE_KIND", raising=False)
     monkeypatch.delenv(schedules.CRON_ENV, raising=False)
+    monkeypatch.delenv("HOLLEY_GNN_ARTIFACTS", raising=False)
     with duckdb.connect(str(wh)) as con:
         con.execute("CREATE TABLE import_items AS SELECT range AS sku FROM range(10)")
     return home, wh
 
 
-def _defs(*extra) -> Definitions:
+def _defs(*extra, artifacts: ArtifactsResource | None = None) -> Definitions:
     return Definitions(
         assets=[heterodata, gnn_model, recommendations_table],
         jobs=[full_retrain_job, score_job],
         schedules=[e for e in extra if hasattr(e, "cron_schedule")],
         sensors=[e for e in extra if not hasattr(e, "cron_schedule")],
+        resources={"artifacts": artifacts or ArtifactsResource()},
     )
 
 
@@ -129,12 +129,18 @@ class Clock:
 
 
 def _tick(sensor_def, defs, instance, cursor):
-    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    ctx = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        definitions=defs,
+        resources={"artifacts": defs.resources["artifacts"]},
+    )
     return sensor_def.evaluate_tick(ctx)
 
 
-def _promote(home) -> None:
-    reg = ModelRegistry(home / "models")
+def _promote() -> None:
+    """Promote a model in the registry of the default artifact store (under HOLLEY_GNN_HOME)."""
+    reg = ArtifactsResource().registry()
     reg.record_trained("run-a", {})
     assert reg.consider("run-a", 0.2, 0.01, {}).promoted
 
@@ -154,8 +160,8 @@ def test_sensor_skips_without_promoted_model(instance, env):
 
 
 def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
-    home, wh = env
-    _promote(home)
+    _, wh = env
+    _promote()
     clock = Clock(dt.date(2026, 3, 9))
     sensor_def = schedules.build_daily_score_sensor(today=clock, minimum_interval_seconds=3600)
     defs = _defs(sensor_def)
@@ -192,8 +198,7 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
 
 
 def test_sensor_skips_when_warehouse_missing(instance, env, monkeypatch, tmp_path):
-    home, _ = env
-    _promote(home)
+    _promote()
     monkeypatch.setenv("HOLLEY_GNN_WAREHOUSE", str(tmp_path / "absent.duckdb"))
     sensor_def = schedules.build_daily_score_sensor(minimum_interval_seconds=3600)
     data = _tick(sensor_def, _defs(sensor_def), instance, None)

@@ -19,7 +19,14 @@ from holley_gnn_assets.core.trainer import (
     sample_per_dst,
     train,
 )
-from tests.ml_fixtures import make_tables
+from tests.ml_fixtures import make_tables, single_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
 
 FAST = {"training": {"epochs": 12, "patience": 3, "batch_size": 256}}
 
@@ -84,7 +91,9 @@ def test_cold_top10_recovers_planted_preference(trained, world) -> None:
         pop_overlap.append(len(top_pop & truth) / 10)
     assert len(model_overlap) == bundle.data["vehicle"].num_nodes
     assert np.mean(model_overlap) > np.mean(pop_overlap) + 0.15, (
-        np.mean(model_overlap), np.mean(pop_overlap))
+        np.mean(model_overlap),
+        np.mean(pop_overlap),
+    )
 
 
 def test_resume_equals_uninterrupted(world, tmp_path) -> None:
@@ -152,7 +161,11 @@ def test_cuda_requested_without_cuda_falls_back() -> None:
 
 def test_negative_counts_split() -> None:
     assert negative_counts({"uniform": 0.5, "popularity": 0.5}, 4) == {
-        "in_batch": 0, "uniform": 2, "popularity": 2, "fitment": 0}
+        "in_batch": 0,
+        "uniform": 2,
+        "popularity": 2,
+        "fitment": 0,
+    }
     assert sum(negative_counts({"in_batch": 1, "uniform": 1, "fitment": 1}, 4).values()) == 4
     with pytest.raises(ValueError, match="unknown"):
         negative_counts({"hard": 1.0}, 4)

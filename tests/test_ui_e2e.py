@@ -36,6 +36,12 @@ from ui_helpers import (
 
 from holley_gnn_assets.config import REPO_DIR, load_config
 
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+except ImportError:  # require_browser() skips (or fails under CI) with the reason
+    PlaywrightTimeout, sync_playwright = TimeoutError, None
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LOCATION = "holley_gnn"
@@ -97,29 +103,58 @@ def _artifact_dir(tmp_path: Path) -> Path:
     return out
 
 
-def _open_asset_graph(page, ws: Webserver) -> None:
-    """Open the global asset lineage and wait until the named nodes are drawn."""
-    page.goto(ws.url + "/asset-groups", wait_until="networkidle")
-    for name in GRAPH_ASSETS:
-        node = page.locator("foreignObject").filter(has=page.get_by_text(name, exact=True))
-        node.first.wait_for(state="visible", timeout=60_000)
+def _dismiss_modal(page) -> None:
+    """Close the webserver's one-time 'Join the Dagster community' dialog when it shows."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.first.wait_for(state="visible", timeout=3_000)
+        skip.first.click()
+    except PlaywrightTimeout:
+        pass
+
+
+def _graph_node(page, name: str):
+    """The drawn graph node(s) labelled exactly ``name``."""
+    return page.locator("foreignObject").filter(has=page.get_by_text(name, exact=True))
+
+
+def _open_graph(page, ws: Webserver, path: str, labels: list[str]) -> None:
+    """Open a lineage graph and wait until nodes with ``labels`` are drawn and loaded."""
+    page.goto(ws.url + path, wait_until="networkidle")
+    page.locator("foreignObject").first.wait_for(state="visible", timeout=60_000)
+    _dismiss_modal(page)
+    for label in labels:
+        try:
+            _graph_node(page, label).first.wait_for(state="visible", timeout=60_000)
+        except PlaywrightTimeout as exc:
+            drawn = [fo.text_content() for fo in page.locator("foreignObject").all()]
+            raise AssertionError(f"{label!r} not drawn on {path}; drawn: {drawn}") from exc
     deadline = time.monotonic() + 30
     while page.get_by_text("Loading...").count() and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
-def test_ui_asset_graph_and_full_run(webserver: Webserver, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def _groups(ws: Webserver) -> dict[str, str]:
+    """asset name -> group name, from GraphQL."""
+    data = ws.graphql("query { assetNodes { assetKey { path } groupName } }")
+    return {"/".join(n["assetKey"]["path"]): n["groupName"] for n in data["assetNodes"]}
 
+
+def test_ui_asset_graph_and_full_run(webserver: Webserver, tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = launch_browser(p)
         try:
             page = browser.new_page(viewport={"width": 1800, "height": 1100})
-            # 1. the asset graph shows the pipeline's assets
-            _open_asset_graph(page, webserver)
+            # 1. the asset graph: the groups (global lineage), then each named asset's node
+            groups = _groups(webserver)
+            missing = [a for a in GRAPH_ASSETS if a not in groups]
+            assert not missing, f"assets missing from the code location: {missing}"
+            wanted = sorted({groups[a] for a in GRAPH_ASSETS})
+            _open_graph(page, webserver, "/asset-groups", wanted)
             for name in GRAPH_ASSETS:
-                nodes = page.locator("foreignObject").filter(has=page.get_by_text(name, exact=True))
-                assert nodes.count() >= 1, f"asset {name} not drawn in the asset graph"
+                _open_graph(
+                    page, webserver, f"/locations/{LOCATION}/asset-groups/{groups[name]}", [name]
+                )
 
             # 2. the output table's checks are listed on its Checks tab
             asset, check = OUTPUT_CHECK
@@ -135,9 +170,21 @@ def test_ui_asset_graph_and_full_run(webserver: Webserver, tmp_path: Path) -> No
                 + f"\n--- webserver log ---\n{webserver.log_tail(3000)}"
             )
 
-            # 4. the graph after the run, saved as a test artifact
-            _open_asset_graph(page, webserver)
-            shot = _artifact_dir(tmp_path) / "holley_ui_asset_graph.png"
+            # 4. the graph after the run (groups with their statuses; the model group in
+            # full), saved as test artifacts
+            out = _artifact_dir(tmp_path)
+            _open_graph(
+                page,
+                webserver,
+                f"/locations/{LOCATION}/asset-groups/{groups['gnn_model']}",
+                ["gnn_model"],
+            )
+            page.screenshot(path=str(out / "holley_ui_model_group.png"), full_page=True)
+            page.goto(f"{webserver.url}/assets/{asset}?view=checks", wait_until="networkidle")
+            page.get_by_text(check, exact=True).first.wait_for(state="visible", timeout=60_000)
+            page.screenshot(path=str(out / "holley_ui_output_checks.png"), full_page=True)
+            _open_graph(page, webserver, "/asset-groups", wanted)
+            shot = out / "holley_ui_asset_graph.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             try:

@@ -9,13 +9,14 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.config import flatten, load_config
-from holley_gnn_assets.core import checkpoints
+from holley_gnn_assets.core import checkpoints, model_io
 from holley_gnn_assets.core.embeddings import Embeddings, compute_embeddings
+from holley_gnn_assets.core.gcs_storage import heterodata_key
 from holley_gnn_assets.core.graph_builder import build_graph, load_graph, save_graph
-from holley_gnn_assets.core.model_registry import ModelRegistry
 from holley_gnn_assets.core.plots import plot_training_curves
 from holley_gnn_assets.core.trainer import train
 from holley_gnn_assets.deploy.k8s_tags import cpu_op_tags, gpu_op_tags
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
 from holley_gnn_assets.resources.pipeline import PipelineSettings
 
@@ -36,6 +37,7 @@ def _root_run_id(context: AssetExecutionContext) -> str:
 def heterodata(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
+    artifacts: ArtifactsResource,
     user_nodes: pd.DataFrame,
     product_nodes: pd.DataFrame,
     vehicle_nodes: pd.DataFrame,
@@ -52,14 +54,15 @@ def heterodata(
     }
     start = time.perf_counter()
     bundle = build_graph(tables, pipeline.cfg)
-    path = pipeline.home_dir() / "gnn" / "data" / context.run_id / "heterodata.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = artifacts.work_dir(context.run_id) / "heterodata.pt"
     save_graph(bundle, path)
+    key = heterodata_key(context.run_id)
+    uri = artifacts.store().put_file(path, key)
     stats = {k: v for k, v in bundle.stats.items() if isinstance(v, int | float | str)}
     context.log.info(f"graph built in {time.perf_counter() - start:.1f}s: {stats}")
     return Output(
-        {"path": str(path), "fingerprint": bundle.fingerprint, "stats": bundle.stats},
-        metadata={**stats, "path": str(path), "fingerprint": bundle.fingerprint,
+        {"graph_key": key, "fingerprint": bundle.fingerprint, "stats": bundle.stats},
+        metadata={**stats, "snapshot": uri, "fingerprint": bundle.fingerprint,
                   "build_seconds": round(time.perf_counter() - start, 2),
                   "stats_table": MetadataValue.md(_dict_md(bundle.stats))},
     )
@@ -74,14 +77,21 @@ def heterodata(
 def gnn_model(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
+    artifacts: ArtifactsResource,
     mlflow: MlflowTracking,
     heterodata: dict[str, Any],
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
-    bundle = load_graph(heterodata["path"])
-    registry = ModelRegistry(pipeline.home_dir() / "models")
+    bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
+    store = artifacts.store()
+    registry = artifacts.registry()
     run_key = _root_run_id(context)
-    ckpt_dir = pipeline.home_dir() / "gnn" / "checkpoints" / run_key
+    # A restarted step (preempted GPU pod) resumes from the last checkpoint in the store.
+    ckpt_dir = artifacts.work_dir("checkpoints", run_key)
+    ckpt_key = f"gnn/checkpoints/{run_key}/{checkpoints.CHECKPOINT_NAME}"
+    if store.exists(ckpt_key):
+        store.get_file(ckpt_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
+        context.log.info(f"found checkpoint {ckpt_key}: resuming if it matches")
     mlflow_run = mlflow.start_run(
         f"train-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "stage": "train"}
     )
@@ -89,6 +99,7 @@ def gnn_model(
     mlflow.log_params(mlflow_run, {f"graph.{k}": v for k, v in bundle.stats.items()})
 
     def on_epoch(row: dict) -> None:
+        store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, ckpt_key)
         context.log.info(
             f"epoch {row['epoch']}: train_loss={row['train_loss']:.4f} "
             f"val_loss={row['val_loss']:.4f} val_mrr={row['val_mrr']:.4f} ({row['seconds']:.1f}s)"
@@ -105,22 +116,23 @@ def gnn_model(
     except Exception:
         mlflow.end_run(mlflow_run, status="FAILED")
         raise
-    model_dir = registry.model_dir(run_key)
-    model_path = model_dir / "model.pt"
-    checkpoints.save_model(model_path, result.model, cfg, bundle)
-    curves = plot_training_curves(result.history, model_dir / "training_curves.png")
+    model_path = ckpt_dir / "model.pt"
+    model_io.save_model(model_path, result.model, cfg, bundle)
+    model_uri = store.put_file(model_path, registry.model_key(run_key))
+    curves = plot_training_curves(result.history, ckpt_dir / "training_curves.png")
+    store.put_file(curves, f"gnn/checkpoints/{run_key}/training_curves.png")
     curve_uri = mlflow.log_artifact(mlflow_run, curves, "plots")
     mlflow.log_artifact(mlflow_run, model_path, "checkpoint")
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
                                     "epochs_run": result.epochs_run,
                                     "train_wall_s": result.wall_s})
     mlflow.end_run(mlflow_run)
-    info = {"graph_path": heterodata["path"], "fingerprint": heterodata["fingerprint"],
+    info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
             "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr}
     registry.record_trained(run_key, info)
     history = pd.DataFrame(result.history)
     return Output(
-        {"model_dir": str(model_dir), "model_path": str(model_path), "run_key": run_key, **info},
+        {"model_key": registry.model_key(run_key), "run_key": run_key, **info},
         metadata={
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -131,6 +143,7 @@ def gnn_model(
             "device": str(result.device),
             "fallback": result.fallback or "none",
             "mlflow_run_id": mlflow_run,
+            "model": model_uri,
             "training_curves": MetadataValue.url(curve_uri),
             "curves_png": MetadataValue.path(str(curves)),
             "curves_table": MetadataValue.md(
@@ -146,10 +159,10 @@ def gnn_model(
        description="Product and user embeddings from the model scoring should use.")
 def embeddings(
     context: AssetExecutionContext,
-    pipeline: PipelineSettings,
+    artifacts: ArtifactsResource,
     user_nodes: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
-    registry = ModelRegistry(pipeline.home_dir() / "models")
+    registry = artifacts.registry()
     run_key = _root_run_id(context)
     fresh = registry.latest()
     if fresh is not None and fresh["run_id"] == run_key:
@@ -160,15 +173,17 @@ def embeddings(
     if chosen is None:
         raise RuntimeError("no trained model exists yet: materialize gnn_model first "
                            "(full_retrain_job or `holley-gnn run`)")
-    bundle = load_graph(chosen["graph_path"])
-    model = checkpoints.load_model(chosen["model_dir"] + "/model.pt", bundle)
+    bundle = load_graph(artifacts.fetch(chosen["graph_key"]))
+    model = model_io.load_model(artifacts.fetch(chosen["model_key"]), bundle)
     start = time.perf_counter()
     emb: Embeddings = compute_embeddings(model, bundle, user_nodes)
-    out_dir = pipeline.home_dir() / "gnn" / "embeddings" / context.run_id
+    out_dir = artifacts.work_dir(context.run_id, "embeddings")
     emb.save(out_dir)
+    prefix = f"gnn/embeddings/{context.run_id}"
+    artifacts.put_dir(out_dir, prefix)
     n_group = int((emb.user_index["source"] == "group").sum())
     return Output(
-        {"dir": str(out_dir), "model_run_id": chosen["run_id"], "graph_path": chosen["graph_path"],
+        {"prefix": prefix, "model_run_id": chosen["run_id"], "graph_key": chosen["graph_key"],
          "candidate": chosen is fresh},
         metadata={
             "model_run_id": chosen["run_id"], "model_choice": why,

@@ -26,10 +26,10 @@ from holley_gnn_assets.config import flatten, load_config
 from holley_gnn_assets.core import evaluation, qa
 from holley_gnn_assets.core.baseline import run_sql_baseline
 from holley_gnn_assets.core.embeddings import Embeddings
-from holley_gnn_assets.core.model_registry import ModelRegistry
 from holley_gnn_assets.core.scoring import score_gnn
 from holley_gnn_assets.core.warehouse import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.deploy.k8s_tags import cpu_op_tags
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
 from holley_gnn_assets.resources.pipeline import PipelineSettings, WarehouseResource
 
@@ -61,6 +61,7 @@ def gnn_recommendations(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
+    artifacts: ArtifactsResource,
     embeddings: dict[str, Any],
     product_nodes: pd.DataFrame,
     user_nodes: pd.DataFrame,
@@ -68,7 +69,7 @@ def gnn_recommendations(
     user_purchases: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     windows = pipeline.windows(warehouse.get())
-    emb = Embeddings.load(embeddings["dir"])
+    emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     tables = {"product_nodes": product_nodes, "user_nodes": user_nodes,
               "product_vehicle_edges": product_vehicle_edges, "user_purchases": user_purchases}
     start = time.perf_counter()
@@ -128,6 +129,7 @@ def eval_report(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
+    artifacts: ArtifactsResource,
     mlflow: MlflowTracking,
     embeddings: dict[str, Any],
     product_nodes: pd.DataFrame,
@@ -145,7 +147,7 @@ def eval_report(
               "product_vehicle_edges": product_vehicle_edges, "user_purchases": user_purchases,
               "user_product_edges": user_product_edges}
     start = time.perf_counter()
-    emb = Embeddings.load(embeddings["dir"])
+    emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff)
     _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff)
     truth = wh.read_truth() if hasattr(wh, "read_truth") else None
@@ -160,13 +162,13 @@ def eval_report(
     (home / "eval_report.md").write_text(markdown)
     plot = evaluation.plot_tiers(report, home / "eval_tiers.png")
 
-    registry = ModelRegistry(home / "models")
+    registry = artifacts.registry()
     cold_hr = (report["tiers"].get("cold", {}).get("gnn", {}) or {}).get("hit_rate@4")
     decision = None
     if embeddings.get("candidate"):
         decision = registry.consider(
             embeddings["model_run_id"], cold_hr, float(cfg["eval"]["promotion_tolerance"]),
-            {"graph_path": embeddings["graph_path"], "eval_as_of": str(windows.as_of)},
+            {"graph_key": embeddings["graph_key"], "eval_as_of": str(windows.as_of)},
         )
         context.log.info(f"promotion: {decision.reason}")
     promoted_id = (registry.promoted() or {}).get("run_id")

@@ -4,8 +4,9 @@
   ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron). A malformed cron or an
   unknown time zone is refused when the code location loads.
 - ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
-  promoted model exists and the source data changed since the last requested scoring run. The
-  change test is a fingerprint of the warehouse (:func:`source_fingerprint`), kept in the cursor.
+  promoted model exists (the ``artifacts`` resource's registry) and the source data changed
+  since the last requested scoring run. The change test is a fingerprint of the warehouse
+  (:func:`source_fingerprint`), kept in the cursor.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from dagster import (
 from dagster._utils.schedules import is_valid_cron_string
 
 from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core.model_registry import ModelRegistry
 from holley_gnn_assets.core.warehouse import SOURCE_CONTRACT
 from holley_gnn_assets.jobs import full_retrain_job, score_job
-from holley_gnn_assets.settings import home_dir, warehouse_kind, warehouse_path
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
+from holley_gnn_assets.settings import warehouse_kind, warehouse_path
 
 CRON_ENV = "HOLLEY_GNN_RETRAIN_CRON"
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"
@@ -133,9 +134,9 @@ def source_fingerprint(cfg: dict | None = None) -> str:
     return duckdb_fingerprint(warehouse_path())
 
 
-def promoted_model() -> dict | None:
-    """The promoted model's registry record, or None."""
-    return ModelRegistry(home_dir() / "models").promoted()
+def promoted_model(artifacts: ArtifactsResource) -> dict | None:
+    """The promoted model's registry record in the artifact store, or None."""
+    return artifacts.registry().promoted()
 
 
 # -- daily scoring sensor ---------------------------------------------------------------------
@@ -157,11 +158,14 @@ def _read_cursor(cursor: str | None) -> dict[str, str]:
 
 def build_daily_score_sensor(
     fingerprint: Callable[[], str] = source_fingerprint,
-    promoted: Callable[[], dict | None] = promoted_model,
+    promoted: Callable[[ArtifactsResource], dict | None] = promoted_model,
     today: Callable[[], dt.date] = _utc_today,
     minimum_interval_seconds: int | None = None,
 ) -> SensorDefinition:
-    """The ``daily_score_sensor`` (collaborators injectable for tests: fingerprint, clock)."""
+    """The ``daily_score_sensor`` (collaborators injectable for tests: fingerprint, clock).
+
+    The promoted model is read from the ``artifacts`` resource's model registry.
+    """
     if minimum_interval_seconds is None:
         section = load_config().get("schedule", {}) or {}
         minimum_interval_seconds = int(
@@ -176,8 +180,8 @@ def build_daily_score_sensor(
         description="One score_job run per day when a promoted model exists and the source "
         "data changed since the last scoring run.",
     )
-    def daily_score_sensor(context: SensorEvaluationContext):
-        if promoted() is None:
+    def daily_score_sensor(context: SensorEvaluationContext, artifacts: ArtifactsResource):
+        if promoted(artifacts) is None:
             return SkipReason("no promoted model yet: the weekly retrain has not promoted one")
         try:
             fp = fingerprint()

@@ -65,9 +65,7 @@ class Embeddings:
             user_matrix=self.user_matrix,
         )
         pd.DataFrame({"sku": self.product_ids}).to_parquet(d / "product_ids.parquet", index=False)
-        pd.DataFrame({"email_lower": self.user_ids}).to_parquet(
-            d / "user_ids.parquet", index=False
-        )
+        pd.DataFrame({"email_lower": self.user_ids}).to_parquet(d / "user_ids.parquet", index=False)
         self.group_keys.to_parquet(d / "group_keys.parquet", index=False)
         self.user_index.to_parquet(d / "user_index.parquet", index=False)
 
@@ -75,8 +73,13 @@ class Embeddings:
     def load(cls, directory: str | Path) -> Embeddings:
         """Read what ``save`` wrote; raises FileNotFoundError naming a missing file."""
         d = Path(directory)
-        for f in ("matrices.npz", "product_ids.parquet", "user_ids.parquet",
-                  "group_keys.parquet", "user_index.parquet"):
+        for f in (
+            "matrices.npz",
+            "product_ids.parquet",
+            "user_ids.parquet",
+            "group_keys.parquet",
+            "user_index.parquet",
+        ):
             if not (d / f).exists():
                 raise FileNotFoundError(f"embeddings: {d / f} is missing")
         with np.load(d / "matrices.npz") as z:
@@ -173,6 +176,9 @@ def compute_embeddings(
     emb.check()
     log.info(
         "compute_embeddings: %d products, %d groups for %d users, %d own-edge users",
-        len(emb.product_ids), len(keys), len(grouped), len(own_users),
+        len(emb.product_ids),
+        len(keys),
+        len(grouped),
+        len(own_users),
     )
     return emb

@@ -178,10 +178,6 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
         axis=1,
     )
     data["user"].x = torch.from_numpy(ux.astype(np.float32))
-    data["user"].cold_x = torch.tensor(  # the standardised features of zero activity
-        [-feature_stats[c]["mean"] / feature_stats[c]["std"] for c in ("n_views", "n_carts", "n_orders")],
-        dtype=torch.float32,
-    )
     data["user"].num_nodes = len(users_g)
     veh_of_user = vehicle_index.get_indexer(users_g["vehicle_id"].astype(object))
     data["user"].vehicle = torch.from_numpy(veh_of_user.astype(np.int64))
@@ -287,7 +283,12 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
     stats["build_seconds"] = round(time.perf_counter() - t0, 3)
     log.info(
         "build_graph: %d users (of %d), %d products, %d vehicles, %d directed edges in %.1fs",
-        n_u, len(users), n_p, n_v, sum(edge_counts.values()), stats["build_seconds"],
+        n_u,
+        len(users),
+        n_p,
+        n_v,
+        sum(edge_counts.values()),
+        stats["build_seconds"],
     )
     return GraphBundle(
         data=data,

@@ -9,10 +9,13 @@ Inputs per node type (all projected to ``embedding_dim`` before message passing)
 
 Message passing: ``layers`` x HeteroConv with one GATConv per edge type (``heads`` heads,
 ``hidden_dim`` = heads x (hidden_dim/heads) concatenated in the inner layers, ``embedding_dim``
-= heads x (embedding_dim/heads) in the last), ``add_self_loops=False``, ``residual=True`` (a
-GATConv on a bipartite edge type otherwise drops the destination's own features), edge weights
-as 1-dim ``edge_attr`` on the weighted edge types. In-channels are explicit tuples, so there are
-no lazy parameters (no warm-up forward is needed before building the optimizers).
+= heads x (embedding_dim/heads) in the last), ``add_self_loops=False``, HeteroConv ``sum``
+aggregation, plus ONE skip linear per node type and layer (a GATConv on a bipartite edge type
+drops the destination's own features; GATConv(residual=True) would add one redundant linear per
+edge type, a third of the dense cost at full scale). Edge weights enter the attention as 1-dim
+``edge_attr`` on the weighted edge types. Layers can run on a sampled, trimmed block
+(``Block.keep``): only the rows a batch needs are transformed. In-channels are explicit
+tuples, so there are no lazy parameters (no warm-up forward is needed before the optimizers).
 
 Scoring: separate user and product towers with L2-normalised ``embedding_dim`` outputs; the score
 is their dot product (logit = learned scale x dot). The user representation is
@@ -39,6 +42,18 @@ from holley_gnn_assets.core.graph_builder import (
 )
 
 WEIGHTED_EDGE_TYPES = (INTERACTS, REV_INTERACTS, CO_PURCHASED)
+NODE_TYPES = ("user", "product", "vehicle")
+
+
+@dataclass
+class Block:
+    """Edges of one layer; ``keep``: per node type, the input rows whose outputs are needed."""
+
+    edge_index: dict[tuple, Tensor]
+    edge_attr: dict[tuple, Tensor]
+    keep: dict[str, Tensor] | None = None
+
+
 COLD = TIER_INDEX["cold"]
 
 
@@ -85,7 +100,8 @@ class HeteroGAT(nn.Module):
         self.dropout = float(model_cfg["dropout"])
         if hidden % heads or d % heads:
             raise ValueError(
-                f"model: hidden_dim={hidden} and embedding_dim={d} must be multiples of heads={heads}"
+                f"model: hidden_dim={hidden} and embedding_dim={d} must be multiples of "
+                f"heads={heads}"
             )
         if n_layers < 1:
             raise ValueError(f"model: layers={n_layers} must be >= 1")
@@ -107,6 +123,7 @@ class HeteroGAT(nn.Module):
 
         # message passing
         self.convs = nn.ModuleList()
+        self.skips = nn.ModuleList()
         n_in = d
         for layer in range(n_layers):
             last = layer == n_layers - 1
@@ -119,19 +136,22 @@ class HeteroGAT(nn.Module):
                     concat=True,
                     dropout=self.dropout,
                     add_self_loops=False,
-                    residual=True,
+                    residual=False,
                     edge_dim=1 if et in WEIGHTED_EDGE_TYPES else None,
                 )
                 for et in EDGE_TYPES
             }
             self.convs.append(HeteroConv(convs, aggr="sum"))
+            self.skips.append(nn.ModuleDict({nt: nn.Linear(n_in, n_out) for nt in NODE_TYPES}))
             n_in = n_out
 
         # towers
         self.tier_tower_emb = nn.Embedding(len(TIER_INDEX), 16)
         self.user_tower = _mlp(2 * d + 16, hidden, d)
         self.product_tower = _mlp(d, hidden, d)
-        self.log_scale = nn.Parameter(torch.tensor(float(model_cfg.get("logit_scale_init", 10.0))).log())
+        self.log_scale = nn.Parameter(
+            torch.tensor(float(model_cfg.get("logit_scale_init", 10.0))).log()
+        )
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Learned embedding tables (trained with the embedding learning rate)."""
@@ -142,44 +162,51 @@ class HeteroGAT(nn.Module):
         emb = {id(p) for p in self.embedding_parameters()}
         return [p for p in self.parameters() if id(p) not in emb]
 
-    def node_inputs(
-        self, data, cold_users: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Layer-0 node representations. ``cold_users``: bool mask of users shown as cold."""
-        tier = data["user"].tier
-        ux = data["user"].x
-        if cold_users is not None:
-            tier = torch.where(cold_users, torch.full_like(tier, COLD), tier)
-            ux = torch.where(cold_users.unsqueeze(1), self._cold_activity(data), ux)
-        x_user = self.tier_emb(tier) + self.user_lin(ux)
-        pin = torch.cat([self.part_type_emb(data["product"].part_type), data["product"].x], dim=1)
+    def node_inputs(self, data, index: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Layer-0 node representations, for all nodes or the global ids in ``index``."""
+
+        def rows(nt: str, t: Tensor) -> Tensor:
+            return t if index is None else t[index[nt]]
+
+        x_user = self.tier_emb(rows("user", data["user"].tier)) + self.user_lin(
+            rows("user", data["user"].x)
+        )
+        pin = torch.cat(
+            [
+                self.part_type_emb(rows("product", data["product"].part_type)),
+                rows("product", data["product"].x),
+            ],
+            dim=1,
+        )
         x_product = self.product_mlp(pin)
-        x_vehicle = self.vehicle_lin(data["vehicle"].x)
+        x_vehicle = self.vehicle_lin(rows("vehicle", data["vehicle"].x))
         if self.product_id_emb is not None:
-            x_product = x_product + self.product_id_emb.weight
-            x_vehicle = x_vehicle + self.vehicle_id_emb.weight
+            x_product = x_product + rows("product", self.product_id_emb.weight)
+            x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
         return {"user": x_user, "product": x_product, "vehicle": x_vehicle}
 
-    @staticmethod
-    def _cold_activity(data) -> Tensor:
-        """Standardised features of zero activity (what a cold user has)."""
-        cold = data["user"].get("cold_x")
-        if cold is None:
-            return torch.zeros_like(data["user"].x[:1])
-        return cold.view(1, -1)
+    def encode(self, x_dict: dict[str, Tensor], blocks: list[Block]) -> dict[str, Tensor]:
+        """Run the message-passing layers over one ``Block`` per layer (sampled or full).
 
-    def encode(
-        self,
-        x_dict: dict[str, Tensor],
-        edge_index_layers: list[dict[tuple, Tensor]],
-        edge_attr_layers: list[dict[tuple, Tensor]],
-    ) -> dict[str, Tensor]:
-        """Run the message-passing layers; one edge dict per layer (sampled or full)."""
+        Layer l reads the rows of its input (``x_dict`` / the previous layer's output) and
+        writes the rows ``block.keep`` selects (all rows when None). Each destination gets
+        the sum over edge types of GATConv(x_src, x_dst) plus one skip linear of its own input.
+        """
         h = x_dict
-        for i, conv in enumerate(self.convs):
-            h = conv(h, edge_index_layers[i], edge_attr_dict=edge_attr_layers[i])
+        for i, (conv, block) in enumerate(zip(self.convs, blocks, strict=True)):
+            if block.keep is None:
+                h_dst = h
+            else:
+                h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
+            pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
+            out = conv(pairs, block.edge_index, edge_attr_dict=block.edge_attr)
+            out = {
+                k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
+                for k in h_dst
+            }
             if i < len(self.convs) - 1:
-                h = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in h.items()}
+                out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
+            h = out
         return h
 
     def user_repr(self, vehicle_h: Tensor, own_h: Tensor | None, tier: Tensor) -> Tensor:
@@ -198,16 +225,14 @@ class HeteroGAT(nn.Module):
         return self.log_scale.exp() * (user_z * product_z).sum(-1)
 
 
-def full_edges(data) -> tuple[dict[tuple, Tensor], dict[tuple, Tensor]]:
-    """All edges of the graph as (edge_index_dict, edge_attr_dict)."""
+def full_blocks(data, n_layers: int) -> list[Block]:
+    """All edges of the graph, every node kept, for each layer."""
     ei = {et: data[et].edge_index for et in EDGE_TYPES}
     ea = {et: data[et].edge_attr for et in WEIGHTED_EDGE_TYPES}
-    return ei, ea
+    return [Block(ei, ea) for _ in range(n_layers)]
 
 
 @torch.no_grad()
 def encode_full(model: HeteroGAT, data) -> dict[str, Tensor]:
     """No-grad forward over the full graph (eval mode is the caller's business)."""
-    ei, ea = full_edges(data)
-    x = model.node_inputs(data)
-    return model.encode(x, [ei] * len(model.convs), [ea] * len(model.convs))
+    return model.encode(model.node_inputs(data), full_blocks(data, len(model.convs)))

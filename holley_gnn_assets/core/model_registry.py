@@ -1,7 +1,8 @@
-"""Which trained model scoring uses: a small JSON registry under the artifact home.
+"""Which trained model scoring uses: a small JSON registry in the artifact store.
 
-A model is a folder (checkpoint + config + graph). ``latest.json`` names the newest trained
-model; ``promoted.json`` the one scoring uses. Promotion (spec §10): a new model replaces the
+The registry lives beside the checkpoints (local folder or ``gs://``), so every pod sees it:
+``gnn/registry/latest.json`` names the newest trained model, ``gnn/registry/promoted.json``
+the one scoring uses. Promotion (spec §10): a new model replaces the
 promoted one only if its cold Hit Rate@4 is not worse by more than a tolerance; the first model
 is promoted when it has been evaluated. Writes are atomic (temp file + rename).
 """
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from holley_gnn_assets.core.gcs_storage import ArtifactStore, checkpoint_key
+
+REGISTRY_PREFIX = "gnn/registry"
 
 
 @dataclass(frozen=True)
@@ -27,32 +32,33 @@ class PromotionDecision:
 
 
 class ModelRegistry:
-    """Tracks the latest trained and the promoted model folders."""
+    """Tracks the latest trained and the promoted model (records hold artifact keys)."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
 
     def _read(self, name: str) -> dict[str, Any] | None:
-        path = self.root / name
-        if not path.exists():
+        key = f"{REGISTRY_PREFIX}/{name}"
+        if not self.store.exists(key):
             return None
-        return json.loads(path.read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.store.get_file(key, Path(tmp) / name)
+            return json.loads(Path(path).read_text())
 
     def _write(self, name: str, payload: dict[str, Any]) -> None:
-        tmp = self.root / f".{name}.tmp"
-        tmp.write_text(json.dumps(payload, indent=2, default=str))
-        os.replace(tmp, self.root / name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(payload, indent=2, default=str))
+            self.store.put_file(path, f"{REGISTRY_PREFIX}/{name}")
 
-    def model_dir(self, run_id: str) -> Path:
-        """Folder for the model trained by ``run_id``."""
-        path = self.root / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    @staticmethod
+    def model_key(run_id: str) -> str:
+        """Artifact key of the model trained by ``run_id`` (spec §9)."""
+        return checkpoint_key(run_id)
 
     def record_trained(self, run_id: str, info: dict[str, Any]) -> None:
         """Remember the newest trained model."""
-        self._write("latest.json", {"run_id": run_id, "model_dir": str(self.model_dir(run_id)),
+        self._write("latest.json", {"run_id": run_id, "model_key": self.model_key(run_id),
                                     "trained_at": dt.datetime.now(dt.UTC).isoformat(), **info})
 
     def latest(self) -> dict[str, Any] | None:
@@ -86,7 +92,7 @@ class ModelRegistry:
                 cold_hr4, current_hr,
             )
         self._write("promoted.json", {
-            "run_id": run_id, "model_dir": str(self.model_dir(run_id)), "cold_hr4": cold_hr4,
+            "run_id": run_id, "model_key": self.model_key(run_id), "cold_hr4": cold_hr4,
             "promoted_at": dt.datetime.now(dt.UTC).isoformat(), **info,
         })
         reason = ("first evaluated model" if current is None else

@@ -32,8 +32,13 @@ def benchmark_training(tables: dict[str, pd.DataFrame], cfg: dict) -> dict:
     bundle = build_graph(tables, cfg)
     build_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as ckdir:
-        result = train(bundle, cfg, Path(ckdir), device=str(cfg["training"].get("device", "auto")),
-                       resume=False)
+        result = train(
+            bundle,
+            cfg,
+            Path(ckdir),
+            device=str(cfg["training"].get("device", "auto")),
+            resume=False,
+        )
     best = result.history[result.best_epoch - 1] if result.best_epoch else {}
     out = {
         "graph_build_s": round(build_s, 2),

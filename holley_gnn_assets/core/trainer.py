@@ -60,13 +60,17 @@ from holley_gnn_assets.core.graph_builder import (
     TIER_INDEX,
     GraphBundle,
 )
-from holley_gnn_assets.core.model import WEIGHTED_EDGE_TYPES, GraphMeta, HeteroGAT, full_edges
+from holley_gnn_assets.core.model import (
+    WEIGHTED_EDGE_TYPES,
+    Block,
+    GraphMeta,
+    HeteroGAT,
+)
 
 log = logging.getLogger(__name__)
 
 COLD = TIER_INDEX["cold"]
 NEGATIVE_KINDS = ("in_batch", "uniform", "popularity", "fitment")
-EVAL_CHUNK = 512
 
 
 class NoInteractionsError(ValueError):
@@ -120,7 +124,9 @@ def negative_counts(shares: dict[str, float], k: int) -> dict[str, int]:
     vals = {n: max(0.0, float(shares.get(n, 0.0) or 0.0)) for n in NEGATIVE_KINDS}
     total = sum(vals.values())
     if total <= 0 or k < 1:
-        raise ValueError("training.negatives: shares must sum to > 0 and negatives_per_positive >= 1")
+        raise ValueError(
+            "training.negatives: shares must sum to > 0 and negatives_per_positive >= 1"
+        )
     exact = {n: k * v / total for n, v in vals.items()}
     counts = {n: int(math.floor(x)) for n, x in exact.items()}
     for n in sorted(exact, key=lambda n: (-(exact[n] - counts[n]), NEGATIVE_KINDS.index(n))):
@@ -179,7 +185,9 @@ class _Setup:
         elif pw == "none":
             w = torch.ones(self.n_edges, device=device)
         else:
-            raise ValueError(f"training.positive_weight={pw!r}: expected max_event_weight|weight|none")
+            raise ValueError(
+                f"training.positive_weight={pw!r}: expected max_event_weight|weight|none"
+            )
         self.pos_weight = w / w.mean().clamp_min(1e-9)
 
         # validation edges: random val_fraction, among edges of users with a vehicle
@@ -200,8 +208,9 @@ class _Setup:
 
         # fitment: dense [V, P] mask (2K x 25K = 50 MB at full scale) and CSR for negatives
         fv, fp = data[FITS].edge_index[1], data[FITS].edge_index[0]
-        self.fit_dense = torch.zeros(self.num_vehicles, self.num_products, dtype=torch.bool,
-                                     device=device)
+        self.fit_dense = torch.zeros(
+            self.num_vehicles, self.num_products, dtype=torch.bool, device=device
+        )
         self.fit_dense[fv, fp] = True
         order = torch.argsort(fv * self.num_products + fp)
         self.fit_products = fp[order]
@@ -214,6 +223,7 @@ class _Setup:
         if len(self.fanout) < len(bundle.data.edge_types) and len(self.fanout) == 1:
             self.fanout = self.fanout * 2
         self.batch_size = int(tr["batch_size"])
+        self.max_steps = tr.get("max_steps_per_epoch")
         self.cold_share = float(tr.get("simulated_cold_share", 0.5))
         self.warm_sup_share = float(tr.get("warm_supervision_share", 0.3))
 
@@ -225,8 +235,17 @@ class _Setup:
         # message edges for validation: everything but the validation edges
         self.val_message = self.message_edges(self.train_idx, cold_users=None)
 
+    def step_batch(self, n_sup: int) -> int:
+        """Supervision edges per step: ``batch_size``, grown so an epoch has at most
+        ``max_steps_per_epoch`` steps (null: no cap)."""
+        if not self.max_steps:
+            return self.batch_size
+        return max(self.batch_size, math.ceil(n_sup / int(self.max_steps)))
+
     # -- sampling helpers
-    def _fitment_sample(self, vehicles: Tensor, k: int, gen: torch.Generator | None = None) -> Tensor:
+    def _fitment_sample(
+        self, vehicles: Tensor, k: int, gen: torch.Generator | None = None
+    ) -> Tensor:
         """k products per row, uniform among the products fitting the row's vehicle."""
         v = vehicles.clamp_min(0)
         lo, hi = self.fit_ptr[v], self.fit_ptr[v + 1]
@@ -235,8 +254,13 @@ class _Setup:
         r = r.to(self.device)
         pos = lo.unsqueeze(1) + (r * deg.unsqueeze(1)).long().clamp_max(deg.unsqueeze(1) - 1)
         out = self.fit_products[pos.clamp_max(max(0, len(self.fit_products) - 1))]
-        uniform = torch.randint(0, self.num_products, out.shape, generator=gen,
-                                device="cpu" if gen is not None else self.device).to(self.device)
+        uniform = torch.randint(
+            0,
+            self.num_products,
+            out.shape,
+            generator=gen,
+            device="cpu" if gen is not None else self.device,
+        ).to(self.device)
         no_fit = ((vehicles < 0) | (hi == lo)).unsqueeze(1)
         return torch.where(no_fit, uniform, out)
 
@@ -278,61 +302,101 @@ class _Setup:
                 out[et] = (data[et].edge_index, data[et].get("edge_attr"))
         return out
 
-    def sampled_layers(
+    def sampled_blocks(
         self,
-        model: HeteroGAT,
+        n_layers: int,
         message: dict[tuple, tuple[Tensor, Tensor | None]],
         need: dict[str, Tensor],
-    ) -> tuple[list[dict], list[dict]]:
-        """Per layer (first to last) the sampled edges feeding the nodes the batch needs."""
-        n_layers = len(model.convs)
+    ) -> tuple[dict[str, Tensor], list[Block], dict[str, Tensor]]:
+        """Sample a computation graph for the nodes in ``need`` (bool masks per node type).
+
+        Returns (layer-0 global node ids per type, one trimmed Block per layer, and per type a
+        global-id -> row map into the last layer's output).
+        """
         sizes = {"user": self.num_users, "product": self.num_products, "vehicle": self.num_vehicles}
-        ei_layers: list[dict] = [dict() for _ in range(n_layers)]
-        ea_layers: list[dict] = [dict() for _ in range(n_layers)]
-        need = {k: v.clone() for k, v in need.items()}
+        masks = [None] * (n_layers + 1)
+        masks[n_layers] = need
+        edges: list[dict[tuple, Tensor]] = [dict() for _ in range(n_layers)]
+        attrs: list[dict[tuple, Tensor]] = [dict() for _ in range(n_layers)]
         for layer in reversed(range(n_layers)):
             cap = self.fanout[min(layer, len(self.fanout) - 1)]
-            new_need = {k: v.clone() for k, v in need.items()}
+            cur = masks[layer + 1]
+            prev = {k: v.clone() for k, v in cur.items()}
             for et, (ei, ea) in message.items():
                 src_t, _, dst_t = et
-                sel = need[dst_t][ei[1]].nonzero().squeeze(1)
+                sel = cur[dst_t][ei[1]].nonzero().squeeze(1)
                 keep = sel[sample_per_dst(ei[1, sel], sizes[dst_t], cap)]
-                e = ei[:, keep]
-                ei_layers[layer][et] = e
+                edges[layer][et] = ei[:, keep]
                 if et in WEIGHTED_EDGE_TYPES:
-                    ea_layers[layer][et] = ea[keep]
-                new_need[src_t][e[0]] = True
-            need = new_need
-        return ei_layers, ea_layers
+                    attrs[layer][et] = ea[keep]
+                prev[src_t][ei[0, keep]] = True
+            masks[layer] = prev
+        ids = [{k: m.nonzero().squeeze(1) for k, m in mk.items()} for mk in masks]
+        maps = []
+        for layer_ids in ids:
+            mp = {}
+            for k, g in layer_ids.items():
+                m = torch.full((sizes[k],), -1, dtype=torch.long, device=self.device)
+                m[g] = torch.arange(len(g), device=self.device)
+                mp[k] = m
+            maps.append(mp)
+        blocks = []
+        for layer in range(n_layers):
+            ei_local = {
+                et: torch.stack([maps[layer][et[0]][e[0]], maps[layer + 1][et[2]][e[1]]])
+                for et, e in edges[layer].items()
+            }
+            keep_rows = {k: maps[layer][k][ids[layer + 1][k]] for k in sizes}
+            blocks.append(Block(ei_local, attrs[layer], keep_rows))
+        return ids[0], blocks, maps[n_layers]
 
 
 # ---------------------------------------------------------------------------- evaluation
 
 
 def _rank_metrics(
-    rows: Callable[[slice], Tensor], n: int, vehicles: Tensor, targets: Tensor, fit_dense: Tensor
+    score: Callable[[Tensor, Tensor], Tensor], st: _Setup, vehicles: Tensor, targets: Tensor
 ) -> dict[str, float]:
     """MRR and HR@10 of each target product among the products fitting its row's vehicle.
 
-    ``rows(sl)`` gives [len, P] scores. Ties count half (mid-rank). A target that does not fit
-    the vehicle scores 0 (it can never be recommended).
+    ``score(rows, products)`` gives [len(rows), k] scores of ``products`` [len(rows), k] for the
+    given rows. Only the fitting products are scored (padded CSR gather, chunked). Ties count
+    half (mid-rank). A target that does not fit the vehicle scores 0 (it is never recommended).
     """
-    rr = torch.zeros(n, dtype=torch.float64)
-    hit = torch.zeros(n, dtype=torch.float64)
-    for lo in range(0, n, EVAL_CHUNK):
-        sl = slice(lo, min(n, lo + EVAL_CHUNK))
-        s = rows(sl)
-        fit = fit_dense[vehicles[sl]]
-        t = targets[sl]
-        ts = s.gather(1, t.unsqueeze(1))
-        greater = ((s > ts) & fit).sum(1).double()
-        equal = ((s == ts) & fit).sum(1).double() - 1.0
+    n = len(targets)
+    if n == 0:
+        return {"mrr": 0.0, "hr10": 0.0}
+    deg = st.fit_ptr[1:] - st.fit_ptr[:-1]
+    max_deg = max(1, int(deg.max()))
+    chunk = max(1, 2_000_000 // max_deg)
+    rr = torch.zeros(n, dtype=torch.float64, device=st.device)
+    hit = torch.zeros(n, dtype=torch.float64, device=st.device)
+    ar = torch.arange(max_deg, device=st.device)
+    for lo in range(0, n, chunk):
+        rows = torch.arange(lo, min(n, lo + chunk), device=st.device)
+        v = vehicles[rows].clamp_min(0)
+        start, d = st.fit_ptr[v], deg[v]
+        valid = (ar.unsqueeze(0) < d.unsqueeze(1)) & (vehicles[rows] >= 0).unsqueeze(1)
+        pos = (start.unsqueeze(1) + ar.unsqueeze(0)).clamp_max(max(0, len(st.fit_products) - 1))
+        cand = st.fit_products[pos]
+        s = score(rows, cand)
+        ts = score(rows, targets[rows].unsqueeze(1))
+        greater = ((s > ts) & valid).sum(1).double()
+        equal = ((s == ts) & valid).sum(1).double() - 1.0
         rank = greater + 0.5 * equal.clamp_min(0)
-        ok = fit.gather(1, t.unsqueeze(1)).squeeze(1).cpu()
-        r = rank.cpu()
-        rr[sl] = torch.where(ok, 1.0 / (r + 1.0), torch.zeros_like(r))
-        hit[sl] = torch.where(ok & (r < 10), 1.0, 0.0).double()
-    return {"mrr": float(rr.mean()) if n else 0.0, "hr10": float(hit.mean()) if n else 0.0}
+        ok = st.fit_dense[v, targets[rows]] & (vehicles[rows] >= 0)
+        rr[rows] = torch.where(ok, 1.0 / (rank + 1.0), torch.zeros_like(rank))
+        hit[rows] = (ok & (rank < 10)).double()
+    return {"mrr": float(rr.mean()), "hr10": float(hit.mean())}
+
+
+def _dot_scorer(query: Tensor, products: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """score(rows, cand) = query[rows] . products[cand]."""
+
+    def score(rows: Tensor, cand: Tensor) -> Tensor:
+        return torch.bmm(products[cand], query[rows].unsqueeze(2)).squeeze(2)
+
+    return score
 
 
 @torch.no_grad()
@@ -340,9 +404,10 @@ def _evaluate(model: HeteroGAT, st: _Setup) -> dict[str, float]:
     """Full-graph forward on the validation message graph; cold- and warm-mode metrics."""
     model.eval()
     msg = st.val_message
-    ei = {et: v[0] for et, v in msg.items()}
-    ea = {et: msg[et][1] for et in WEIGHTED_EDGE_TYPES}
-    h = model.encode(model.node_inputs(st.data), [ei] * len(model.convs), [ea] * len(model.convs))
+    block = Block(
+        {et: v[0] for et, v in msg.items()}, {et: msg[et][1] for et in WEIGHTED_EDGE_TYPES}
+    )
+    h = model.encode(model.node_inputs(st.data), [block] * len(model.convs))
     pz = model.product_repr(h["product"])
     _check_finite(pz, "product embeddings (validation)")
     cold_tier = torch.full((st.num_vehicles,), COLD, dtype=torch.long, device=st.device)
@@ -351,11 +416,10 @@ def _evaluate(model: HeteroGAT, st: _Setup) -> dict[str, float]:
     u = st.edge_user[st.val_idx]
     p = st.edge_product[st.val_idx]
     v = st.user_vehicle[u]
-    n = len(u)
-    cold = _rank_metrics(lambda sl: gz[v[sl]] @ pz.T, n, v, p, st.fit_dense)
+    cold = _rank_metrics(_dot_scorer(gz[v], pz), st, v, p)
     uz = model.user_repr(h["vehicle"][v], h["user"][u], st.user_tier[u])
     _check_finite(uz, "warm user embeddings (validation)")
-    warm = _rank_metrics(lambda sl: uz[sl] @ pz.T, n, v, p, st.fit_dense)
+    warm = _rank_metrics(_dot_scorer(uz, pz), st, v, p)
     # val loss: cold mode, fixed fitment negatives
     pos = model.logits(gz[v], pz[p])
     neg = model.logits(gz[v].unsqueeze(1), pz[st.val_neg])
@@ -377,8 +441,7 @@ def popularity_baseline(st: _Setup) -> dict[str, float]:
     u = st.edge_user[st.val_idx]
     p = st.edge_product[st.val_idx]
     v = st.user_vehicle[u]
-    pop = st.popularity.unsqueeze(0)
-    m = _rank_metrics(lambda sl: pop.expand(sl.stop - sl.start, -1), len(u), v, p, st.fit_dense)
+    m = _rank_metrics(lambda rows, cand: st.popularity[cand], st, v, p)
     fits = st.fit_dense[v, p].float().mean().item() if len(u) else 0.0
     return {"pop_mrr": m["mrr"], "pop_hr10": m["hr10"], "val_edges": len(u), "val_fit_share": fits}
 
@@ -407,6 +470,7 @@ def _epoch(
     rng: np.random.Generator,
     grad_clip: float,
     epoch: int,
+    max_steps: int | None = None,
 ) -> float:
     """One pass over this epoch's supervision edges; returns the mean training loss."""
     model.train()
@@ -426,9 +490,12 @@ def _epoch(
     sup_idx, sup_cold = sup_idx[perm], sup_cold[perm]
 
     total, count = 0.0, 0
-    for step, lo in enumerate(range(0, len(sup_idx), st.batch_size)):
-        e = sup_idx[lo : lo + st.batch_size]
-        cold_b = sup_cold[lo : lo + st.batch_size]
+    bs = st.step_batch(len(sup_idx))
+    for step, lo in enumerate(range(0, len(sup_idx), bs)):
+        if max_steps is not None and step >= max_steps:
+            break
+        e = sup_idx[lo : lo + bs]
+        cold_b = sup_cold[lo : lo + bs]
         users, pos = st.edge_user[e], st.edge_product[e]
         neg = st.negatives(users, pos)
         veh = st.user_vehicle[users]
@@ -441,19 +508,26 @@ def _epoch(
         need["product"][pos] = True
         need["product"][neg.reshape(-1)] = True
         need["vehicle"][veh[veh >= 0]] = True
-        ei_l, ea_l = st.sampled_layers(model, message, need)
-        h = model.encode(model.node_inputs(st.data), ei_l, ea_l)
+        ids0, blocks, rows = st.sampled_blocks(len(model.convs), message, need)
+        h = model.encode(model.node_inputs(st.data, ids0), blocks)
 
-        vh = torch.where((veh >= 0).unsqueeze(1), h["vehicle"][veh.clamp_min(0)], 0.0)
-        own = torch.where(cold_b.unsqueeze(1), 0.0, h["user"][users])
+        vrow = rows["vehicle"][veh.clamp_min(0)]
+        vh = torch.where((veh >= 0).unsqueeze(1), h["vehicle"][vrow.clamp_min(0)], 0.0)
+        own = torch.zeros_like(vh)
+        warm_b = ~cold_b
+        own[warm_b] = h["user"][rows["user"][users[warm_b]]]
         tier = torch.where(cold_b, torch.full_like(users, COLD), st.user_tier[users])
         uz = model.user_repr(vh, own, tier)
         pz = model.product_repr(h["product"])
-        pos_logit = model.logits(uz, pz[pos])
-        neg_logit = model.logits(uz.unsqueeze(1), pz[neg])
+        pos_logit = model.logits(uz, pz[rows["product"][pos]])
+        neg_logit = model.logits(uz.unsqueeze(1), pz[rows["product"][neg]])
         w = st.pos_weight[e]
-        loss = (w * F.binary_cross_entropy_with_logits(
-            pos_logit, torch.ones_like(pos_logit), reduction="none")).mean()
+        loss = (
+            w
+            * F.binary_cross_entropy_with_logits(
+                pos_logit, torch.ones_like(pos_logit), reduction="none"
+            )
+        ).mean()
         loss = loss + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"train loss is not finite at epoch {epoch} step {step}")
@@ -526,8 +600,15 @@ def train(
     log.info(
         "train: device=%s users=%d products=%d vehicles=%d edges=%d (val %d) negatives=%s "
         "popularity val MRR %.4f HR@10 %.4f",
-        dev, st.num_users, st.num_products, st.num_vehicles, st.n_edges, len(st.val_idx),
-        st.neg_counts, baseline["pop_mrr"], baseline["pop_hr10"],
+        dev,
+        st.num_users,
+        st.num_products,
+        st.num_vehicles,
+        st.n_edges,
+        len(st.val_idx),
+        st.neg_counts,
+        baseline["pop_mrr"],
+        baseline["pop_hr10"],
     )
     epoch = start_epoch - 1
     for epoch in range(start_epoch, max_epochs + 1):
@@ -537,8 +618,12 @@ def train(
         t0 = time.perf_counter()
         train_loss = _epoch(model, st, optimizers, rng, float(tr["grad_clip"]), epoch)
         metrics = _evaluate(model, st)
-        row = {"epoch": epoch, "train_loss": train_loss, **metrics,
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            **metrics,
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(row)
         if metrics["val_mrr"] > best_mrr + 1e-12:
             best_mrr, best_epoch, bad_epochs = metrics["val_mrr"], epoch, 0
@@ -549,8 +634,14 @@ def train(
         log.info(
             "epoch %3d  train_loss %.4f  val_loss %.4f  val_mrr %.4f (warm %.4f, pop %.4f)  "
             "hr10 %.4f  %.1fs",
-            epoch, train_loss, metrics["val_loss"], metrics["val_mrr"],
-            metrics["val_mrr_warm"], baseline["pop_mrr"], metrics["val_hr10"], row["seconds"],
+            epoch,
+            train_loss,
+            metrics["val_loss"],
+            metrics["val_mrr"],
+            metrics["val_mrr_warm"],
+            baseline["pop_mrr"],
+            metrics["val_hr10"],
+            row["seconds"],
         )
         ck.save_checkpoint(
             {
@@ -581,7 +672,12 @@ def train(
     wall = time.perf_counter() - t_start
     log.info(
         "train: %d epochs (best %d, val MRR %.4f vs popularity %.4f), early stop %s, %.1fs",
-        epochs_run, best_epoch, best_mrr, baseline["pop_mrr"], stopped_early, wall,
+        epochs_run,
+        best_epoch,
+        best_mrr,
+        baseline["pop_mrr"],
+        stopped_early,
+        wall,
     )
     return TrainResult(
         model=model,
@@ -593,8 +689,10 @@ def train(
         wall_s=wall,
         device=dev,
         resumed_from_epoch=resumed_from,
-        negatives={**{k: float(v) for k, v in dict(tr["negatives"]).items()},
-                   "negatives_per_positive": float(tr["negatives_per_positive"])},
+        negatives={
+            **{k: float(v) for k, v in dict(tr["negatives"]).items()},
+            "negatives_per_positive": float(tr["negatives_per_positive"]),
+        },
         fallback=None,
         notes=notes,
         baseline=baseline,

@@ -95,5 +95,7 @@ def default_warehouse_resource() -> WarehouseResource:
             kind="bigquery",
             bq_project=os.environ.get("HOLLEY_GNN_BQ_PROJECT", "auxia-gcp"),
             bq_output_project=os.environ.get("HOLLEY_GNN_BQ_OUTPUT_PROJECT", "auxia-reporting"),
+            bq_use_storage_api=os.environ.get("HOLLEY_GNN_BQ_STORAGE_API", "false").lower()
+            in {"1", "true", "yes"},
         )
     return WarehouseResource(kind="duckdb", duckdb_path=str(warehouse_path()))

@@ -1,0 +1,84 @@
+"""Serving embeddings: groups per (vehicle, tier), own rows for graph users, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from holley_gnn_assets.config import load_config
+from holley_gnn_assets.core.embeddings import Embeddings, compute_embeddings
+from holley_gnn_assets.core.graph_builder import build_graph
+from holley_gnn_assets.core.model import GraphMeta, HeteroGAT
+from tests.ml_fixtures import make_tables, single_thread
+
+
+@pytest.fixture(scope="module")
+def emb_world():
+    with single_thread():
+        cfg = load_config()
+        tables, _ = make_tables(n_users=500, seed=2)
+        bundle = build_graph(tables, cfg)
+        torch.manual_seed(0)
+        model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"])
+        emb = compute_embeddings(model, bundle, tables["user_nodes"])
+    return tables, bundle, emb
+
+
+def test_index_covers_every_user_with_a_vehicle(emb_world) -> None:
+    tables, bundle, emb = emb_world
+    users = tables["user_nodes"]
+    with_v = users[users["vehicle_id"].notna()]
+    idx = emb.user_index
+    assert sorted(idx["email_lower"]) == sorted(with_v["email_lower"])
+    assert set(idx["source"]) == {"group", "user"}
+    own = idx[idx["source"] == "user"]
+    # own rows: exactly the graph users with a vehicle
+    graph_with_v = set(bundle.user_ids) & set(with_v["email_lower"])
+    assert set(own["email_lower"]) == graph_with_v
+    assert emb.user_matrix.shape == (len(own), 128)
+    assert sorted(own["row"]) == list(range(len(own)))
+    # groups: one row per (vehicle, tier) of users without own edges, computed once per group
+    grouped = idx[idx["source"] == "group"]
+    n_groups = len(grouped[["vehicle_id", "tier"]].drop_duplicates())
+    assert emb.group_matrix.shape == (n_groups, 128) == (len(emb.group_keys), 128)
+    keys = emb.group_keys.iloc[grouped["row"].to_numpy()].reset_index(drop=True)
+    assert (keys["vehicle_id"].to_numpy() == grouped["vehicle_id"].to_numpy()).all()
+    assert (keys["tier"].to_numpy() == grouped["tier"].to_numpy()).all()
+
+
+def test_rows_are_unit_norm_and_products_ordered(emb_world) -> None:
+    _, bundle, emb = emb_world
+    assert emb.product_ids == bundle.product_ids
+    for m in (emb.product_matrix, emb.group_matrix, emb.user_matrix):
+        assert m.dtype == np.float32
+        assert np.allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-5)
+
+
+def test_save_load_roundtrip(emb_world, tmp_path) -> None:
+    _, _, emb = emb_world
+    emb.save(tmp_path)
+    back = Embeddings.load(tmp_path)
+    assert back.product_ids == emb.product_ids
+    assert np.array_equal(back.group_matrix, emb.group_matrix)
+    assert np.array_equal(back.user_matrix, emb.user_matrix)
+    assert back.user_index.equals(emb.user_index)
+    assert back.group_keys.equals(emb.group_keys)
+
+
+def test_nan_is_named(emb_world) -> None:
+    _, _, emb = emb_world
+    bad = Embeddings(**{**emb.__dict__, "group_matrix": emb.group_matrix.copy()})
+    bad.group_matrix[0, 0] = np.nan
+    with pytest.raises(ValueError, match="group_matrix"):
+        bad.check()
+
+
+def test_unknown_vehicle_is_named(emb_world) -> None:
+    tables, bundle, emb = emb_world
+    users = tables["user_nodes"].copy()
+    users["vehicle_id"] = users["vehicle_id"].astype(object)
+    users.loc[users["vehicle_id"].notna().idxmax(), "vehicle_id"] = "1900|NOPE|NONE"
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), load_config()["model"])
+    with pytest.raises(ValueError, match="1900|NOPE|NONE"):
+        compute_embeddings(model, bundle, users)
