@@ -30,6 +30,10 @@ CONFIGMAP_KEYS = {
     "HOLLEY_GNN_GCS_PREFIX",
     "HOLLEY_GNN_EXECUTOR",
     "MLFLOW_TRACKING_URI",
+    "HOLLEY_GNN_IO",
+    "HOLLEY_GNN_ARTIFACTS",
+    "HOLLEY_GNN_BQ_STORAGE_API",
+    "HOLLEY_GNN_HOME",
 }
 MANIFESTS = sorted(p for p in BASE_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
 
