@@ -17,8 +17,8 @@ from dagster import (
 from dagster._utils.schedules import cron_string_iterator
 
 from holley_gnn_assets.automation import schedules
-from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.jobs import full_retrain_job, score_job
+from holley_gnn_assets.resources.artifacts import ArtifactsResource
 
 
 @asset
