@@ -82,3 +82,31 @@ def test_unknown_vehicle_is_named(emb_world) -> None:
     model = HeteroGAT(GraphMeta.from_data(bundle.data), load_config()["model"])
     with pytest.raises(ValueError, match="1900|NOPE|NONE"):
         compute_embeddings(model, bundle, users)
+
+
+def test_generator_world_end_to_end(tiny_signal_warehouse, tmp_path) -> None:
+    """Synthetic warehouse -> exports -> graph -> 2 epochs -> embeddings for every user."""
+    import duckdb
+
+    from holley_gnn_assets.config import TimeWindows
+    from holley_gnn_assets.core.exports import run_exports
+    from holley_gnn_assets.core.graph_builder import TABLES
+    from holley_gnn_assets.core.trainer import train
+    from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+
+    with duckdb.connect(str(tiny_signal_warehouse), read_only=True) as con:
+        as_of = con.execute("SELECT as_of FROM synth_truth.world").fetchone()[0]
+    as_of = as_of.date() if hasattr(as_of, "date") else as_of
+    cfg = load_config(overrides={"training": {"epochs": 2}})
+    exported = run_exports(
+        DuckDBWarehouse(tiny_signal_warehouse), cfg, TimeWindows.from_config(cfg, as_of)
+    )
+    tables = {name: exported[name] for name in TABLES}  # test clicks never reach training
+    with single_thread():
+        bundle = build_graph(tables, cfg)
+        result = train(bundle, cfg, tmp_path, device="cpu")
+        emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
+    assert result.epochs_run == 2 and np.isfinite(result.best_val_mrr)
+    users = tables["user_nodes"]
+    assert len(emb.user_index) == int(users["vehicle_id"].notna().sum())
+    assert len(emb.group_matrix) <= bundle.data["vehicle"].num_nodes * 3

@@ -248,12 +248,6 @@ def test_agreement_on_synthetic_tiny_world(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="export_edges.sql user_purchases keeps only MAX(order_date) < as_of per (user, sku), "
-    "so an order before the cutoff hidden by a re-order in the test window is lost at C; "
-    "fix: group by (email_lower, sku, order_date < cutoff), then drop this marker",
-)
 def test_reorder_inside_test_window(tmp_path: Path) -> None:
     """A sku bought before the cutoff and again inside the test window is excluded at C.
 

@@ -140,3 +140,45 @@ def test_reference_arms_and_oracle() -> None:
     for arm in ("global_pop", "vehicle_pop", "oracle"):
         assert 0.0 <= allb[arm]["hit_rate@4"] <= 1.0
     assert allb["delta_hit_rate@4"] == 0.0 and allb["bootstrap_ci95"] == [0.0, 0.0]
+
+
+def test_vehicle_pop_shrinkage_known_order() -> None:
+    """Carts/orders of a vehicle's users beat global popularity once they outweigh m * share."""
+    from holley_gnn_assets.core.evaluation import reference_arms
+
+    products = pd.DataFrame(
+        {
+            "sku": ["G", "L", "Z"],
+            "part_type": ["a", "b", "c"],
+            "price": 100.0,
+            "image_url": "https://i",
+            "is_refurbished": False,
+            "order_count": [90, 10, 0],
+        }
+    )
+    fit = pd.DataFrame({"sku": ["G", "L", "Z"] * 2, "vehicle_id": ["V1"] * 3 + ["V2"] * 3})
+    users = pd.DataFrame(
+        {"email_lower": ["a", "b", "c", "d"], "vehicle_id": ["V1", "V1", "V1", "V2"]}
+    )
+    upe = pd.DataFrame(
+        {
+            "email_lower": ["a", "b", "c"],
+            "sku": ["L", "L", "Z"],
+            "max_event_weight": [5.0, 3.0, 1.0],
+        }
+    )  # c's view does not count
+    tables = {
+        "product_nodes": products,
+        "product_vehicle_edges": fit,
+        "user_product_edges": upe,
+        "user_purchases": pd.DataFrame({"email_lower": [], "sku": [], "last_order_ts": []}),
+    }
+    # m = 2: V1 scores G 2*0.9=1.8, L 2+2*0.1=2.2, Z 0 -> L, G, Z; V2 keeps global order
+    cfg = load_config(overrides={"eval": {"vehicle_pop_shrinkage": 2.0}})
+    ref = reference_arms(tables, users, cfg, dt.date(2026, 3, 1))
+    lists = ref["vehicle_pop"].groupby("email_lower")["sku"].agg(list).to_dict()
+    assert lists["a"] == ["L", "G", "Z"] and lists["d"] == ["G", "L", "Z"]
+    cfg = load_config(overrides={"eval": {"vehicle_pop_shrinkage": 20.0}})  # 2 < 20*0.8
+    ref = reference_arms(tables, users, cfg, dt.date(2026, 3, 1))
+    assert ref["vehicle_pop"].query("email_lower == 'a'")["sku"].tolist() == ["G", "L", "Z"]
+    assert ref["global_pop"].query("email_lower == 'a'")["sku"].tolist() == ["G", "L", "Z"]

@@ -69,14 +69,14 @@ def _world(seed: int = 0) -> tuple[FakeEmbeddings, dict[str, pd.DataFrame]]:
     idx["source"] = np.where(
         idx["email_lower"].isin(users.loc[own, "email_lower"]), "user", "group"
     )
-    grow = keys.reset_index().merge(idx, on=["vehicle_id", "tier"])["index"]
-    idx = idx.merge(keys.reset_index().rename(columns={"index": "grow"}), on=["vehicle_id", "tier"])
-    idx["row"] = np.where(idx["source"] == "user", 0, idx["grow"])
-    uid = idx.loc[idx["source"] == "user", "email_lower"].to_numpy()
-    idx.loc[idx["source"] == "user", "row"] = np.arange(len(uid))
+    grow = keys.reset_index().rename(columns={"index": "grow"})
+    idx = idx.merge(grow, on=["vehicle_id", "tier"])
+    is_own = (idx["source"] == "user").to_numpy()
+    uid = idx.loc[is_own, "email_lower"].to_numpy()
+    idx["row"] = idx["grow"]
+    idx.loc[is_own, "row"] = np.arange(len(uid))
     idx = idx.drop(columns="grow")
     um = rng.integers(-2, 3, (len(uid), dim)).astype(np.float32)
-    del grow
     purchases = pd.DataFrame(
         {
             "email_lower": rng.choice(users["email_lower"], 50),

@@ -40,7 +40,8 @@ def test_one_vehicle_edge_per_user_and_no_email_in_samples():
 
 def test_temporal_leakage_and_window():
     cutoff = dt.date(2026, 10, 2)
-    edges = pd.DataFrame({"last_ts": pd.to_datetime(["2026-10-01 23:59:59", "2026-10-02 00:00:00"])})
+    stamps = ["2026-10-01 23:59:59", "2026-10-02 00:00:00"]
+    edges = pd.DataFrame({"last_ts": pd.to_datetime(stamps)})
     out = tc.before_cutoff(edges, "last_ts", cutoff)
     assert not out.passed and out.count == 1  # exactly at the cutoff is leakage
     assert tc.before_cutoff(edges.iloc[:1], "last_ts", cutoff).passed

@@ -48,8 +48,14 @@ def world():
 
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
-    tables, planted, bundle = world
-    cfg = _cfg(epochs=40, patience=4)
+    """One training run on the planted world (small widths keep it to seconds)."""
+    _, _, bundle = world
+    cfg = load_config(
+        overrides={
+            "model": {"embedding_dim": 32, "hidden_dim": 64},
+            "training": {"epochs": 60, "patience": 8, "batch_size": 256},
+        }
+    )
     rows: list[dict] = []
     result = train(bundle, cfg, tmp_path_factory.mktemp("ck"), device="cpu", on_epoch=rows.append)
     return result, rows
@@ -58,7 +64,7 @@ def trained(world, tmp_path_factory):
 def test_trains_early_stops_and_beats_random(trained, world) -> None:
     result, rows = trained
     _, _, bundle = world
-    assert result.stopped_early and result.epochs_run < 40
+    assert result.stopped_early and result.epochs_run < 60
     assert result.epochs_run == len(result.history) == len(rows)
     assert result.best_epoch == 1 + int(np.argmax([h["val_mrr"] for h in result.history]))
     assert all(np.isfinite([h["train_loss"], h["val_loss"], h["val_mrr"]]).all() for h in rows)
@@ -90,7 +96,8 @@ def test_cold_top10_recovers_planted_preference(trained, world) -> None:
         model_overlap.append(len(top_model & truth) / 10)
         pop_overlap.append(len(top_pop & truth) / 10)
     assert len(model_overlap) == bundle.data["vehicle"].num_nodes
-    assert np.mean(model_overlap) > np.mean(pop_overlap) + 0.15, (
+    # measured: 0.71 vs 0.51 (lr_gnn 0.01 or in-batch negatives stay near 0.58-0.60)
+    assert np.mean(model_overlap) > np.mean(pop_overlap) + 0.12, (
         np.mean(model_overlap),
         np.mean(pop_overlap),
     )

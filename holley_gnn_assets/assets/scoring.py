@@ -86,7 +86,8 @@ def sql_baseline_recommendations(
     wh = warehouse.get()
     windows = pipeline.windows(wh)
     start = time.perf_counter()
-    recs, _ = run_sql_baseline(wh, pipeline.cfg, windows, scoring_date=windows.as_of)
+    recs, _ = run_sql_baseline(wh, pipeline.cfg, windows, scoring_date=windows.as_of,
+                                       with_ranked=False)
     return Output(recs, metadata=_rec_metadata(recs, None, time.perf_counter() - start))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from holley_gnn_assets.config import TimeWindows
-from holley_gnn_assets.core.exports import dataset_refs
+from holley_gnn_assets.core.exports import _run_named, dataset_refs
 from holley_gnn_assets.core.rules import RANKED_COLUMNS
 from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
 from holley_gnn_assets.core.sql_runner import load_sql, render, split_named, sql_params
@@ -48,26 +48,26 @@ def run_sql_baseline(
     with_ranked: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Run the baseline: (recommendations [OUTPUT_COLUMNS], ranked long [email_lower, rank,
-    sku, score] up to rules.rank_depth, or None when ``with_ranked`` is False)."""
-    stmts = baseline_statements(warehouse, cfg, windows, scoring_date)
+    sku, score] up to rules.rank_depth, or None when ``with_ranked`` is False).
+
+    On DuckDB both statements run in one session with the shared CTEs materialised once
+    (``exports._run_named`` / ``query_named``); elsewhere each runs self-contained.
+    """
+    params = baseline_params(warehouse, cfg, windows, scoring_date)
+    names = ["recommendations", "ranked"] if with_ranked else ["recommendations"]
     t0 = time.perf_counter()
-    recs = warehouse.query_df(stmts["recommendations"])
+    frames = _run_named(warehouse, BASELINE_SQL, params, names)
+    recs = frames["recommendations"]
     missing = [c for c in OUTPUT_COLUMNS if c not in recs.columns]
     if missing:
         raise WarehouseError(f"{BASELINE_SQL}:recommendations lacks column(s) {missing}")
     recs = _typed_recs(recs[OUTPUT_COLUMNS])
-    t1 = time.perf_counter()
     ranked = None
     if with_ranked:
-        ranked = warehouse.query_df(stmts["ranked"])[RANKED_COLUMNS]
+        ranked = frames["ranked"][RANKED_COLUMNS]
         ranked = ranked.astype({"rank": "int64", "score": "float64"})
         ranked = ranked.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
-    log.info(
-        "sql baseline: %d users with recs; recommendations %.1fs, ranked %.1fs",
-        len(recs),
-        t1 - t0,
-        time.perf_counter() - t1,
-    )
+    log.info("sql baseline: %d users with recs in %.1fs", len(recs), time.perf_counter() - t0)
     return recs, ranked
 
 

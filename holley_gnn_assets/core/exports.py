@@ -124,6 +124,15 @@ def _run_named(
     return {name: frames[name].reset_index(drop=True) for name in names}
 
 
+def _canonical_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by every column in schema order (the first is the key).
+
+    SQL without ORDER BY returns rows in an engine- and thread-dependent order, and build_graph
+    numbers nodes in row order: without this a seeded training run is not reproducible.
+    """
+    return df.sort_values(list(df.columns), kind="mergesort").reset_index(drop=True)
+
+
 def export_file(
     warehouse: Warehouse,
     relative_path: str,
@@ -144,7 +153,9 @@ def export_file(
     params = sql_params(cfg, windows, dataset_refs(warehouse))
     frames = _run_named(warehouse, relative_path, params, names)
     return {
-        name: coerce_to_schema(df, name, TABLE_SCHEMAS[name]) if name in TABLE_SCHEMAS else df
+        name: _canonical_order(coerce_to_schema(df, name, TABLE_SCHEMAS[name]))
+        if name in TABLE_SCHEMAS
+        else df
         for name, df in frames.items()
     }
 

@@ -25,7 +25,7 @@ PRODUCT_NODES = {
     "price": "float64",          # null when missing or <= 0
     "image_url": "string",
     "is_refurbished": "bool", "is_service": "bool", "is_commodity": "bool",
-    "eligible": "bool",          # passes the static rules: price, image, refurbished/service/commodity
+    "eligible": "bool",          # passes static rules: price, image, refurbished/service/commodity
     "order_count": "int64",      # distinct orders before the cutoff (the SQL baseline's popularity)
     "log_popularity": "float64", # ln(1 + order_count)
     "fitment_breadth": "int64",  # number of vehicles it fits

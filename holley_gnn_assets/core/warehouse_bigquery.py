@@ -305,6 +305,7 @@ class BigQueryWarehouse(Warehouse):
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         )
+        self.ensure_output_dataset(dataset)
         try:
             with self._errors(f"load staging table for {target}"):
                 frame = _output_frame(df, target)
@@ -323,6 +324,23 @@ class BigQueryWarehouse(Warehouse):
             log.info("wrote %d rows to %s", len(frame), target)
         finally:
             self._drop_quietly(staging)
+
+    def ensure_output_dataset(self, dataset: str) -> None:
+        """Create ``output_project.dataset`` (in ``location``) when it does not exist yet.
+
+        A load job creates a missing table but not a missing dataset (the load then fails).
+        """
+        dataset_id = f"{self.output_project}.{dataset}"
+        with self._errors(f"check output dataset {dataset_id}"):
+            try:
+                self.client.get_dataset(dataset_id, retry=self.retry, timeout=60.0)
+                return
+            except gexc.NotFound:
+                pass
+            ref = bigquery.Dataset(dataset_id)
+            ref.location = self.location
+            self.client.create_dataset(ref, exists_ok=True, retry=self.retry, timeout=60.0)
+            log.info("created output dataset %s", dataset_id)
 
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
         table_id = self.output_table_id(dataset, table)

@@ -87,7 +87,8 @@ class DuckDBWarehouse(Warehouse):
         duck_sql = to_duckdb(sql)
         with self._connect() as con:
             try:
-                return con.execute(duck_sql).df()
+                # con.sql(...).df(): con.execute(...).df() stalled on the full-scale ranked list
+                return con.sql(duck_sql).df()
             except (duckdb.CatalogException, duckdb.BinderException) as exc:
                 raise WarehouseError(_explain(exc, self.path)) from exc
 

@@ -17,6 +17,7 @@
 -- the list). No user x product cross join.
 -- Placeholders beyond sql_params: scoring_ts (TIMESTAMP, midnight of the scoring date) and
 -- purchase_start (scoring_ts - 365 days).
+-- test-params: {"scoring_ts": {"timestamp": "2025-12-01"}}
 
 -- cte: bl_candidates
 SELECT f.vehicle_id, p.sku, p.base_sku, p.part_type, CAST(p.order_count AS FLOAT64) AS score

@@ -13,7 +13,8 @@
 -- product-node skus in one order_id; n_users = distinct order emails (LOWER(TRIM)) that ordered
 -- both in one order; kept when n_users >= min_users; weight = LN(n_users); sku_a < sku_b.
 -- user_purchases: orders with cutoff - purchase_exclusion_days <= order_date < as_of, for user
--- nodes and product-node skus; the scorer filters by its own scoring date.
+-- nodes and product-node skus, the last order per (user, sku) on each side of the cutoff;
+-- the scorer filters by its own scoring date.
 -- include: gnn/_shared_ctes.sql
 
 -- name: user_product_edges
@@ -62,4 +63,6 @@ FROM order_rows AS o
 JOIN users AS u ON u.email_lower = o.email_lower
 JOIN product_skus AS p ON p.sku = o.sku
 WHERE o.order_date >= {{ purchase_start }} AND o.order_date < {{ as_of }}
-GROUP BY o.email_lower, o.sku;
+-- one row per side of the cutoff, so a re-order inside the test window cannot hide the
+-- pre-cutoff purchase from the evaluation's exclusion (scoring date = cutoff)
+GROUP BY o.email_lower, o.sku, o.order_date < {{ cutoff }};

@@ -6,7 +6,7 @@
 -- Placeholders: recs (OUTPUT_COLUMNS table), products (product_nodes), purchases
 -- (user_purchases), users (user_nodes): identifiers; min_price, image_prefix, variant_regex,
 -- service_part_types, commodity_part_types, max_per_part_type, purchase_start, scoring_ts.
--- test-params: {"recs": {"ident": "qa_recs"}, "products": {"ident": "qa_products"}, "purchases": {"ident": "qa_purchases"}, "users": {"ident": "qa_users"}, "scoring_ts": {"timestamp": "2026-03-01"}}
+-- test-params: {"recs": {"table": "recommendations"}, "products": {"table": "product_nodes"}, "purchases": {"table": "user_purchases"}, "users": {"table": "user_nodes"}, "scoring_ts": {"timestamp": "2025-12-01"}}
 
 -- cte: qa_slots
 SELECT email_lower, 1 AS slot, rec_part_1 AS sku, rec1_price AS price, rec1_score AS score,
