@@ -422,9 +422,12 @@ def test_user_purchases_window(tmp_path: Path) -> None:
             ],  # not a user node
         },
     )
-    up = out["user_purchases"]
-    assert up[["email_lower", "sku"]].values.tolist() == [["a@x.com", "A"]]
-    assert up["last_order_ts"].iloc[0] == pd.Timestamp("2025-11-30 12:00:00")
+    up = out["user_purchases"].sort_values("last_order_ts")
+    # one row per side of the cutoff (2025-11-01): the evaluation (scoring date = cutoff)
+    # still sees the pre-cutoff order of A although A was bought again in the test window
+    assert up[["email_lower", "sku"]].values.tolist() == [["a@x.com", "A"], ["a@x.com", "A"]]
+    assert up["last_order_ts"].tolist() == [pd.Timestamp("2024-11-01"),
+                                            pd.Timestamp("2025-11-30 12:00:00")]
 
 
 # ---- schemas, contract, files ---------------------------------------------------------------
