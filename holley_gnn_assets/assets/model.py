@@ -20,11 +20,6 @@ from holley_gnn_assets.resources.artifacts import ArtifactsResource
 from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
 from holley_gnn_assets.resources.pipeline import PipelineSettings
 
-GRAPH_TABLES = [
-    "user_nodes", "product_nodes", "vehicle_nodes", "user_product_edges",
-    "user_vehicle_edges", "product_vehicle_edges", "product_product_edges",
-]
-
 
 def _root_run_id(context: AssetExecutionContext) -> str:
     """Run id shared by a run and its re-executions (so a restarted step finds its checkpoint)."""

@@ -24,18 +24,7 @@ from holley_gnn_assets.core.sql_runner import (
 )
 from holley_gnn_assets.core.warehouse import SOURCE_CONTRACT, Warehouse, WarehouseError
 
-TABLE_SCHEMAS: dict[str, dict[str, str]] = {
-    "user_nodes": schemas.USER_NODES,
-    "product_nodes": schemas.PRODUCT_NODES,
-    "vehicle_nodes": schemas.VEHICLE_NODES,
-    "user_product_edges": schemas.USER_PRODUCT_EDGES,
-    "user_vehicle_edges": schemas.USER_VEHICLE_EDGES,
-    "product_vehicle_edges": schemas.PRODUCT_VEHICLE_EDGES,
-    "product_product_edges": schemas.PRODUCT_PRODUCT_EDGES,
-    "user_purchases": schemas.USER_PURCHASES,
-    "test_clicks": schemas.TEST_CLICKS,
-    "test_events": schemas.TEST_EVENTS,
-}
+TABLE_SCHEMAS: dict[str, dict[str, str]] = schemas.TABLE_SCHEMAS
 EXPORT_FILES: dict[str, list[str]] = {
     "gnn/export_nodes.sql": ["user_nodes", "product_nodes", "vehicle_nodes"],
     "gnn/export_edges.sql": [

@@ -51,15 +51,7 @@ REVERSE = {
     FITS: REV_FITS,
     REV_FITS: FITS,
 }
-TABLES = {
-    "user_nodes": schemas.USER_NODES,
-    "product_nodes": schemas.PRODUCT_NODES,
-    "vehicle_nodes": schemas.VEHICLE_NODES,
-    "user_product_edges": schemas.USER_PRODUCT_EDGES,
-    "user_vehicle_edges": schemas.USER_VEHICLE_EDGES,
-    "product_vehicle_edges": schemas.PRODUCT_VEHICLE_EDGES,
-    "product_product_edges": schemas.PRODUCT_PRODUCT_EDGES,
-}
+TABLES = {name: schemas.TABLE_SCHEMAS[name] for name in schemas.GRAPH_TABLES}
 
 
 @dataclass

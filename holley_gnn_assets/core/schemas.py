@@ -56,6 +56,24 @@ USER_PURCHASES = {  # orders for purchase exclusion: (user, sku) with the last o
     "email_lower": "string", "sku": "string", "last_order_ts": "timestamp",
 }
 
+TABLE_SCHEMAS: dict[str, dict[str, str]] = {
+    "user_nodes": USER_NODES,
+    "product_nodes": PRODUCT_NODES,
+    "vehicle_nodes": VEHICLE_NODES,
+    "user_product_edges": USER_PRODUCT_EDGES,
+    "user_vehicle_edges": USER_VEHICLE_EDGES,
+    "product_vehicle_edges": PRODUCT_VEHICLE_EDGES,
+    "product_product_edges": PRODUCT_PRODUCT_EDGES,
+    "user_purchases": USER_PURCHASES,
+    "test_clicks": TEST_CLICKS,
+    "test_events": TEST_EVENTS,
+}
+# the tables the graph is built from (test sets and purchases never reach training)
+GRAPH_TABLES = (
+    "user_nodes", "product_nodes", "vehicle_nodes", "user_product_edges",
+    "user_vehicle_edges", "product_vehicle_edges", "product_product_edges",
+)
+
 OUTPUT_COLUMNS = ["email_lower", "year", "make", "model"] + [
     col
     for i in range(1, 5)
