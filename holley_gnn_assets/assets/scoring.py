@@ -158,7 +158,6 @@ def eval_report(
     )
     report["seconds"] = round(time.perf_counter() - start, 2)
     home = pipeline.home_dir()
-    (home / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
     markdown = evaluation.report_markdown(report)
     (home / "eval_report.md").write_text(markdown)
     plot = evaluation.plot_tiers(report, home / "eval_tiers.png")
