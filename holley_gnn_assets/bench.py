@@ -123,10 +123,15 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bo
                                        with_ranked=False)
         row["users_with_recs"] = len(sql_recs)
     sql_s = timer.rows[-1]["seconds"]
-    with timer.stage("ranked lists at the cutoff (GNN, depth 20)"):
-        _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff)
-    with timer.stage("ranked lists at the cutoff (SQL, depth 20)"):
-        _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff)
+    eval_users = evaluation.test_window_users(tables["test_clicks"], tables["test_events"])
+    with timer.stage("ranked lists at the cutoff (GNN, test users, depth 20)") as row:
+        _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff,
+                                  only_users=eval_users)
+        row["users"] = int(gnn_ranked["email_lower"].nunique())
+    with timer.stage("ranked lists at the cutoff (SQL, test users, depth 20)") as row:
+        _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff,
+                                         test_users_only=True)
+        row["users"] = int(sql_ranked["email_lower"].nunique())
     with timer.stage("evaluation (metrics, bootstrap, references, report)") as row:
         report = evaluation.evaluate({"gnn": gnn_ranked, "sql": sql_ranked},
                                      tables["user_nodes"], tables["test_clicks"],

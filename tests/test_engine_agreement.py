@@ -248,6 +248,25 @@ def test_agreement_on_synthetic_tiny_world(tmp_path: Path) -> None:
         )
 
 
+def test_ranked_test_users_is_the_full_list_restricted(tmp_path: Path) -> None:
+    """Evaluation's SQL ranked list (test-window users only) equals the full list filtered to
+    the users of the exported test clicks and events."""
+    from holley_gnn_assets.core.evaluation import test_window_users
+    from holley_gnn_assets.synth.generator import generate_warehouse
+
+    info = generate_warehouse(tmp_path / "tiny.duckdb", scale="tiny", seed=1, progress=False)
+    warehouse = DuckDBWarehouse(tmp_path / "tiny.duckdb")
+    cfg = load_config()
+    windows = TimeWindows.from_config(cfg, info["as_of"])
+    tables = run_exports(warehouse, cfg, windows)
+    wanted = test_window_users(tables["test_clicks"], tables["test_events"])
+    _, full = run_sql_baseline(warehouse, cfg, windows, windows.cutoff)
+    _, only = run_sql_baseline(warehouse, cfg, windows, windows.cutoff, test_users_only=True)
+    expected = full[full["email_lower"].isin(wanted)].reset_index(drop=True)
+    assert 100 < only["email_lower"].nunique() < full["email_lower"].nunique()
+    pd.testing.assert_frame_equal(only, expected, check_dtype=False)
+
+
 def test_reorder_inside_test_window(tmp_path: Path) -> None:
     """A sku bought before the cutoff and again inside the test window is excluded at C.
 

@@ -124,6 +124,17 @@ def test_score_gnn_matches_brute_force(seed: int) -> None:
     assert ranked["email_lower"].isin(["u0", "u1", "u2"]).any()
 
 
+def test_score_gnn_only_users_is_the_full_list_restricted() -> None:
+    cfg = load_config()
+    emb, tables = _world(1)
+    _, full = score_gnn(emb, tables, cfg, SCORING)
+    wanted = ["u0", "u5", "u7", "u39", "nobody"]  # own-embedding, group users, no vehicle, unknown
+    _, only = score_gnn(emb, tables, cfg, SCORING, only_users=wanted)
+    expected = full[full["email_lower"].isin(wanted)].reset_index(drop=True)
+    assert only["email_lower"].nunique() >= 2
+    pd.testing.assert_frame_equal(only, expected)
+
+
 def test_score_gnn_depth_and_bad_input() -> None:
     cfg = load_config()
     emb, tables = _world(0)

@@ -149,8 +149,11 @@ def eval_report(
               "user_product_edges": user_product_edges}
     start = time.perf_counter()
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
-    _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff)
-    _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff)
+    eval_users = evaluation.test_window_users(test_clicks, test_events)
+    _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff,
+                              only_users=eval_users)
+    _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff,
+                                     test_users_only=True)
     truth = wh.read_truth() if hasattr(wh, "read_truth") else None
     report = evaluation.evaluate(
         {"gnn": gnn_ranked, "sql": sql_ranked}, user_nodes, test_clicks, test_events, cfg,

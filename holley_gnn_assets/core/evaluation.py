@@ -120,6 +120,15 @@ def _compare(pu_a: pd.DataFrame, pu_b: pd.DataFrame, ev: dict) -> dict[str, Any]
     }
 
 
+def test_window_users(test_clicks: pd.DataFrame, test_events: pd.DataFrame | None) -> pd.Index:
+    """email_lower of every user with a test click or test-window site event: the users whose
+    ranked lists evaluation reads (the SQL twin is the ``test_window_users`` CTE)."""
+    users = pd.Index(test_clicks["email_lower"].dropna().unique())
+    if test_events is not None:
+        users = users.union(pd.Index(test_events["email_lower"].dropna().unique()))
+    return users
+
+
 def evaluate(
     arms: dict[str, pd.DataFrame],
     users: pd.DataFrame,
@@ -145,9 +154,7 @@ def evaluate(
     clicks = test_clicks[["email_lower", "sku"]].dropna()
     test_user_ids = pd.Index(clicks["email_lower"].unique())
     # keep only the rows of test users (clicks or events): the arms may cover every user
-    wanted = test_user_ids
-    if test_events is not None:
-        wanted = wanted.union(pd.Index(test_events["email_lower"].dropna().unique()))
+    wanted = test_window_users(clicks, test_events)
     arms = {k: v[v["email_lower"].isin(wanted)] for k, v in arms.items()}
     with_vehicle = users[users["vehicle_id"].notna()]
     eval_user_ids = test_user_ids[test_user_ids.isin(with_vehicle["email_lower"])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -82,12 +83,14 @@ def score_gnn(
     cfg: dict,
     scoring_date: dt.date,
     depth: int | None = None,
+    only_users: Iterable[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every user with a vehicle; return (recommendations [OUTPUT_COLUMNS], ranked long).
 
     tables: ``product_nodes``, ``user_nodes``, ``product_vehicle_edges``, ``user_purchases``.
     scoring_date: purchase exclusion covers [scoring_date - 365 d, scoring_date).
     depth: ranked list length (default ``rules.rank_depth``).
+    only_users: score just these email_lower values (evaluation's test users); default all.
     """
     for name in ("product_nodes", "user_nodes", "product_vehicle_edges", "user_purchases"):
         if name not in tables:
@@ -108,7 +111,10 @@ def score_gnn(
     vindex = pd.Index(vuniq)
 
     # users with a vehicle, sorted by email: positions are the output order
-    idx = embeddings.user_index.sort_values("email_lower", kind="stable").reset_index(drop=True)
+    idx = embeddings.user_index
+    if only_users is not None:
+        idx = idx[idx["email_lower"].isin(pd.Index(list(only_users)))]
+    idx = idx.sort_values("email_lower", kind="stable").reset_index(drop=True)
     if idx["email_lower"].duplicated().any():
         raise ValueError("embeddings.user_index has duplicate email_lower values")
     emails = idx["email_lower"].to_numpy(dtype=object)

@@ -108,6 +108,13 @@ SELECT email_lower, rank, sku, score FROM bl_user_ranked
 -- The ranked long list (email_lower, rank, sku, score) up to rank_depth, for the rank metrics.
 SELECT email_lower, rank, sku, score FROM bl_ranked
 
+-- name: ranked_test_users
+-- The same ranked list restricted to the users with a click or site event in the test window
+-- (test_window_users): what evaluation needs, without moving every user's list out.
+SELECT r.email_lower, r.rank, r.sku, r.score
+FROM bl_ranked AS r
+WHERE r.email_lower IN (SELECT email_lower FROM test_window_users)
+
 -- name: recommendations
 -- The output table: one row per user with at least one recommendation, top_k slots, null tail.
 SELECT

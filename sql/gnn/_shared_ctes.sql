@@ -17,6 +17,9 @@
 --   part_type ASC NULLS LAST, price DESC NULLS LAST); rows equal on all these are identical.
 --   price is null when missing or <= 0. Tags, service and commodity part types compare
 --   LOWER(TRIM(...)) against the lower-cased config lists.
+-- * test window (cutoff <= ts < as_of): CLICKED treatment interactions (test_click_rows) and
+--   product_viewed/added_to_cart/order_placed site events (test_event_rows) on product skus;
+--   test_window_users is every email_lower with either (the users evaluation ranks).
 -- * training events: product_viewed/added_to_cart/order_placed site events and CLICKED
 --   treatment interactions (weighted as a view) with interaction_start <= ts < cutoff, for skus
 --   that are product nodes (so tiers and interaction edges see the same events).
@@ -231,3 +234,26 @@ FROM (
     AND CAST(c.interaction_timestamp AS TIMESTAMP) < {{ cutoff }}
 ) AS ev
 JOIN product_skus AS p ON p.sku = ev.sku
+
+-- cte: test_click_rows
+SELECT m.email_lower, p.sku, CAST(c.interaction_timestamp AS TIMESTAMP) AS ts
+FROM {{ company }}.treatment_interaction AS c
+JOIN uid_email AS m ON m.user_id = CAST(c.user_id AS STRING)
+JOIN product_skus AS p ON p.sku = TRIM(CAST(c.sku AS STRING))
+WHERE c.interaction_type = 'CLICKED'
+  AND CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ cutoff }}
+  AND CAST(c.interaction_timestamp AS TIMESTAMP) < {{ as_of }}
+
+-- cte: test_event_rows
+SELECT m.email_lower, p.sku, e.event_name, CAST(e.event_timestamp AS TIMESTAMP) AS ts
+FROM {{ company }}.ingestion_unified_schema_incremental AS e
+JOIN uid_email AS m ON m.user_id = CAST(e.user_id AS STRING)
+JOIN product_skus AS p ON p.sku = TRIM(CAST(e.sku AS STRING))
+WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
+  AND CAST(e.event_timestamp AS TIMESTAMP) >= {{ cutoff }}
+  AND CAST(e.event_timestamp AS TIMESTAMP) < {{ as_of }}
+
+-- cte: test_window_users
+SELECT email_lower FROM test_click_rows
+UNION DISTINCT
+SELECT email_lower FROM test_event_rows

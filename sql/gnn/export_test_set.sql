@@ -8,19 +8,7 @@
 -- include: gnn/_shared_ctes.sql
 
 -- name: test_clicks
-SELECT m.email_lower, p.sku, CAST(c.interaction_timestamp AS TIMESTAMP) AS ts
-FROM {{ company }}.treatment_interaction AS c
-JOIN uid_email AS m ON m.user_id = CAST(c.user_id AS STRING)
-JOIN product_skus AS p ON p.sku = TRIM(CAST(c.sku AS STRING))
-WHERE c.interaction_type = 'CLICKED'
-  AND CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ cutoff }}
-  AND CAST(c.interaction_timestamp AS TIMESTAMP) < {{ as_of }};
+SELECT email_lower, sku, ts FROM test_click_rows;
 
 -- name: test_events
-SELECT m.email_lower, p.sku, e.event_name, CAST(e.event_timestamp AS TIMESTAMP) AS ts
-FROM {{ company }}.ingestion_unified_schema_incremental AS e
-JOIN uid_email AS m ON m.user_id = CAST(e.user_id AS STRING)
-JOIN product_skus AS p ON p.sku = TRIM(CAST(e.sku AS STRING))
-WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
-  AND CAST(e.event_timestamp AS TIMESTAMP) >= {{ cutoff }}
-  AND CAST(e.event_timestamp AS TIMESTAMP) < {{ as_of }};
+SELECT email_lower, sku, event_name, ts FROM test_event_rows;
