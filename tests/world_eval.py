@@ -1,0 +1,62 @@
+"""Synthetic world -> exports -> GNN training -> both arms at the cutoff -> eval report, on CPU.
+
+Shared by the signal tests (tests/test_null_world.py, tests/test_strong_signal.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from holley_gnn_assets.config import TimeWindows, load_config
+from holley_gnn_assets.core import evaluation
+from holley_gnn_assets.core.baseline import run_sql_baseline
+from holley_gnn_assets.core.embeddings import compute_embeddings
+from holley_gnn_assets.core.exports import run_exports
+from holley_gnn_assets.core.graph_builder import build_graph
+from holley_gnn_assets.core.scoring import score_gnn
+from holley_gnn_assets.core.trainer import train
+from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets.synth.generator import generate_warehouse
+
+# A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
+# On the default tiny world (2% of the audience with history: ~100 user->product edges; most
+# parts fit one make/model, so popularity within fitment already tracks each vehicle's taste)
+# the truth beats SQL by a few points at most and nothing per-vehicle can be learnt. Here: 40%
+# of 3,000 users have history (~4.5K edges), most parts fit many vehicles (group/family/era/
+# universal scopes), product attractiveness is flatter, and 1,500 test clicks give ~350 cold
+# test users. Measured on seeds 0-2 at signal 3 (cold HR@4): oracle - SQL +0.07 to +0.15.
+ENGAGED_BROAD = {
+    "n_users": 3000,
+    "warm_share": 0.25,
+    "hot_share": 0.15,
+    "n_test_clicks": 1500,
+    "scope_group": 0.25,
+    "scope_family": 0.25,
+    "scope_era": 0.2,
+    "scope_universal": 0.1,
+    "product_zipf": 0.5,
+}
+
+
+def evaluate_tiny_world(
+    tmp_path: Path, seed: int, signal: float, **synth: Any
+) -> dict[str, Any]:
+    """The eval_report dict of one generated ``tiny`` world (500 bootstrap samples)."""
+    path = tmp_path / "world.duckdb"
+    generate_warehouse(path, scale="tiny", seed=seed, signal=signal, progress=False, **synth)
+    cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
+    wh = DuckDBWarehouse(str(path))
+    windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())
+    tables = run_exports(wh, cfg, windows)
+    bundle = build_graph(tables, cfg)
+    result = train(bundle, cfg, tmp_path / "ckpt", device="cpu", resume=False)
+    emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
+    users = evaluation.test_window_users(tables["test_clicks"], tables["test_events"])
+    _, gnn = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff, only_users=users)
+    _, sql = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff, test_users_only=True)
+    return evaluation.evaluate(
+        {"gnn": gnn, "sql": sql}, tables["user_nodes"], tables["test_clicks"],
+        tables["test_events"], cfg, wh.read_truth(), tables=tables, as_of=windows.as_of,
+        cutoff=windows.cutoff,
+    )
