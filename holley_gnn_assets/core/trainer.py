@@ -236,12 +236,6 @@ class _Setup:
         self.fanout = [int(x) for x in tr.get("fanout", [10, 10])]
         self.batch_size = int(tr["batch_size"])
         self.max_steps = tr.get("max_steps_per_epoch")
-        self.min_steps = tr.get("min_steps_per_epoch")
-        if self.min_steps and self.max_steps and int(self.min_steps) > int(self.max_steps):
-            raise ValueError(
-                f"training.min_steps_per_epoch={self.min_steps} exceeds "
-                f"max_steps_per_epoch={self.max_steps}"
-            )
         self.cold_share = float(tr.get("simulated_cold_share", 0.5))
         self.warm_sup_share = float(tr.get("warm_supervision_share", 0.3))
 
@@ -255,15 +249,10 @@ class _Setup:
 
     def step_batch(self, n_sup: int) -> int:
         """Supervision edges per step: ``batch_size``, grown so an epoch has at most
-        ``max_steps_per_epoch`` steps, shrunk so it has at least ``min_steps_per_epoch``
-        (null: no bound). Small graphs would otherwise get one or two steps an epoch and
-        early stopping would judge a model that has barely moved."""
-        bs = self.batch_size
-        if self.max_steps:
-            bs = max(bs, math.ceil(n_sup / int(self.max_steps)))
-        if self.min_steps:
-            bs = min(bs, max(1, math.ceil(n_sup / int(self.min_steps))))
-        return bs
+        ``max_steps_per_epoch`` steps (null: no cap)."""
+        if not self.max_steps:
+            return self.batch_size
+        return max(self.batch_size, math.ceil(n_sup / int(self.max_steps)))
 
     # -- sampling helpers
     def _fitment_sample(
