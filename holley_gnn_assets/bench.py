@@ -72,7 +72,7 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bo
               overrides: dict[str, Any] | None = None) -> int:
     """Run every stage at ``scale``; print the table and write ``bench.json`` under the home."""
     from holley_gnn_assets.core import evaluation, model_io, qa
-    from holley_gnn_assets.core.baseline import run_sql_baseline
+    from holley_gnn_assets.core.baseline import run_sql_baseline, sql_ranked_for_test_users
     from holley_gnn_assets.core.embeddings import compute_embeddings
     from holley_gnn_assets.core.exports import export_file
     from holley_gnn_assets.core.graph_builder import build_graph
@@ -129,8 +129,7 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bo
                                   only_users=eval_users)
         row["users"] = int(gnn_ranked["email_lower"].nunique())
     with timer.stage("ranked lists at the cutoff (SQL, test users, depth 20)") as row:
-        _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff,
-                                         test_users_only=True)
+        sql_ranked = sql_ranked_for_test_users(wh, cfg, windows, windows.cutoff)
         row["users"] = int(sql_ranked["email_lower"].nunique())
     with timer.stage("evaluation (metrics, bootstrap, references, report)") as row:
         report = evaluation.evaluate({"gnn": gnn_ranked, "sql": sql_ranked},

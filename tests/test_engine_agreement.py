@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core.baseline import python_popularity, run_sql_baseline
+from holley_gnn_assets.core.baseline import (
+    python_popularity,
+    run_sql_baseline,
+    sql_ranked_for_test_users,
+)
 from holley_gnn_assets.core.exports import run_exports
 from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
 from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
@@ -261,7 +265,7 @@ def test_ranked_test_users_is_the_full_list_restricted(tmp_path: Path) -> None:
     tables = run_exports(warehouse, cfg, windows)
     wanted = test_window_users(tables["test_clicks"], tables["test_events"])
     _, full = run_sql_baseline(warehouse, cfg, windows, windows.cutoff)
-    _, only = run_sql_baseline(warehouse, cfg, windows, windows.cutoff, test_users_only=True)
+    only = sql_ranked_for_test_users(warehouse, cfg, windows, windows.cutoff)
     expected = full[full["email_lower"].isin(wanted)].reset_index(drop=True)
     assert 100 < only["email_lower"].nunique() < full["email_lower"].nunique()
     pd.testing.assert_frame_equal(only, expected, check_dtype=False)

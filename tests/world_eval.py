@@ -10,7 +10,7 @@ from typing import Any
 
 from holley_gnn_assets.config import TimeWindows, load_config
 from holley_gnn_assets.core import evaluation
-from holley_gnn_assets.core.baseline import run_sql_baseline
+from holley_gnn_assets.core.baseline import sql_ranked_for_test_users
 from holley_gnn_assets.core.embeddings import compute_embeddings
 from holley_gnn_assets.core.exports import run_exports
 from holley_gnn_assets.core.graph_builder import build_graph
@@ -54,7 +54,7 @@ def evaluate_tiny_world(
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
     users = evaluation.test_window_users(tables["test_clicks"], tables["test_events"])
     _, gnn = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff, only_users=users)
-    _, sql = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff, test_users_only=True)
+    sql = sql_ranked_for_test_users(wh, cfg, windows, windows.cutoff)
     return evaluation.evaluate(
         {"gnn": gnn, "sql": sql}, tables["user_nodes"], tables["test_clicks"],
         tables["test_events"], cfg, wh.read_truth(), tables=tables, as_of=windows.as_of,

@@ -24,7 +24,7 @@ from dagster import (
 
 from holley_gnn_assets.config import flatten, load_config
 from holley_gnn_assets.core import evaluation, qa
-from holley_gnn_assets.core.baseline import run_sql_baseline
+from holley_gnn_assets.core.baseline import run_sql_baseline, sql_ranked_for_test_users
 from holley_gnn_assets.core.embeddings import Embeddings
 from holley_gnn_assets.core.scoring import score_gnn
 from holley_gnn_assets.core.warehouse import DUCKDB_DATASETS, SOURCE_CONTRACT
@@ -152,8 +152,7 @@ def eval_report(
     eval_users = evaluation.test_window_users(test_clicks, test_events)
     _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff,
                               only_users=eval_users)
-    _, sql_ranked = run_sql_baseline(wh, cfg, windows, scoring_date=windows.cutoff,
-                                     test_users_only=True)
+    sql_ranked = sql_ranked_for_test_users(wh, cfg, windows, windows.cutoff)
     truth = wh.read_truth() if hasattr(wh, "read_truth") else None
     report = evaluation.evaluate(
         {"gnn": gnn_ranked, "sql": sql_ranked}, user_nodes, test_clicks, test_events, cfg,

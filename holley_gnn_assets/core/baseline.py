@@ -46,20 +46,15 @@ def run_sql_baseline(
     windows: TimeWindows,
     scoring_date: dt.date,
     with_ranked: bool = True,
-    test_users_only: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Run the baseline: (recommendations [OUTPUT_COLUMNS], ranked long [email_lower, rank,
     sku, score] up to rules.rank_depth, or None when ``with_ranked`` is False).
-
-    ``test_users_only``: the ranked list covers only the users with a click or site event in
-    the test window (statement ``ranked_test_users``), which is all evaluation needs.
 
     On DuckDB both statements run in one session with the shared CTEs materialised once
     (``exports._run_named`` / ``query_named``); elsewhere each runs self-contained.
     """
     params = baseline_params(warehouse, cfg, windows, scoring_date)
-    ranked_name = "ranked_test_users" if test_users_only else "ranked"
-    names = ["recommendations", ranked_name] if with_ranked else ["recommendations"]
+    names = ["recommendations", "ranked"] if with_ranked else ["recommendations"]
     t0 = time.perf_counter()
     frames = _run_named(warehouse, BASELINE_SQL, params, names)
     recs = frames["recommendations"]
@@ -67,13 +62,28 @@ def run_sql_baseline(
     if missing:
         raise WarehouseError(f"{BASELINE_SQL}:recommendations lacks column(s) {missing}")
     recs = _typed_recs(recs[OUTPUT_COLUMNS])
-    ranked = None
-    if with_ranked:
-        ranked = frames[ranked_name][RANKED_COLUMNS]
-        ranked = ranked.astype({"rank": "int64", "score": "float64"})
-        ranked = ranked.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
+    ranked = _typed_ranked(frames["ranked"]) if with_ranked else None
     log.info("sql baseline: %d users with recs in %.1fs", len(recs), time.perf_counter() - t0)
     return recs, ranked
+
+
+def sql_ranked_for_test_users(
+    warehouse: Warehouse, cfg: dict, windows: TimeWindows, scoring_date: dt.date
+) -> pd.DataFrame:
+    """The baseline's ranked lists (statement ``ranked_test_users``) of the users with a click
+    or site event in the test window only: what evaluation reads, without the output table."""
+    params = baseline_params(warehouse, cfg, windows, scoring_date)
+    t0 = time.perf_counter()
+    frame = _run_named(warehouse, BASELINE_SQL, params, ["ranked_test_users"])
+    ranked = _typed_ranked(frame["ranked_test_users"])
+    log.info("sql baseline: ranked lists of %d test users in %.1fs",
+             ranked["email_lower"].nunique(), time.perf_counter() - t0)
+    return ranked
+
+
+def _typed_ranked(ranked: pd.DataFrame) -> pd.DataFrame:
+    out = ranked[RANKED_COLUMNS].astype({"rank": "int64", "score": "float64"})
+    return out.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
 
 
 def _typed_recs(recs: pd.DataFrame) -> pd.DataFrame:

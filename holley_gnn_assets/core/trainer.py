@@ -72,6 +72,7 @@ from holley_gnn_assets.core.graph_builder import (
     TIER_INDEX,
     GraphBundle,
 )
+from holley_gnn_assets.core.heap import reuse_freed_memory
 from holley_gnn_assets.core.model import (
     WEIGHTED_EDGE_TYPES,
     Block,
@@ -562,7 +563,23 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     resume: bool = True,
 ) -> TrainResult:
-    """Train the HeteroGAT with early stopping on cold-mode validation MRR; see module doc."""
+    """Train the HeteroGAT with early stopping on cold-mode validation MRR; see module doc.
+
+    ``training.reuse_freed_memory`` (default on) keeps freed memory in the heap meanwhile
+    (``core/heap.py``: about half the epoch time on CPU, for a higher peak RSS).
+    """
+    with reuse_freed_memory(bool(cfg["training"].get("reuse_freed_memory", True))):
+        return _train(bundle, cfg, checkpoint_dir, device, on_epoch, resume)
+
+
+def _train(
+    bundle: GraphBundle,
+    cfg: dict,
+    checkpoint_dir: Path,
+    device: str,
+    on_epoch: Callable[[dict], None] | None,
+    resume: bool,
+) -> TrainResult:
     t_start = time.perf_counter()
     tr = cfg["training"]
     if bundle.num_interactions == 0:
