@@ -40,7 +40,8 @@ fixed (dense transforms of ~25K product rows). Validation and serving use the fu
 
 Reproducibility: ``training.seed`` seeds torch and numpy; every epoch's randomness comes from
 those two generators, whose states are checkpointed, so a resumed CPU run repeats an
-uninterrupted one. No user->product edges at all raises ``NoInteractionsError`` (a ValueError):
+uninterrupted one; with ``training.deterministic`` (CPU only) another process repeats it too.
+No user->product edges at all raises ``NoInteractionsError`` (a ValueError):
 a new tenant has nothing to learn from and should be served by the SQL baseline.
 """
 
@@ -51,7 +52,8 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -567,9 +569,34 @@ def train(
 
     ``training.reuse_freed_memory`` (default on) keeps freed memory in the heap meanwhile
     (``core/heap.py``: about half the epoch time on CPU, for a higher peak RSS).
+    ``training.deterministic`` (default on) runs CPU training with torch's deterministic
+    algorithms: without them two processes with the same seed drift apart from the first
+    epoch (multi-threaded float reductions) and stop at different epochs.
     """
-    with reuse_freed_memory(bool(cfg["training"].get("reuse_freed_memory", True))):
+    tr = cfg["training"]
+    with reuse_freed_memory(bool(tr.get("reuse_freed_memory", True))), _deterministic(
+        bool(tr.get("deterministic", True)) and _on_cpu(device, tr)
+    ):
         return _train(bundle, cfg, checkpoint_dir, device, on_epoch, resume)
+
+
+def _on_cpu(device: str, tr: dict) -> bool:
+    requested = device if device != "auto" else str(tr.get("device", "auto"))
+    with warnings.catch_warnings():  # _train warns about a missing CUDA itself
+        warnings.simplefilter("ignore")
+        return resolve_device(requested)[0] == "cpu"
+
+
+@contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """torch.use_deterministic_algorithms for the block (process-wide), then the old mode."""
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _train(
