@@ -13,7 +13,7 @@ from holley_gnn_assets.config import TimeWindows
 from holley_gnn_assets.core.exports import _run_named, dataset_refs
 from holley_gnn_assets.core.rules import RANKED_COLUMNS
 from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
-from holley_gnn_assets.core.sql_runner import load_sql, render, split_named, sql_params
+from holley_gnn_assets.core.sql_runner import sql_params
 from holley_gnn_assets.core.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,6 @@ def baseline_params(
     params["scoring_ts"] = ts
     params["purchase_start"] = ts - dt.timedelta(days=int(windows.purchase_exclusion_days))
     return params
-
-
-def baseline_statements(
-    warehouse: Warehouse, cfg: dict, windows: TimeWindows, scoring_date: dt.date
-) -> dict[str, str]:
-    """The rendered BigQuery-dialect statements ``ranked`` and ``recommendations``."""
-    params = baseline_params(warehouse, cfg, windows, scoring_date)
-    statements = split_named(load_sql(BASELINE_SQL))
-    return {name: render(sql, params) for name, sql in statements.items()}
 
 
 def run_sql_baseline(

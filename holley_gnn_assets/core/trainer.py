@@ -485,7 +485,6 @@ def _epoch(
     rng: np.random.Generator,
     grad_clip: float,
     epoch: int,
-    max_steps: int | None = None,
 ) -> float:
     """One pass over this epoch's supervision edges; returns the mean training loss."""
     model.train()
@@ -507,8 +506,6 @@ def _epoch(
     total, count = 0.0, 0
     bs = st.step_batch(len(sup_idx))
     for step, lo in enumerate(range(0, len(sup_idx), bs)):
-        if max_steps is not None and step >= max_steps:
-            break
         e = sup_idx[lo : lo + bs]
         cold_b = sup_cold[lo : lo + bs]
         users, pos = st.edge_user[e], st.edge_product[e]
@@ -574,17 +571,11 @@ def train(
     epoch (multi-threaded float reductions) and stop at different epochs.
     """
     tr = cfg["training"]
+    dev, note = resolve_device(device if device != "auto" else str(tr.get("device", "auto")))
     with reuse_freed_memory(bool(tr.get("reuse_freed_memory", True))), _deterministic(
-        bool(tr.get("deterministic", True)) and _on_cpu(device, tr)
+        bool(tr.get("deterministic", True)) and dev == "cpu"
     ):
-        return _train(bundle, cfg, checkpoint_dir, device, on_epoch, resume)
-
-
-def _on_cpu(device: str, tr: dict) -> bool:
-    requested = device if device != "auto" else str(tr.get("device", "auto"))
-    with warnings.catch_warnings():  # _train warns about a missing CUDA itself
-        warnings.simplefilter("ignore")
-        return resolve_device(requested)[0] == "cpu"
+        return _train(bundle, cfg, checkpoint_dir, dev, note, on_epoch, resume)
 
 
 @contextmanager
@@ -603,7 +594,8 @@ def _train(
     bundle: GraphBundle,
     cfg: dict,
     checkpoint_dir: Path,
-    device: str,
+    dev: str,
+    device_note: str | None,
     on_epoch: Callable[[dict], None] | None,
     resume: bool,
 ) -> TrainResult:
@@ -614,8 +606,7 @@ def _train(
             "train: the graph has no user->product edges (user_product_edges is empty): there is "
             "nothing to learn from; serve the SQL popularity baseline for this tenant"
         )
-    dev, note = resolve_device(device if device != "auto" else str(tr.get("device", "auto")))
-    notes = [note] if note else []
+    notes = [device_note] if device_note else []
     seed = int(tr["seed"])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
