@@ -14,6 +14,7 @@ from holley_gnn_assets.core.gcs_storage import (
     LocalArtifactStore,
     artifact_store,
     checkpoint_key,
+    embeddings_prefix,
     heterodata_key,
 )
 
@@ -23,9 +24,15 @@ pytest_plugins = ["emulators"]
 def test_keys_follow_the_spec() -> None:
     assert checkpoint_key("run-42") == "gnn/checkpoints/run-42/model.pt"
     assert heterodata_key("abc_1") == "gnn/data/abc_1/heterodata.pt"
+    assert checkpoint_key("r", "training_curves.png") == "gnn/checkpoints/r/training_curves.png"
+    assert embeddings_prefix("r-1") == "gnn/embeddings/r-1"
     for bad in ["", "../x", "a/b", "..", " x"]:
         with pytest.raises(ArtifactStoreError, match="run id"):
             checkpoint_key(bad)
+        with pytest.raises(ArtifactStoreError, match="run id"):
+            embeddings_prefix(bad)
+    with pytest.raises(ArtifactStoreError, match="artifact key"):
+        checkpoint_key("r", "../escape.pt")
 
 
 def test_artifact_store_picks_by_location(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from holley_gnn_assets.config import flatten, load_config
 from holley_gnn_assets.core import checkpoints, model_io
 from holley_gnn_assets.core.embeddings import Embeddings, compute_embeddings
-from holley_gnn_assets.core.gcs_storage import heterodata_key
+from holley_gnn_assets.core.gcs_storage import checkpoint_key, embeddings_prefix, heterodata_key
 from holley_gnn_assets.core.graph_builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.core.plots import plot_training_curves
 from holley_gnn_assets.core.trainer import train
@@ -83,7 +83,7 @@ def gnn_model(
     run_key = _root_run_id(context)
     # A restarted step (preempted GPU pod) resumes from the last checkpoint in the store.
     ckpt_dir = artifacts.work_dir("checkpoints", run_key)
-    ckpt_key = f"gnn/checkpoints/{run_key}/{checkpoints.CHECKPOINT_NAME}"
+    ckpt_key = checkpoint_key(run_key, checkpoints.CHECKPOINT_NAME)
     if store.exists(ckpt_key):
         store.get_file(ckpt_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
         context.log.info(f"found checkpoint {ckpt_key}: resuming if it matches")
@@ -115,7 +115,7 @@ def gnn_model(
     model_io.save_model(model_path, result.model, cfg, bundle)
     model_uri = store.put_file(model_path, registry.model_key(run_key))
     curves = plot_training_curves(result.history, ckpt_dir / "training_curves.png")
-    store.put_file(curves, f"gnn/checkpoints/{run_key}/training_curves.png")
+    store.put_file(curves, checkpoint_key(run_key, curves.name))
     curve_uri = mlflow.log_artifact(mlflow_run, curves, "plots")
     mlflow.log_artifact(mlflow_run, model_path, "checkpoint")
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
@@ -174,7 +174,7 @@ def embeddings(
     emb: Embeddings = compute_embeddings(model, bundle, user_nodes)
     out_dir = artifacts.work_dir(context.run_id, "embeddings")
     emb.save(out_dir)
-    prefix = f"gnn/embeddings/{context.run_id}"
+    prefix = embeddings_prefix(context.run_id)
     artifacts.put_dir(out_dir, prefix)
     n_group = int((emb.user_index["source"] == "group").sum())
     return Output(

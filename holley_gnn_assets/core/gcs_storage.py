@@ -1,8 +1,10 @@
 """Artifact storage: model checkpoints and graph snapshots, on local disk or in GCS.
 
-Keys follow spec §9 (``checkpoint_key``, ``heterodata_key``) and are the same for both stores:
-``gnn/checkpoints/{run_id}/model.pt`` and ``gnn/data/{run_id}/heterodata.pt``, below an optional
-prefix. ``artifact_store("gs://bucket/prefix")`` or ``artifact_store("/some/dir")`` picks the store.
+Keys follow spec §9 and are the same for both stores, below an optional prefix:
+``checkpoint_key`` (``gnn/checkpoints/{run_id}/model.pt`` and files beside it),
+``heterodata_key`` (``gnn/data/{run_id}/heterodata.pt``), ``embeddings_prefix``
+(``gnn/embeddings/{run_id}``). ``artifact_store("gs://bucket/prefix")`` or
+``artifact_store("/some/dir")`` picks the store.
 The GCS store takes a ``google.cloud.storage.Client`` or a factory for one (e.g. dagster-gcp's
 ``GCSResource.get_client``); without either it builds a default client (ADC credentials).
 """
@@ -30,9 +32,15 @@ def _check_run_id(run_id: str) -> str:
     return str(run_id)
 
 
-def checkpoint_key(run_id: str) -> str:
-    """Key of a run's model checkpoint (spec §9)."""
-    return f"gnn/checkpoints/{_check_run_id(run_id)}/model.pt"
+def checkpoint_key(run_id: str, name: str = "model.pt") -> str:
+    """Key of a run's model checkpoint (spec §9), or of another file ``name`` beside it
+    (the resumable training checkpoint, the training curves)."""
+    return check_key(f"gnn/checkpoints/{_check_run_id(run_id)}/{name}")
+
+
+def embeddings_prefix(run_id: str) -> str:
+    """Key prefix of the embedding files a run computed."""
+    return f"gnn/embeddings/{_check_run_id(run_id)}"
 
 
 def heterodata_key(run_id: str) -> str:
