@@ -2,12 +2,13 @@
 
 Measured (full-scale graph, 4 epochs, 2 cores): glibc serves every allocation above its mmap
 threshold with a fresh ``mmap`` and unmaps it on free, so each training step page-faults its
-large message tensors in again: 21-22 s an epoch with 65 s of system time. With mmap off and a
-high trim threshold the same epochs took 11.5-12.4 s (19 s system time) for a higher peak RSS
-(6.1 GB instead of 4.0 GB). ``reuse_freed_memory`` turns this on for a block and restores the
-glibc default values afterwards (glibc's dynamic mmap threshold stays off once mallopt was
-called), then returns the freed heap to the OS (``malloc_trim``). Elsewhere (macOS, musl) it
-does nothing. The settings are process-wide: other threads' allocations meanwhile follow them.
+large message tensors in again: 20-23 s an epoch, 65 s of system time over 4 epochs. Inside
+``reuse_freed_memory`` (mmap off, trimming off) the same epochs took 10-18 s (17.5 s system
+time) for a higher peak RSS (6.1 GB instead of 4.0 GB). ``reuse_freed_memory`` turns this on
+for a block and restores the glibc default values afterwards (glibc's dynamic mmap threshold
+stays off once mallopt was called), then returns the freed heap to the OS (``malloc_trim``).
+Elsewhere (macOS, musl) it does nothing. The settings are process-wide: other threads'
+allocations meanwhile follow them.
 """
 
 from __future__ import annotations
