@@ -19,8 +19,7 @@ from typing import Any
 
 import psutil
 
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.settings import home_dir
+from holley_gnn_assets.settings import TimeWindows, home_dir, load_config
 
 GIB = 1024**3
 
@@ -71,15 +70,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bool = True,
               overrides: dict[str, Any] | None = None) -> int:
     """Run every stage at ``scale``; print the table and write ``bench.json`` under the home."""
-    from holley_gnn_assets.core import evaluation, model_io, qa
-    from holley_gnn_assets.core.baseline import run_sql_baseline, sql_ranked_for_test_users
-    from holley_gnn_assets.core.embeddings import compute_embeddings
-    from holley_gnn_assets.core.exports import export_file
-    from holley_gnn_assets.core.graph_builder import build_graph
-    from holley_gnn_assets.core.scoring import score_gnn
-    from holley_gnn_assets.core.trainer import train
-    from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+    from holley_gnn_assets.evaluation import report as evaluation
+    from holley_gnn_assets.graph.builder import build_graph
+    from holley_gnn_assets.model import persistence as model_io
+    from holley_gnn_assets.quality import qa_gates as qa
+    from holley_gnn_assets.recommend.embeddings import compute_embeddings
+    from holley_gnn_assets.recommend.gnn_scores import score_gnn
+    from holley_gnn_assets.recommend.sql_baseline import run_sql_baseline, sql_ranked_for_test_users
     from holley_gnn_assets.synth.generator import generate_warehouse
+    from holley_gnn_assets.training.loop import train
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+    from holley_gnn_assets.warehouse.exports import export_file
 
     cfg = load_config(overrides=overrides)
     home = home_dir()

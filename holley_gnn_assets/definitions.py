@@ -14,13 +14,19 @@ import os
 
 from dagster import Definitions, in_process_executor, multiprocess_executor
 
-from holley_gnn_assets.assets import data_checks, exports, model, scoring
-from holley_gnn_assets.automation import alerts, schedules
-from holley_gnn_assets.jobs import full_retrain_job, score_job
-from holley_gnn_assets.resources.artifacts import ArtifactsResource
-from holley_gnn_assets.resources.io_managers import LocalTablesIOManager
-from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
-from holley_gnn_assets.resources.pipeline import PipelineSettings, default_warehouse_resource
+from holley_gnn_assets.defs import alert_sensors as alerts
+from holley_gnn_assets.defs import checks as data_checks
+from holley_gnn_assets.defs import schedules
+from holley_gnn_assets.defs.assets import exports, model
+from holley_gnn_assets.defs.assets import recommendations as scoring
+from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
+from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.resources import (
+    ArtifactsResource,
+    MlflowTracking,
+    PipelineSettings,
+    default_warehouse_resource,
+)
 from holley_gnn_assets.settings import home_dir
 
 
@@ -42,7 +48,7 @@ def _io_manager():
     if kind == "local":
         return LocalTablesIOManager(base_dir=str(home_dir() / "tables"))
     if kind == "gcs":
-        from holley_gnn_assets.resources.gcs import gcs_io_manager
+        from holley_gnn_assets.defs.io_managers import gcs_io_manager
 
         return gcs_io_manager(os.environ["HOLLEY_GNN_GCS_BUCKET"],
                               os.environ.get("HOLLEY_GNN_GCS_PREFIX", "holley-gnn"))

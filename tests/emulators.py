@@ -111,7 +111,7 @@ def bq_datasets(bq_emulator: EmulatorProcess, bq_client) -> Iterator[BQDatasets]
 @pytest.fixture
 def bq_warehouse(bq_emulator: EmulatorProcess, bq_datasets: BQDatasets):  # noqa: ANN201
     """A BigQueryWarehouse over this test's datasets (short retry deadline, no Storage API)."""
-    from holley_gnn_assets.core.warehouse_bigquery import BigQueryWarehouse
+    from holley_gnn_assets.warehouse.bigquery import BigQueryWarehouse
 
     wh = BigQueryWarehouse(
         lambda: bigquery_client(bq_emulator),

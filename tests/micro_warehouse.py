@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from holley_gnn_assets.core.warehouse import DUCKDB_DATASETS, SOURCE_CONTRACT
+from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 
 # contract column types (DuckDB spelling); every other contract column is VARCHAR
 COLUMN_TYPES: dict[str, dict[str, str]] = {

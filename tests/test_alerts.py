@@ -27,8 +27,8 @@ from dagster import (
 from dagster._core.events import StepMaterializationData
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
-from holley_gnn_assets.automation import alerts
-from holley_gnn_assets.automation.webhook import (
+from holley_gnn_assets.defs import alert_sensors as alerts
+from holley_gnn_assets.webhook import (
     WEBHOOK_ENV,
     WebhookSink,
     redact_url,

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from holley_gnn_assets.config import load_config
+from holley_gnn_assets.settings import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -14,20 +14,20 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core.baseline import run_sql_baseline
-from holley_gnn_assets.core.exports import EXPORT_FILES, export_file
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
-from holley_gnn_assets.core.sql_runner import load_sql, parse_sql_file
-from holley_gnn_assets.core.warehouse import WarehouseError
-from holley_gnn_assets.core.warehouse_bigquery import (
+from holley_gnn_assets.devtools.emulators import bigquery_client, copy_duckdb_warehouse
+from holley_gnn_assets.recommend.sql_baseline import run_sql_baseline
+from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse.base import WarehouseError
+from holley_gnn_assets.warehouse.bigquery import (
     OUTPUT_SCHEMA,
     BigQueryWarehouse,
     is_transient,
     quiet_pandas_gbq_notices,
 )
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
-from holley_gnn_assets.devtools.emulators import bigquery_client, copy_duckdb_warehouse
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse.exports import EXPORT_FILES, export_file
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.warehouse.sql import load_sql, parse_sql_file
 
 pytest_plugins = ["emulators"]
 pytestmark = pytest.mark.bigquery

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core.embeddings import Embeddings, compute_embeddings
-from holley_gnn_assets.core.graph_builder import build_graph
-from holley_gnn_assets.core.model import GraphMeta, HeteroGAT
+from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
+from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
+from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import make_tables, single_thread
 
 
@@ -88,11 +88,11 @@ def test_generator_world_end_to_end(tiny_signal_warehouse, tmp_path) -> None:
     """Synthetic warehouse -> exports -> graph -> 2 epochs -> embeddings for every user."""
     import duckdb
 
-    from holley_gnn_assets.config import TimeWindows
-    from holley_gnn_assets.core.exports import run_exports
-    from holley_gnn_assets.core.graph_builder import TABLES
-    from holley_gnn_assets.core.trainer import train
-    from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+    from holley_gnn_assets.graph.builder import TABLES
+    from holley_gnn_assets.settings import TimeWindows
+    from holley_gnn_assets.training.loop import train
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+    from holley_gnn_assets.warehouse.exports import run_exports
 
     with duckdb.connect(str(tiny_signal_warehouse), read_only=True) as con:
         as_of = con.execute("SELECT as_of FROM synth_truth.world").fetchone()[0]

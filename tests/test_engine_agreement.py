@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core.baseline import (
+from holley_gnn_assets.recommend.sql_baseline import (
     python_popularity,
     run_sql_baseline,
     sql_ranked_for_test_users,
 )
-from holley_gnn_assets.core.exports import run_exports
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse.exports import run_exports
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 from tests.micro_warehouse import build_micro_warehouse
 
 AS_OF = dt.date(2026, 3, 31)
@@ -255,7 +255,7 @@ def test_agreement_on_synthetic_tiny_world(tmp_path: Path) -> None:
 def test_ranked_test_users_is_the_full_list_restricted(tmp_path: Path) -> None:
     """Evaluation's SQL ranked list (test-window users only) equals the full list filtered to
     the users of the exported test clicks and events."""
-    from holley_gnn_assets.core.evaluation import test_window_users
+    from holley_gnn_assets.evaluation.report import test_window_users
     from holley_gnn_assets.synth.generator import generate_warehouse
 
     info = generate_warehouse(tmp_path / "tiny.duckdb", scale="tiny", seed=1, progress=False)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core.evaluation import decide, evaluate, plot_tiers, report_markdown
+from holley_gnn_assets.evaluation.report import decide, evaluate, plot_tiers, report_markdown
+from holley_gnn_assets.settings import load_config
 from tests.test_scoring import _world
 
 EV = load_config()["eval"]
@@ -144,7 +144,7 @@ def test_reference_arms_and_oracle() -> None:
 
 def test_vehicle_pop_shrinkage_known_order() -> None:
     """Carts/orders of a vehicle's users beat global popularity once they outweigh m * share."""
-    from holley_gnn_assets.core.evaluation import reference_arms
+    from holley_gnn_assets.evaluation.report import reference_arms
 
     products = pd.DataFrame(
         {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from holley_gnn_assets.core.gcs_storage import (
+from holley_gnn_assets.storage.artifact_store import (
     ArtifactStore,
     ArtifactStoreError,
     GCSArtifactStore,
@@ -92,7 +92,7 @@ def test_gcs_resource_and_io_manager_reach_the_emulator(emulator_environment, tm
     """dagster-gcp's GCSResource client (anonymous, STORAGE_EMULATOR_HOST) and IO manager."""
     from dagster import asset, materialize
 
-    from holley_gnn_assets.resources.gcs import gcs_artifact_store, gcs_io_manager
+    from holley_gnn_assets.defs.io_managers import gcs_artifact_store, gcs_io_manager
 
     bucket = emulator_environment["bucket"]
     store = gcs_artifact_store(bucket, "ml/resource")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from holley_gnn_assets.core.graph_builder import (
+from holley_gnn_assets.graph.builder import (
     CO_PURCHASED,
     EDGE_TYPES,
     FITS,

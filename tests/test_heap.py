@@ -8,7 +8,7 @@ import numpy as np
 import psutil
 import pytest
 
-from holley_gnn_assets.core.heap import _glibc, reuse_freed_memory
+from holley_gnn_assets.training.heap import _glibc, reuse_freed_memory
 
 MB = 1024**2
 pytestmark = pytest.mark.skipif(

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from holley_gnn_assets.deploy.k8s_tags import GPU_IMAGE_ENV, TRAINING_PRIORITY_CLASS
+from holley_gnn_assets.defs.k8s_tags import GPU_IMAGE_ENV, TRAINING_PRIORITY_CLASS
 
 K8S_DIR = Path(__file__).resolve().parents[1] / "k8s"
 BASE_DIR = K8S_DIR / "base"

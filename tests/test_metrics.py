@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.core.metrics import mean_metrics, per_user_metrics
+from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
 
 
 def _ranked(lists: dict[str, list[str]]) -> pd.DataFrame:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from holley_gnn_assets.core.gcs_storage import LocalArtifactStore
-from holley_gnn_assets.core.model_registry import ModelRegistry
+from holley_gnn_assets.storage.artifact_store import LocalArtifactStore
+from holley_gnn_assets.storage.model_registry import ModelRegistry
 
 
 def test_first_evaluated_model_is_promoted(tmp_path):

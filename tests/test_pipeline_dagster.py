@@ -17,7 +17,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from mlflow import MlflowClient
 
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def _fast_config(home: Path) -> Path:
     """The packaged config with a short training budget for tests."""
     import yaml
 
-    from holley_gnn_assets.config import load_config
+    from holley_gnn_assets.settings import load_config
 
     cfg = load_config(overrides={"training": {"epochs": 8, "patience": 3}})
     path = home / "test_config.yaml"

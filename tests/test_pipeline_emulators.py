@@ -25,8 +25,6 @@ import pytest
 import yaml
 from dagster import DagsterInstance, Definitions
 
-from holley_gnn_assets.config import DEFAULT_CONFIG_PATH, load_config
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
 from holley_gnn_assets.devtools.emulators import (
     EmulatorProcess,
     bigquery_client,
@@ -34,6 +32,8 @@ from holley_gnn_assets.devtools.emulators import (
     emulator_env,
     storage_client,
 )
+from holley_gnn_assets.settings import DEFAULT_CONFIG_PATH, load_config
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 
 pytestmark = [pytest.mark.bigquery, pytest.mark.slow]
 
@@ -127,11 +127,13 @@ def emulator_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Both runs (emulators first, then DuckDB) with one config and one as-of date, once."""
-    from holley_gnn_assets.resources.artifacts import ArtifactsResource
-    from holley_gnn_assets.resources.gcs import gcs_io_manager
-    from holley_gnn_assets.resources.io_managers import LocalTablesIOManager
-    from holley_gnn_assets.resources.mlflow_tracking import MlflowTracking
-    from holley_gnn_assets.resources.pipeline import PipelineSettings, WarehouseResource
+    from holley_gnn_assets.defs.io_managers import LocalTablesIOManager, gcs_io_manager
+    from holley_gnn_assets.defs.resources import (
+        ArtifactsResource,
+        MlflowTracking,
+        PipelineSettings,
+        WarehouseResource,
+    )
 
     tmp = tmp_path_factory.mktemp("e2e")
     cfg_path = _fast_config(tmp)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core.qa import run_qa
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.quality.qa_gates import run_qa
+from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 
 SCORING = dt.date(2026, 3, 1)
 CHECKS = {

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core import rules as R
-from holley_gnn_assets.core.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.recommend import rules as R
+from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 
 SCORING = dt.date(2026, 3, 1)
 

@@ -16,9 +16,9 @@ from dagster import (
 )
 from dagster._utils.schedules import cron_string_iterator
 
-from holley_gnn_assets.automation import schedules
-from holley_gnn_assets.jobs import full_retrain_job, score_job
-from holley_gnn_assets.resources.artifacts import ArtifactsResource
+from holley_gnn_assets.defs import schedules
+from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.resources import ArtifactsResource
 
 
 @asset
@@ -211,7 +211,7 @@ def test_sensor_skips_when_warehouse_missing(instance, env, monkeypatch, tmp_pat
 
 @pytest.mark.bigquery
 def test_bigquery_fingerprint_changes_when_a_source_table_changes(bq_client, bq_datasets):
-    from holley_gnn_assets.core.warehouse import SOURCE_CONTRACT
+    from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
 
     cfg = {
         "warehouse": {

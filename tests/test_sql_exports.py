@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from micro_warehouse import build_micro_warehouse
 
-from holley_gnn_assets import config as config_mod
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core import exports, sql_runner
-from holley_gnn_assets.core.sql_runner import Ident, SqlRenderError
-from holley_gnn_assets.core.warehouse import WarehouseError
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets import settings as config_mod
+from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse import exports
+from holley_gnn_assets.warehouse import sql as sql_runner
+from holley_gnn_assets.warehouse.base import WarehouseError
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse.sql import Ident, SqlRenderError
 
 AS_OF = dt.date(2025, 12, 1)  # cutoff 2025-11-01, interaction_start 2025-09-01
 CUTOFF = dt.datetime(2025, 11, 1)

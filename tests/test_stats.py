@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from holley_gnn_assets.core import stats
+from holley_gnn_assets.evaluation import statistics as stats
 
 
 def test_mcnemar_exact() -> None:

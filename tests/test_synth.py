@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from holley_gnn_assets.core.warehouse import SOURCE_CONTRACT
 from holley_gnn_assets.synth import SCALES, generate_warehouse
 from holley_gnn_assets.synth.writer import atomic_duckdb, temp_path_for
+from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
 
 # the source contract's types (shared/source_contract.md), as DuckDB names them
 CONTRACT_TYPES = {

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from holley_gnn_assets.core import table_checks as tc
+from holley_gnn_assets.quality import table_checks as tc
 
 
 def test_unique_not_null():

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from holley_gnn_assets.config import load_config
-from holley_gnn_assets.core import checkpoints as ck
-from holley_gnn_assets.core.embeddings import compute_embeddings
-from holley_gnn_assets.core.graph_builder import build_graph
-from holley_gnn_assets.core.trainer import (
+from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.recommend.embeddings import compute_embeddings
+from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.training import checkpoints as ck
+from holley_gnn_assets.training.loop import (
     NoInteractionsError,
     negative_counts,
     resolve_device,

@@ -25,11 +25,11 @@ pytestmark = [
 SCRIPT = """
 import json, sys, tempfile
 from pathlib import Path
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core.exports import run_exports
-from holley_gnn_assets.core.graph_builder import build_graph
-from holley_gnn_assets.core.trainer import train
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse.exports import run_exports
+from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.training.loop import train
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 cfg = load_config(overrides={"training": {"epochs": 4, "device": "cpu"}})
 wh = DuckDBWarehouse(sys.argv[1])
 tables = run_exports(wh, cfg, TimeWindows.from_config(cfg, wh.synthetic_as_of()))

@@ -34,7 +34,7 @@ from ui_helpers import (
     wait_for_server,
 )
 
-from holley_gnn_assets.config import REPO_DIR, load_config
+from holley_gnn_assets.settings import REPO_DIR, load_config
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from micro_warehouse import build_micro_warehouse
 
-from holley_gnn_assets.core import warehouse_duckdb
-from holley_gnn_assets.core.warehouse import WarehouseError
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse import duckdb as warehouse_duckdb
+from holley_gnn_assets.warehouse.base import WarehouseError
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 
 
 @pytest.fixture()

@@ -8,16 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from holley_gnn_assets.config import TimeWindows, load_config
-from holley_gnn_assets.core import evaluation
-from holley_gnn_assets.core.baseline import sql_ranked_for_test_users
-from holley_gnn_assets.core.embeddings import compute_embeddings
-from holley_gnn_assets.core.exports import run_exports
-from holley_gnn_assets.core.graph_builder import build_graph
-from holley_gnn_assets.core.scoring import score_gnn
-from holley_gnn_assets.core.trainer import train
-from holley_gnn_assets.core.warehouse_duckdb import DuckDBWarehouse
+from holley_gnn_assets.evaluation import report as evaluation
+from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.recommend.embeddings import compute_embeddings
+from holley_gnn_assets.recommend.gnn_scores import score_gnn
+from holley_gnn_assets.recommend.sql_baseline import sql_ranked_for_test_users
+from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.synth.generator import generate_warehouse
+from holley_gnn_assets.training.loop import train
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse.exports import run_exports
 
 # A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
 # On the default tiny world (2% of the audience with history: ~100 user->product edges; most

@@ -260,8 +260,8 @@ def copy_duckdb_warehouse(
     import duckdb
     from google.cloud import bigquery
 
-    from holley_gnn_assets.core.warehouse import DUCKDB_DATASETS, SOURCE_CONTRACT
-    from holley_gnn_assets.core.warehouse_bigquery import quiet_pandas_gbq_notices
+    from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
+    from holley_gnn_assets.warehouse.bigquery import quiet_pandas_gbq_notices
 
     datasets = dict(datasets or DUCKDB_DATASETS)
     loaded: dict[str, int] = {}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from holley_gnn_assets.config import load_config
+from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.synth import behaviour as bh
 from holley_gnn_assets.synth import names
 from holley_gnn_assets.synth.scales import resolve_params

@@ -1,1 +1,0 @@
-"""Dagster assets: a thin layer over holley_gnn_assets.core."""

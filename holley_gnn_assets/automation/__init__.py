@@ -1,1 +1,0 @@
-"""Automation: the weekly retrain schedule, the daily scoring sensor and the alert sensors."""

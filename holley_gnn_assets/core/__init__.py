@@ -1,1 +1,0 @@
-"""The ML core: graph building, model, training, scoring, metrics. Free of Dagster."""

@@ -1,0 +1,270 @@
+"""Alerts: failed asset checks, failed runs and a stale output table.
+
+Sinks: the Dagster log always (the sensor tick's log in the UI), plus a Slack-compatible webhook
+when ``HOLLEY_GNN_ALERT_WEBHOOK`` is set (validated at load; see ``webhook``).
+
+- ``check_alert_sensor`` (run succeeded): a run can succeed with failed WARN or non-blocking
+  checks, so it reads the run's ASSET_CHECK_EVALUATION events and reports every failed one.
+- ``run_failure_alert_sensor`` (run failed): reports the failure, its failed steps and every
+  failed check of the run (a failed blocking ERROR check fails the run).
+- ``staleness_sensor`` (daily): the last materialization of ``recommendations_table`` older than
+  ``qa.max_output_age_days`` is reported (the ``recommendations_table_fresh`` check reports the
+  same condition when it runs; this sensor also catches a pipeline that stopped running).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.webhook import WEBHOOK_ENV, WebhookSink
+
+OUTPUT_ASSET = "recommendations_table"
+PREFIX = "[holley-gnn]"
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+def scrub(text: str) -> str:
+    """Replace anything that looks like an email address (alerts never carry one)."""
+    return _EMAIL.sub("<email>", text)
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """One failed asset check evaluation of a run."""
+
+    asset: str
+    check: str
+    severity: str
+    blocking: bool
+    description: str | None
+    run_id: str
+
+    def text(self) -> str:
+        """One alert line naming the asset, the check, the severity and the run."""
+        kind = "blocking" if self.blocking else "non-blocking"
+        line = (
+            f"check FAILED: asset `{self.asset}`, check `{self.check}`, severity "
+            f"{self.severity} ({kind}), run {self.run_id}"
+        )
+        return line + (f": {self.description}" if self.description else "")
+
+
+def failed_checks(instance: DagsterInstance, run_id: str) -> list[FailedCheck]:
+    """Every failed asset check evaluation recorded for ``run_id`` (WARN and ERROR)."""
+    out: list[FailedCheck] = []
+    cursor = None
+    while True:
+        conn = instance.get_records_for_run(
+            run_id, cursor=cursor, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=500
+        )
+        for record in conn.records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            evaluation = event.asset_check_evaluation_data
+            if evaluation.passed:
+                continue
+            out.append(
+                FailedCheck(
+                    asset=evaluation.asset_key.to_user_string(),
+                    check=evaluation.check_name,
+                    severity=evaluation.severity.value,
+                    blocking=bool(evaluation.blocking),
+                    description=evaluation.description,
+                    run_id=run_id,
+                )
+            )
+        if not conn.has_more:
+            return out
+        cursor = conn.cursor
+
+
+def staleness_message(
+    last_materialized: float | None, now: float, max_age_days: float, asset: str = OUTPUT_ASSET
+) -> str | None:
+    """The alert text when the asset's last materialization is older than the limit, else None.
+
+    Returns None when the asset was never materialized (nothing to be stale yet).
+    """
+    if last_materialized is None:
+        return None
+    age_days = (now - last_materialized) / 86400.0
+    if age_days <= max_age_days:
+        return None
+    when = dt.datetime.fromtimestamp(last_materialized, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"output STALE: asset `{asset}` was last materialized {when}, {age_days:.1f} days "
+        f"ago (limit {max_age_days:g} days)"
+    )
+
+
+class Alerter:
+    """Sends alert text to the Dagster log and, when configured, to the webhook."""
+
+    def __init__(self, webhook: WebhookSink | None = None) -> None:
+        self.webhook = webhook
+
+    def emit(self, log: Any, lines: Sequence[tuple[str, str]], title: str) -> None:
+        """Log each ``(level, line)``; post one webhook message with the title and all lines."""
+        if not lines:
+            return
+        for level, line in lines:
+            getattr(log, level)(scrub(f"{PREFIX} {line}"))
+        if self.webhook is None:
+            return
+        text = scrub("\n".join([f"{PREFIX} {title}", *(f"• {line}" for _, line in lines)]))
+        result = self.webhook.send(text)
+        if result.ok:
+            log.info(f"{PREFIX} alert posted to webhook {self.webhook.target} (try {result.tries})")
+        else:
+            log.error(
+                f"{PREFIX} webhook {self.webhook.target} unreachable after {result.tries} "
+                f"tries ({result.error}); the alert is in this log only"
+            )
+
+
+def _check_lines(checks: Sequence[FailedCheck]) -> list[tuple[str, str]]:
+    return [("error" if c.severity == "ERROR" else "warning", c.text()) for c in checks]
+
+
+def report_successful_run(
+    alerter: Alerter, log: Any, instance: DagsterInstance, run_id: str, job_name: str
+) -> list[FailedCheck]:
+    """Alert on the failed checks of a successful run; return them."""
+    checks = failed_checks(instance, run_id)
+    alerter.emit(
+        log,
+        _check_lines(checks),
+        f"run {run_id} of `{job_name}` succeeded with {len(checks)} failed check(s)",
+    )
+    return checks
+
+
+def report_failed_run(
+    alerter: Alerter,
+    log: Any,
+    instance: DagsterInstance,
+    run_id: str,
+    job_name: str,
+    message: str | None,
+    failed_steps: Sequence[str],
+) -> list[FailedCheck]:
+    """Alert on a failed run, its failed steps and its failed checks; return the checks."""
+    checks = failed_checks(instance, run_id)
+    head = f"run FAILED: run {run_id} of `{job_name}`"
+    if failed_steps:
+        head += f"; failed steps: {', '.join(failed_steps)}"
+    if message:
+        head += f": {message}"
+    alerter.emit(
+        log, [("error", head), *_check_lines(checks)], f"run {run_id} of `{job_name}` failed"
+    )
+    return checks
+
+
+def _latest_materialization_ts(instance: DagsterInstance, asset: str) -> float | None:
+    entry = instance.get_latest_materialization_event(AssetKey(asset))
+    return None if entry is None else float(entry.timestamp)
+
+
+def build_alert_sensors(
+    webhook: WebhookSink | None = None,
+    max_output_age_days: float = 7.0,
+    now: Callable[[], float] = time.time,
+    output_asset: str = OUTPUT_ASSET,
+) -> list[SensorDefinition]:
+    """The three alert sensors, sharing one sink (parameters injectable for tests)."""
+    alerter = Alerter(webhook)
+
+    @run_status_sensor(
+        name="check_alert_sensor",
+        run_status=DagsterRunStatus.SUCCESS,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Reports every failed asset check (WARN or ERROR) of a successful run.",
+    )
+    def check_alert_sensor(context: RunStatusSensorContext):
+        run = context.dagster_run
+        report_successful_run(alerter, context.log, context.instance, run.run_id, run.job_name)
+
+    @run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Reports every failed run with its failed steps and failed checks.",
+    )
+    def run_failure_alert_sensor(context: RunFailureSensorContext):
+        run = context.dagster_run
+        steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
+        report_failed_run(
+            alerter,
+            context.log,
+            context.instance,
+            run.run_id,
+            run.job_name,
+            context.failure_event.message,
+            steps,
+        )
+
+    @sensor(
+        name="staleness_sensor",
+        minimum_interval_seconds=24 * 3600,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Daily: alerts when `{output_asset}` is older than "
+        f"{max_output_age_days:g} days.",
+    )
+    def staleness_sensor(context: SensorEvaluationContext):
+        last = _latest_materialization_ts(context.instance, output_asset)
+        if last is None:
+            return SkipReason(f"`{output_asset}` has never been materialized")
+        message = staleness_message(last, now(), max_output_age_days, output_asset)
+        if message is None:
+            return SkipReason(f"`{output_asset}` is fresh (within {max_output_age_days:g} days)")
+        alerter.emit(context.log, [("warning", message)], f"`{output_asset}` is stale")
+        return SkipReason(message)
+
+    return [check_alert_sensor, run_failure_alert_sensor, staleness_sensor]
+
+
+def webhook_from_env(cfg: dict | None = None) -> WebhookSink | None:
+    """The webhook sink from ``HOLLEY_GNN_ALERT_WEBHOOK`` (validated), or None when unset."""
+    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    if not url:
+        return None
+    section = (cfg if cfg is not None else load_config()).get("alerts") or {}
+    return WebhookSink(
+        url,
+        tries=int(section.get("webhook_tries", 3)),
+        timeout_s=float(section.get("webhook_timeout_s", 5.0)),
+        backoff_s=float(section.get("webhook_backoff_s", 1.0)),
+    )
+
+
+def all_sensors() -> list[SensorDefinition]:
+    """Alert sensors of the code location, configured from the environment and the config."""
+    cfg = load_config()
+    return build_alert_sensors(
+        webhook=webhook_from_env(cfg),
+        max_output_age_days=float(cfg["qa"]["max_output_age_days"]),
+    )

@@ -1,0 +1,202 @@
+"""Graph, model and embeddings assets (logic in the ML packages)."""
+
+
+import json
+import time
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
+from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, PipelineSettings
+from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
+from holley_gnn_assets.model import persistence as model_io
+from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
+from holley_gnn_assets.settings import flatten, load_config
+from holley_gnn_assets.storage.artifact_store import (
+    checkpoint_key,
+    embeddings_prefix,
+    heterodata_key,
+)
+from holley_gnn_assets.training import checkpoints
+from holley_gnn_assets.training.curves import plot_training_curves
+from holley_gnn_assets.training.loop import train
+
+
+def _root_run_id(context: AssetExecutionContext) -> str:
+    """Run id shared by a run and its re-executions (so a restarted step finds its checkpoint)."""
+    run = context.run
+    return run.root_run_id or run.run_id
+
+
+@asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+       description="PyG HeteroData built from the tables.")
+def heterodata(
+    context: AssetExecutionContext,
+    pipeline: PipelineSettings,
+    artifacts: ArtifactsResource,
+    user_nodes: pd.DataFrame,
+    product_nodes: pd.DataFrame,
+    vehicle_nodes: pd.DataFrame,
+    user_product_edges: pd.DataFrame,
+    user_vehicle_edges: pd.DataFrame,
+    product_vehicle_edges: pd.DataFrame,
+    product_product_edges: pd.DataFrame,
+) -> Output[dict[str, Any]]:
+    tables = {
+        "user_nodes": user_nodes, "product_nodes": product_nodes, "vehicle_nodes": vehicle_nodes,
+        "user_product_edges": user_product_edges, "user_vehicle_edges": user_vehicle_edges,
+        "product_vehicle_edges": product_vehicle_edges,
+        "product_product_edges": product_product_edges,
+    }
+    start = time.perf_counter()
+    bundle = build_graph(tables, pipeline.cfg)
+    path = artifacts.work_dir(context.run_id) / "heterodata.pt"
+    save_graph(bundle, path)
+    key = heterodata_key(context.run_id)
+    uri = artifacts.store().put_file(path, key)
+    stats = {k: v for k, v in bundle.stats.items() if isinstance(v, int | float | str)}
+    context.log.info(f"graph built in {time.perf_counter() - start:.1f}s: {stats}")
+    return Output(
+        {"graph_key": key, "fingerprint": bundle.fingerprint, "stats": bundle.stats},
+        metadata={**stats, "snapshot": uri, "fingerprint": bundle.fingerprint,
+                  "build_seconds": round(time.perf_counter() - start, 2),
+                  "stats_table": MetadataValue.md(_dict_md(bundle.stats))},
+    )
+
+
+@asset(
+    group_name="model",
+    kinds={"pytorch"},
+    op_tags=gpu_op_tags(load_config()),
+    description="HeteroGAT trained on the graph (GPU pod in production; CPU locally).",
+)
+def gnn_model(
+    context: AssetExecutionContext,
+    pipeline: PipelineSettings,
+    artifacts: ArtifactsResource,
+    mlflow: MlflowTracking,
+    heterodata: dict[str, Any],
+) -> Output[dict[str, Any]]:
+    cfg = pipeline.cfg
+    bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
+    store = artifacts.store()
+    registry = artifacts.registry()
+    run_key = _root_run_id(context)
+    # A restarted step (preempted GPU pod) resumes from the last checkpoint in the store.
+    ckpt_dir = artifacts.work_dir("checkpoints", run_key)
+    ckpt_key = checkpoint_key(run_key, checkpoints.CHECKPOINT_NAME)
+    if store.exists(ckpt_key):
+        store.get_file(ckpt_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
+        context.log.info(f"found checkpoint {ckpt_key}: resuming if it matches")
+    mlflow_run = mlflow.start_run(
+        f"train-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "stage": "train"}
+    )
+    mlflow.log_params(mlflow_run, flatten(cfg))
+    mlflow.log_params(mlflow_run, {f"graph.{k}": v for k, v in bundle.stats.items()})
+
+    def on_epoch(row: dict) -> None:
+        store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, ckpt_key)
+        context.log.info(
+            f"epoch {row['epoch']}: train_loss={row['train_loss']:.4f} "
+            f"val_loss={row['val_loss']:.4f} val_mrr={row['val_mrr']:.4f} ({row['seconds']:.1f}s)"
+        )
+        mlflow.log_metrics(
+            mlflow_run,
+            {k: row[k] for k in ("train_loss", "val_loss", "val_mrr")},
+            step=int(row["epoch"]),
+        )
+
+    try:
+        result = train(bundle, cfg, checkpoint_dir=ckpt_dir, device=cfg["training"]["device"],
+                       on_epoch=on_epoch, resume=True)
+    except Exception:
+        mlflow.end_run(mlflow_run, status="FAILED")
+        raise
+    model_path = ckpt_dir / "model.pt"
+    model_io.save_model(model_path, result.model, cfg, bundle)
+    model_uri = store.put_file(model_path, registry.model_key(run_key))
+    curves = plot_training_curves(result.history, ckpt_dir / "training_curves.png")
+    store.put_file(curves, checkpoint_key(run_key, curves.name))
+    curve_uri = mlflow.log_artifact(mlflow_run, curves, "plots")
+    mlflow.log_artifact(mlflow_run, model_path, "checkpoint")
+    mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
+                                    "epochs_run": result.epochs_run,
+                                    "train_wall_s": result.wall_s})
+    mlflow.end_run(mlflow_run)
+    info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
+            "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr}
+    registry.record_trained(run_key, info)
+    history = pd.DataFrame(result.history)
+    return Output(
+        {"model_key": registry.model_key(run_key), "run_key": run_key, **info},
+        metadata={
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_mrr": float(result.best_val_mrr),
+            "stopped_early": bool(result.stopped_early),
+            "resumed_from_epoch": result.resumed_from_epoch or 0,
+            "wall_seconds": round(result.wall_s, 1),
+            "device": str(result.device),
+            "fallback": result.fallback or "none",
+            "mlflow_run_id": mlflow_run,
+            "model": model_uri,
+            "training_curves": MetadataValue.url(curve_uri),
+            "curves_png": MetadataValue.path(str(curves)),
+            "curves_table": MetadataValue.md(
+                history[["epoch", "train_loss", "val_loss", "val_mrr"]]
+                .round(4).to_markdown(index=False)
+            ),
+        },
+    )
+
+
+@asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"],
+       op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+       description="Product and user embeddings from the model scoring should use.")
+def embeddings(
+    context: AssetExecutionContext,
+    artifacts: ArtifactsResource,
+    user_nodes: pd.DataFrame,
+) -> Output[dict[str, Any]]:
+    registry = artifacts.registry()
+    run_key = _root_run_id(context)
+    fresh = registry.latest()
+    if fresh is not None and fresh["run_id"] == run_key:
+        chosen, why = fresh, "trained in this run (candidate; promotion decided by eval_report)"
+    else:
+        chosen = registry.model_for_scoring()
+        why = "promoted model" if registry.promoted() else "latest trained model (none promoted)"
+    if chosen is None:
+        raise RuntimeError("no trained model exists yet: materialize gnn_model first "
+                           "(full_retrain_job or `holley-gnn run`)")
+    bundle = load_graph(artifacts.fetch(chosen["graph_key"]))
+    model = model_io.load_model(artifacts.fetch(chosen["model_key"]), bundle)
+    start = time.perf_counter()
+    emb: Embeddings = compute_embeddings(model, bundle, user_nodes)
+    out_dir = artifacts.work_dir(context.run_id, "embeddings")
+    emb.save(out_dir)
+    prefix = embeddings_prefix(context.run_id)
+    artifacts.put_dir(out_dir, prefix)
+    n_group = int((emb.user_index["source"] == "group").sum())
+    return Output(
+        {"prefix": prefix, "model_run_id": chosen["run_id"], "graph_key": chosen["graph_key"],
+         "candidate": chosen is fresh},
+        metadata={
+            "model_run_id": chosen["run_id"], "model_choice": why,
+            "products": len(emb.product_ids), "group_representations": len(emb.group_keys),
+            "users_served_by_group": n_group,
+            "users_with_own_embedding": int(len(emb.user_index) - n_group),
+            "seconds": round(time.perf_counter() - start, 2),
+        },
+    )
+
+
+def _dict_md(stats: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {k} | {json.dumps(v) if isinstance(v, dict) else v} |"
+                     for k, v in stats.items())
+    return "| statistic | value |\n|---|---|\n" + rows
+
+
+model_assets = [heterodata, gnn_model, embeddings]

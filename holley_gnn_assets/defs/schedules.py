@@ -1,0 +1,214 @@
+"""When the pipeline runs: a weekly full retrain (schedule) and a daily re-score (sensor).
+
+- ``weekly_retrain_schedule`` runs ``full_retrain_job`` on ``schedule.retrain_cron`` in
+  ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron). A malformed cron or an
+  unknown time zone is refused when the code location loads.
+- ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
+  promoted model exists (the ``artifacts`` resource's registry) and the source data changed
+  since the last requested scoring run. The change test is a fingerprint of the warehouse
+  (:func:`source_fingerprint`), kept in the cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+from dagster._utils.schedules import is_valid_cron_string
+
+from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.resources import ArtifactsResource
+from holley_gnn_assets.settings import load_config, warehouse_kind, warehouse_path
+from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
+
+CRON_ENV = "HOLLEY_GNN_RETRAIN_CRON"
+DEFAULT_RETRAIN_CRON = "0 3 * * 1"
+DEFAULT_SCORE_INTERVAL_S = 3600
+FINGERPRINT_TAG = "holley_gnn/source_fingerprint"
+
+
+def validate_cron(cron: str, setting: str) -> str:
+    """Return ``cron`` stripped, or raise ValueError naming the setting and the bad value."""
+    value = str(cron).strip()
+    if not is_valid_cron_string(value):
+        raise ValueError(
+            f"{setting}={cron!r} is not a valid 5-field cron expression "
+            "(minute hour day-of-month month day-of-week, e.g. '0 3 * * 1')"
+        )
+    return value
+
+
+def validate_timezone(name: str, setting: str) -> str:
+    """Return the IANA time zone name, or raise ValueError naming the setting."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{setting}={name!r} is not a known IANA time zone") from exc
+    return str(name)
+
+
+def retrain_cron_and_timezone(cfg: dict | None = None) -> tuple[str, str]:
+    """The validated (cron, timezone) of the weekly retrain: env override, else config."""
+    section = (cfg if cfg is not None else load_config()).get("schedule", {}) or {}
+    env = os.environ.get(CRON_ENV)
+    if env is not None and env.strip():
+        cron = validate_cron(env, CRON_ENV)
+    else:
+        cron = validate_cron(
+            section.get("retrain_cron", DEFAULT_RETRAIN_CRON), "schedule.retrain_cron"
+        )
+    tz = validate_timezone(section.get("timezone", "UTC") or "UTC", "schedule.timezone")
+    return cron, tz
+
+
+def build_retrain_schedule(cfg: dict | None = None) -> ScheduleDefinition:
+    """Weekly ``full_retrain_job`` schedule (validated at load)."""
+    cron, tz = retrain_cron_and_timezone(cfg)
+    return ScheduleDefinition(
+        name="weekly_retrain_schedule",
+        job=full_retrain_job,
+        cron_schedule=cron,
+        execution_timezone=tz,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Full retrain (every asset) on cron '{cron}' ({tz}).",
+    )
+
+
+# -- source fingerprint -----------------------------------------------------------------------
+
+
+def duckdb_fingerprint(path: os.PathLike | str) -> str:
+    """``duckdb:<size>:<mtime_ns>`` of the warehouse file; FileNotFoundError naming it if absent."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"DuckDB warehouse {path} does not exist") from exc
+    # a DuckDB write-ahead log holds committed changes not yet checkpointed into the file
+    wal = path + ".wal"
+    extra = f":wal{os.stat(wal).st_size}" if os.path.exists(wal) else ""
+    return f"duckdb:{st.st_size}:{st.st_mtime_ns}{extra}"
+
+
+def bigquery_fingerprint(cfg: dict, client: Any | None = None) -> str:
+    """Last-modified time, row and byte counts of the seven BigQuery source tables, as one string.
+
+    Uses ``google.cloud.bigquery.Client.get_table(...)`` (``modified``, ``num_rows``,
+    ``num_bytes``); tested against the local bqemulator only (see tests/test_schedules.py).
+    """
+    from google.cloud import bigquery
+
+    bq = cfg["warehouse"]["bigquery"]
+    client = client or bigquery.Client(project=bq["project"], location=bq.get("location"))
+    datasets = {"company": bq["company_dataset"], "data": bq["data_dataset"]}
+    parts = []
+    for role, tables in SOURCE_CONTRACT.items():
+        for table in sorted(tables):
+            table_id = f"{bq['project']}.{datasets[role]}.{table}"
+            meta = client.get_table(table_id, timeout=60.0)
+            modified = meta.modified.isoformat() if meta.modified else "none"
+            parts.append(f"{table}={modified}/{meta.num_rows}/{meta.num_bytes}")
+    return "bigquery:" + ";".join(parts)
+
+
+def source_fingerprint(cfg: dict | None = None) -> str:
+    """A string that changes whenever the source warehouse changes."""
+    if warehouse_kind() == "bigquery":
+        return bigquery_fingerprint(cfg if cfg is not None else load_config())
+    return duckdb_fingerprint(warehouse_path())
+
+
+def promoted_model(artifacts: ArtifactsResource) -> dict | None:
+    """The promoted model's registry record in the artifact store, or None."""
+    return artifacts.registry().promoted()
+
+
+# -- daily scoring sensor ---------------------------------------------------------------------
+
+
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _read_cursor(cursor: str | None) -> dict[str, str]:
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def build_daily_score_sensor(
+    fingerprint: Callable[[], str] = source_fingerprint,
+    promoted: Callable[[ArtifactsResource], dict | None] = promoted_model,
+    today: Callable[[], dt.date] = _utc_today,
+    minimum_interval_seconds: int | None = None,
+) -> SensorDefinition:
+    """The ``daily_score_sensor`` (collaborators injectable for tests: fingerprint, clock).
+
+    The promoted model is read from the ``artifacts`` resource's model registry.
+    """
+    if minimum_interval_seconds is None:
+        section = load_config().get("schedule", {}) or {}
+        minimum_interval_seconds = int(
+            section.get("score_min_interval_s", DEFAULT_SCORE_INTERVAL_S)
+        )
+
+    @sensor(
+        name="daily_score_sensor",
+        job=score_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="One score_job run per day when a promoted model exists and the source "
+        "data changed since the last scoring run.",
+    )
+    def daily_score_sensor(context: SensorEvaluationContext, artifacts: ArtifactsResource):
+        if promoted(artifacts) is None:
+            return SkipReason("no promoted model yet: the weekly retrain has not promoted one")
+        try:
+            fp = fingerprint()
+        except (FileNotFoundError, OSError) as exc:
+            return SkipReason(f"cannot fingerprint the source data: {exc}")
+        state = _read_cursor(context.cursor)
+        date = today().isoformat()
+        if state.get("fingerprint") == fp:
+            return SkipReason(f"source data unchanged since {state.get('date', 'the last run')}")
+        if state.get("date") == date:
+            return SkipReason(
+                f"a scoring run was already requested today ({date}); "
+                "the newer source data will be scored tomorrow"
+            )
+        context.update_cursor(json.dumps({"fingerprint": fp, "date": date}))
+        return RunRequest(
+            run_key=f"score-{date}",
+            tags={FINGERPRINT_TAG: hashlib.sha256(fp.encode()).hexdigest()[:16]},
+        )
+
+    return daily_score_sensor
+
+
+def all_schedules() -> list[ScheduleDefinition]:
+    """Schedules of the code location."""
+    return [build_retrain_schedule()]
+
+
+def all_sensors() -> list[SensorDefinition]:
+    """Scheduling sensors of the code location (alerts live in ``alerts``)."""
+    return [build_daily_score_sensor()]

@@ -1,0 +1,238 @@
+"""HeteroGAT recommender (spec section 2, "Model"), pure torch / PyG.
+
+Inputs per node type (all projected to ``embedding_dim`` before message passing):
+- user: tier embedding + linear(standardised log activity counts). There is NO per-user ID
+  table: an untrained per-user row must never reach cold users or vehicles.
+- product: MLP(part-type embedding (``part_type_dim``) + price, missing flag, log_popularity,
+  fitment breadth) + a product ID embedding initialised to zero (it only moves where trained).
+- vehicle: linear(log user_count, log product_count) + a vehicle ID embedding initialised to zero.
+
+Message passing: ``layers`` x HeteroConv with one GATConv per edge type (``heads`` heads,
+``hidden_dim`` = heads x (hidden_dim/heads) concatenated in the inner layers, ``embedding_dim``
+= heads x (embedding_dim/heads) in the last), ``add_self_loops=False``, HeteroConv ``sum``
+aggregation, plus ONE skip linear per node type and layer (a GATConv on a bipartite edge type
+drops the destination's own features; GATConv(residual=True) would add one redundant linear per
+edge type, a third of the dense cost at full scale). Edge weights enter the attention as 1-dim
+``edge_attr`` on the weighted edge types. Layers can run on a sampled, trimmed block
+(``Block.keep``): only the rows a batch needs are transformed. In-channels are explicit
+tuples, so there are no lazy parameters (no warm-up forward is needed before the optimizers).
+
+Scoring: separate user and product towers with L2-normalised ``embedding_dim`` outputs; the score
+is their dot product (logit = learned scale x dot). The user representation is
+``user_tower([vehicle_h, own_h * has_own, tier_emb])``: a cold user (or a simulated-cold one)
+has ``has_own = 0``, so every cold user on one vehicle shares one representation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, HeteroConv
+
+from holley_gnn_assets.graph.builder import (
+    CO_PURCHASED,
+    EDGE_TYPES,
+    INTERACTS,
+    REV_INTERACTS,
+    TIER_INDEX,
+)
+
+WEIGHTED_EDGE_TYPES = (INTERACTS, REV_INTERACTS, CO_PURCHASED)
+NODE_TYPES = ("user", "product", "vehicle")
+
+
+@dataclass
+class Block:
+    """Edges of one layer; ``keep``: per node type, the input rows whose outputs are needed."""
+
+    edge_index: dict[tuple, Tensor]
+    edge_attr: dict[tuple, Tensor]
+    keep: dict[str, Tensor] | None = None
+
+
+COLD = TIER_INDEX["cold"]
+
+
+@dataclass(frozen=True)
+class GraphMeta:
+    """Sizes the model is built for (from a GraphBundle)."""
+
+    num_products: int
+    num_vehicles: int
+    num_part_types: int
+    user_features: int = 3
+    product_features: int = 4
+    vehicle_features: int = 2
+
+    @classmethod
+    def from_data(cls, data) -> GraphMeta:
+        """Read the sizes off a HeteroData built by ``graph_builder``."""
+        return cls(
+            num_products=int(data["product"].num_nodes),
+            num_vehicles=int(data["vehicle"].num_nodes),
+            num_part_types=int(data["product"].part_type.max().item()) + 1
+            if data["product"].num_nodes
+            else 1,
+            user_features=int(data["user"].x.shape[1]),
+            product_features=int(data["product"].x.shape[1]),
+            vehicle_features=int(data["vehicle"].x.shape[1]),
+        )
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_out))
+
+
+class HeteroGAT(nn.Module):
+    """Encoder (HeteroConv of GATConv) + user/product projection towers."""
+
+    def __init__(self, meta: GraphMeta, model_cfg: Mapping) -> None:
+        super().__init__()
+        d = int(model_cfg["embedding_dim"])
+        hidden = int(model_cfg["hidden_dim"])
+        heads = int(model_cfg["heads"])
+        n_layers = int(model_cfg["layers"])
+        pt_dim = int(model_cfg["part_type_dim"])
+        self.dropout = float(model_cfg["dropout"])
+        if hidden % heads or d % heads:
+            raise ValueError(
+                f"model: hidden_dim={hidden} and embedding_dim={d} must be multiples of "
+                f"heads={heads}"
+            )
+        if n_layers < 1:
+            raise ValueError(f"model: layers={n_layers} must be >= 1")
+        self.meta = meta
+        self.embedding_dim = d
+        use_ids = bool(model_cfg.get("id_embeddings", True))
+
+        # input encoders
+        self.tier_emb = nn.Embedding(len(TIER_INDEX), d)
+        self.user_lin = nn.Linear(meta.user_features, d)
+        self.part_type_emb = nn.Embedding(max(1, meta.num_part_types), pt_dim)
+        self.product_mlp = _mlp(pt_dim + meta.product_features, d, d)
+        self.vehicle_lin = nn.Linear(meta.vehicle_features, d)
+        self.product_id_emb = nn.Embedding(meta.num_products, d) if use_ids else None
+        self.vehicle_id_emb = nn.Embedding(meta.num_vehicles, d) if use_ids else None
+        for emb in (self.product_id_emb, self.vehicle_id_emb):
+            if emb is not None:
+                nn.init.zeros_(emb.weight)
+
+        # message passing
+        self.convs = nn.ModuleList()
+        self.skips = nn.ModuleList()
+        n_in = d
+        for layer in range(n_layers):
+            last = layer == n_layers - 1
+            n_out = d if last else hidden
+            convs = {
+                et: GATConv(
+                    (n_in, n_in),
+                    n_out // heads,
+                    heads=heads,
+                    concat=True,
+                    dropout=self.dropout,
+                    add_self_loops=False,
+                    residual=False,
+                    edge_dim=1 if et in WEIGHTED_EDGE_TYPES else None,
+                )
+                for et in EDGE_TYPES
+            }
+            self.convs.append(HeteroConv(convs, aggr="sum"))
+            self.skips.append(nn.ModuleDict({nt: nn.Linear(n_in, n_out) for nt in NODE_TYPES}))
+            n_in = n_out
+
+        # towers
+        self.tier_tower_emb = nn.Embedding(len(TIER_INDEX), 16)
+        self.user_tower = _mlp(2 * d + 16, hidden, d)
+        self.product_tower = _mlp(d, hidden, d)
+        self.log_scale = nn.Parameter(
+            torch.tensor(float(model_cfg.get("logit_scale_init", 10.0))).log()
+        )
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Learned embedding tables (trained with the embedding learning rate)."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.Embedding)]
+
+    def other_parameters(self) -> list[nn.Parameter]:
+        """Everything else: GNN layers, MLPs, towers (GNN learning rate)."""
+        emb = {id(p) for p in self.embedding_parameters()}
+        return [p for p in self.parameters() if id(p) not in emb]
+
+    def node_inputs(self, data, index: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Layer-0 node representations, for all nodes or the global ids in ``index``."""
+
+        def rows(nt: str, t: Tensor) -> Tensor:
+            return t if index is None else t[index[nt]]
+
+        x_user = self.tier_emb(rows("user", data["user"].tier)) + self.user_lin(
+            rows("user", data["user"].x)
+        )
+        pin = torch.cat(
+            [
+                self.part_type_emb(rows("product", data["product"].part_type)),
+                rows("product", data["product"].x),
+            ],
+            dim=1,
+        )
+        x_product = self.product_mlp(pin)
+        x_vehicle = self.vehicle_lin(rows("vehicle", data["vehicle"].x))
+        if self.product_id_emb is not None:
+            x_product = x_product + rows("product", self.product_id_emb.weight)
+            x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
+        return {"user": x_user, "product": x_product, "vehicle": x_vehicle}
+
+    def encode(self, x_dict: dict[str, Tensor], blocks: list[Block]) -> dict[str, Tensor]:
+        """Run the message-passing layers over one ``Block`` per layer (sampled or full).
+
+        Layer l reads the rows of its input (``x_dict`` / the previous layer's output) and
+        writes the rows ``block.keep`` selects (all rows when None). Each destination gets
+        the sum over edge types of GATConv(x_src, x_dst) plus one skip linear of its own input.
+        """
+        h = x_dict
+        for i, (conv, block) in enumerate(zip(self.convs, blocks, strict=True)):
+            if block.keep is None:
+                h_dst = h
+            else:
+                h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
+            pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
+            out = conv(pairs, block.edge_index, edge_attr_dict=block.edge_attr)
+            out = {
+                k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
+                for k in h_dst
+            }
+            if i < len(self.convs) - 1:
+                out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
+            h = out
+        return h
+
+    def user_repr(self, vehicle_h: Tensor, own_h: Tensor | None, tier: Tensor) -> Tensor:
+        """L2-normalised user representation; ``own_h=None`` means no own part (cold)."""
+        if own_h is None:
+            own_h = torch.zeros_like(vehicle_h)
+        z = self.user_tower(torch.cat([vehicle_h, own_h, self.tier_tower_emb(tier)], dim=1))
+        return F.normalize(z, dim=1)
+
+    def product_repr(self, product_h: Tensor) -> Tensor:
+        """L2-normalised product representation."""
+        return F.normalize(self.product_tower(product_h), dim=1)
+
+    def logits(self, user_z: Tensor, product_z: Tensor) -> Tensor:
+        """Row-wise scaled dot products (for BCE)."""
+        return self.log_scale.exp() * (user_z * product_z).sum(-1)
+
+
+def full_blocks(data, n_layers: int) -> list[Block]:
+    """All edges of the graph, every node kept, for each layer."""
+    ei = {et: data[et].edge_index for et in EDGE_TYPES}
+    ea = {et: data[et].edge_attr for et in WEIGHTED_EDGE_TYPES}
+    return [Block(ei, ea) for _ in range(n_layers)]
+
+
+@torch.no_grad()
+def encode_full(model: HeteroGAT, data) -> dict[str, Tensor]:
+    """No-grad forward over the full graph (eval mode is the caller's business)."""
+    return model.encode(model.node_inputs(data), full_blocks(data, len(model.convs)))

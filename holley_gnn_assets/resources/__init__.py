@@ -1,1 +1,0 @@
-"""Dagster resources: warehouse, MLflow, artifact storage."""

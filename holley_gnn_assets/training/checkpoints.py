@@ -1,0 +1,84 @@
+"""Training checkpoints: atomic save, weights_only load, config/graph matching.
+
+A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts) so that it loads with
+``torch.load(weights_only=True)``. It is written to a temporary file in the same directory and
+moved into place with ``os.replace``, so a crash never leaves a half-written checkpoint.
+
+Matching: ``config_hash`` covers every ``model`` value and every ``training`` value except the
+ones that do not change the trajectory of an epoch (``epochs``: a run stopped by a small epoch
+limit may be resumed with a larger one; ``device``). A mismatch is named (the differing config
+keys, or the graph fingerprint) and the caller starts fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from holley_gnn_assets.settings import flatten
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+NOT_HASHED = {"training.epochs", "training.device"}
+
+
+def hashed_config(cfg: dict) -> dict[str, Any]:
+    """The flattened config values a checkpoint must agree on."""
+    sub = {"model": cfg.get("model", {}), "training": cfg.get("training", {})}
+    return {k: v for k, v in flatten(sub).items() if k not in NOT_HASHED}
+
+
+def config_hash(cfg: dict) -> str:
+    """Stable hash of ``hashed_config``."""
+    blob = json.dumps(hashed_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def checkpoint_path(checkpoint_dir: str | Path) -> Path:
+    """Where the (single, latest) checkpoint of a directory lives."""
+    return Path(checkpoint_dir) / CHECKPOINT_NAME
+
+
+def save_checkpoint(state: dict[str, Any], checkpoint_dir: str | Path) -> Path:
+    """Write ``state`` atomically (temp file + os.replace)."""
+    path = checkpoint_path(checkpoint_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any] | None:
+    """The checkpoint of a directory, or None when there is none or it cannot be read."""
+    path = checkpoint_path(checkpoint_dir)
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # a corrupt file must not stop training: start fresh, say why
+        log.warning("checkpoint %s could not be read (%s): starting fresh", path, exc)
+        return None
+
+
+def mismatch(state: dict[str, Any], cfg: dict, fingerprint: str) -> str | None:
+    """Why a checkpoint does not belong to this run (None when it does)."""
+    if state.get("graph_fingerprint") != fingerprint:
+        return (
+            f"graph fingerprint differs (checkpoint {state.get('graph_fingerprint')}, "
+            f"graph {fingerprint})"
+        )
+    if state.get("config_hash") != config_hash(cfg):
+        old = state.get("config", {}) or {}
+        new = hashed_config(cfg)
+        keys = sorted(k for k in set(old) | set(new) if str(old.get(k)) != str(new.get(k)))
+        detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:5])
+        return f"config differs in {detail or 'hash only'}"
+    return None

@@ -1,0 +1,242 @@
+"""The embedded warehouse: one DuckDB file with the source-contract schemas.
+
+Queries arrive in BigQuery dialect and run after sqlglot transpilation
+(``sql_runner.to_duckdb``). Every call opens its own connection (read-only for reads) and
+closes it, so a read never holds a lock across calls and the write path can open the file
+read-write. Sessions use the UTC time zone (BigQuery timestamps are UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.sql import to_duckdb
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_TABLE_MISSING = re.compile(r"Table with name (\S+) does not exist")
+_COLUMN_MISSING = re.compile(r'column "?([^"\s]+)"? not found', re.IGNORECASE)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value or ""):
+        raise WarehouseError(f"{what} {value!r} is not a plain identifier")
+    return value
+
+
+class DuckDBWarehouse(Warehouse):
+    """A :class:`Warehouse` over a DuckDB database file."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self._catalog: dict[tuple[str, str], list[str]] | None = None
+
+    # connections -------------------------------------------------------------------------
+    @contextmanager
+    def _connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.path.is_file():
+            raise WarehouseError(
+                f"DuckDB warehouse {self.path} does not exist; create one with "
+                f"`holley-gnn synth --out {self.path}` or point HOLLEY_GNN_WAREHOUSE at a file"
+            )
+        config: dict[str, Any] = {}
+        if self.threads:
+            config["threads"] = int(self.threads)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from exc
+        try:
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+            except duckdb.Error:
+                pass  # no ICU extension: DuckDB then treats TIMESTAMPTZ as UTC anyway
+            yield con
+        finally:
+            con.close()
+
+    # Warehouse API -----------------------------------------------------------------------
+    def table_ref(self, role: str, table: str) -> str:
+        """``company_1950.<table>`` or ``data_company_1950.<table>``."""
+        if role not in DUCKDB_DATASETS:
+            raise WarehouseError(f"unknown dataset role {role!r}; known: {sorted(DUCKDB_DATASETS)}")
+        return f"{DUCKDB_DATASETS[role]}.{_check_name(table, 'table')}"
+
+    def dataset_ref(self, role: str) -> str:
+        """The local schema of a dataset role (``company_1950``/``data_company_1950``)."""
+        if role not in DUCKDB_DATASETS:
+            raise WarehouseError(f"unknown dataset role {role!r}; known: {sorted(DUCKDB_DATASETS)}")
+        return DUCKDB_DATASETS[role]
+
+    def dataset_refs(self) -> dict[str, str]:
+        """Dataset refs of both roles, for ``sql_runner.sql_params``."""
+        return {role: self.dataset_ref(role) for role in DUCKDB_DATASETS}
+
+    def query_df(self, sql: str) -> pd.DataFrame:
+        """Transpile one BigQuery-dialect SELECT to DuckDB, run it, return the rows."""
+        duck_sql = to_duckdb(sql)
+        with self._connect() as con:
+            try:
+                # con.sql(...).df(): con.execute(...).df() stalled on the full-scale ranked list
+                return con.sql(duck_sql).df()
+            except (duckdb.CatalogException, duckdb.BinderException) as exc:
+                raise WarehouseError(_explain(exc, self.path)) from exc
+
+    def query_named(
+        self, statements: Mapping[str, str], shared: Mapping[str, str]
+    ) -> dict[str, pd.DataFrame]:
+        """Run several BigQuery-dialect SELECTs in one session, ``shared`` CTEs computed once.
+
+        Each shared CTE (name -> rendered body, in dependency order) becomes a TEMP table of
+        the session; the statements then read it by name. Same SQL and same results as
+        running each statement with the CTEs prepended, without recomputing them.
+        """
+        out: dict[str, pd.DataFrame] = {}
+        with self._connect() as con:
+            try:
+                for name, body in shared.items():
+                    _check_name(name, "shared CTE")
+                    con.execute(f"CREATE TEMP TABLE {name} AS {to_duckdb(body)}")
+                for name, sql in statements.items():
+                    out[name] = con.execute(to_duckdb(sql)).df()
+            except (duckdb.CatalogException, duckdb.BinderException) as exc:
+                raise WarehouseError(_explain(exc, self.path)) from exc
+        return out
+
+    def columns(self, role: str, table: str) -> list[str] | None:
+        """Column names of a source table from the catalog, or None when it is missing."""
+        self.table_ref(role, table)  # validates role and table name
+        catalog = self._catalog if self._catalog is not None else self._read_catalog()
+        return catalog.get((DUCKDB_DATASETS[role], table))
+
+    def validate_contract(self) -> None:
+        """The base check, reading the catalog once instead of once per table."""
+        self._catalog = self._read_catalog()
+        try:
+            super().validate_contract()
+        finally:
+            self._catalog = None
+
+    def _read_catalog(self) -> dict[tuple[str, str], list[str]]:
+        """(schema, table) -> column names of the source-contract schemas."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND schema_name IN (?, ?) "
+                "ORDER BY schema_name, table_name, column_index",
+                list(DUCKDB_DATASETS.values()),
+            ).fetchall()
+        out: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in rows:
+            out.setdefault((schema, table), []).append(column)
+        return out
+
+    def write_output_table(self, df: pd.DataFrame, dataset: str, table: str) -> None:
+        """Replace ``dataset.table`` atomically: stage, then swap in one transaction."""
+        dataset = _check_name(dataset, "dataset")
+        table = _check_name(table, "table")
+        dupes = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
+        if dupes:
+            raise WarehouseError(f"output for {dataset}.{table} has duplicate columns {dupes}")
+        staging = f"{dataset}._staging_{table}_{uuid.uuid4().hex[:8]}"
+        with self._connect(read_only=False) as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
+            con.register("_output_df", df)
+            try:
+                con.execute(f"CREATE TABLE {staging} AS SELECT {_select_list(df)} FROM _output_df")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in _swap_statements(f"{dataset}.{table}", staging):
+                        con.execute(statement)
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"writing output table {dataset}.{table} failed; the previous table is "
+                    f"unchanged: {exc}"
+                ) from exc
+            finally:
+                con.unregister("_output_df")
+                con.execute(f"DROP TABLE IF EXISTS {staging}")
+
+    def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
+        """The current output table, or None when it does not exist."""
+        dataset = _check_name(dataset, "dataset")
+        table = _check_name(table, "table")
+        if not self._exists(dataset, table):
+            return None
+        with self._connect() as con:
+            return con.execute(f"SELECT * FROM {dataset}.{table}").df()
+
+    # synthetic-world extras --------------------------------------------------------------
+    def synthetic_as_of(self) -> dt.date | None:
+        """``synth_truth.world.as_of`` of a synthetic warehouse, else None."""
+        if not self._exists("synth_truth", "world"):
+            return None
+        with self._connect() as con:
+            row = con.execute("SELECT CAST(MAX(as_of) AS DATE) FROM synth_truth.world").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def read_truth(self) -> pd.DataFrame | None:
+        """``synth_truth.vehicle_preference`` of a synthetic warehouse, else None."""
+        if not self._exists("synth_truth", "vehicle_preference"):
+            return None
+        with self._connect() as con:
+            return con.execute("SELECT * FROM synth_truth.vehicle_preference").df()
+
+    def describe(self) -> Mapping[str, Any]:
+        """Kind and file path (no secrets)."""
+        return {"kind": "duckdb", "path": str(self.path)}
+
+    def _exists(self, schema: str, table: str) -> bool:
+        with self._connect() as con:
+            n = con.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = ? AND table_name = ?",
+                [schema, table],
+            ).fetchone()[0]
+        return bool(n)
+
+
+def _select_list(df: pd.DataFrame) -> str:
+    """Columns of a DataFrame to stage; nanosecond datetimes become plain TIMESTAMP(TZ)."""
+    cols = []
+    for col in df.columns:
+        name = '"' + str(col).replace('"', '""') + '"'
+        dtype = df[col].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            cols.append(f"CAST({name} AS TIMESTAMPTZ) AS {name}")
+        elif pd.api.types.is_datetime64_dtype(dtype):
+            cols.append(f"CAST({name} AS TIMESTAMP) AS {name}")
+        else:
+            cols.append(name)
+    return ", ".join(cols) or "*"
+
+
+def _swap_statements(target: str, staging: str) -> list[str]:
+    """The statements run inside the swap transaction (a seam for fault-injection tests)."""
+    return [f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staging}", f"DROP TABLE {staging}"]
+
+
+def _explain(exc: duckdb.Error, path: Path) -> str:
+    """A WarehouseError message naming the missing table or column from a DuckDB error."""
+    text = str(exc).splitlines()[0]
+    table = _TABLE_MISSING.search(str(exc))
+    column = _COLUMN_MISSING.search(str(exc))
+    if table:
+        return f"table {table.group(1)} is missing from warehouse {path}: {text}"
+    if column:
+        return f"column {column.group(1)!r} is missing in warehouse {path}: {text}"
+    return f"query failed on warehouse {path}: {text}"
