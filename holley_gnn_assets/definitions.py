@@ -17,8 +17,7 @@ from dagster import Definitions, in_process_executor, multiprocess_executor
 from holley_gnn_assets.defs import alert_sensors as alerts
 from holley_gnn_assets.defs import checks as data_checks
 from holley_gnn_assets.defs import schedules
-from holley_gnn_assets.defs.assets import exports, model
-from holley_gnn_assets.defs.assets import recommendations as scoring
+from holley_gnn_assets.defs.assets import evaluation, exports, model, output, recommendations
 from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import (
@@ -59,8 +58,10 @@ def build_defs() -> Definitions:
     """Assemble the code location from the environment."""
     return Definitions(
         assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
-                *scoring.scoring_assets],
-        asset_checks=[*data_checks.data_checks, *scoring.scoring_checks],
+                *recommendations.recommendation_assets, evaluation.eval_report,
+                *output.output_assets],
+        asset_checks=[*data_checks.data_checks, *recommendations.qa_checks,
+                      *output.output_checks],
         jobs=[full_retrain_job, score_job],
         schedules=schedules.all_schedules(),
         sensors=[*schedules.all_sensors(), *alerts.all_sensors()],

@@ -15,15 +15,16 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from holley_gnn_assets.devtools.emulators import bigquery_client, copy_duckdb_warehouse
-from holley_gnn_assets.recommend.sql_baseline import run_sql_baseline
+from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import WarehouseError
 from holley_gnn_assets.warehouse.bigquery import (
     OUTPUT_SCHEMA,
     BigQueryWarehouse,
-    is_transient,
     quiet_pandas_gbq_notices,
 )
+from holley_gnn_assets.warehouse.bigquery_errors import is_transient
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import EXPORT_FILES, export_file
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
@@ -67,7 +68,7 @@ def items_frame() -> pd.DataFrame:
 
 @pytest.fixture
 def items(bq_client: bigquery.Client, bq_warehouse: BigQueryWarehouse) -> str:
-    table_id = bq_warehouse.table_id("data", "import_items")
+    table_id = bq_warehouse.source_table_id("data", "import_items")
     load(bq_client, table_id, items_frame(), ITEMS_SCHEMA)
     return table_id
 
@@ -263,7 +264,7 @@ def test_write_and_read_output_table(
     ds = bq_datasets.output
     assert bq_warehouse.read_output_table(ds, "recommendations") is None
     first = output_frame(3, "v1")
-    bq_warehouse.write_output_table(first, ds, "recommendations")
+    bq_warehouse.load_table(first, ds, "recommendations")
     table = bq_client.get_table(f"test-project.{ds}.recommendations")
     legacy = {"FLOAT64": "FLOAT", "STRING": "STRING"}  # the API reports legacy type names
     assert [(f.name, f.field_type) for f in table.schema] == [
@@ -274,7 +275,7 @@ def test_write_and_read_output_table(
     pd.testing.assert_frame_equal(sort_frame(got), sort_frame(first), check_dtype=False)
     # a second write replaces every row
     second = output_frame(2, "v2")
-    bq_warehouse.write_output_table(second, ds, "recommendations")
+    bq_warehouse.load_table(second, ds, "recommendations")
     got = bq_warehouse.read_output_table(ds, "recommendations")
     pd.testing.assert_frame_equal(sort_frame(got), sort_frame(second), check_dtype=False)
     assert [t.table_id for t in bq_client.list_tables(ds)] == ["recommendations"]  # no staging
@@ -290,12 +291,12 @@ def test_failed_write_leaves_previous_output_whole(
 ) -> None:
     ds = bq_datasets.output
     previous = output_frame(3, "old")
-    bq_warehouse.write_output_table(previous, ds, "recommendations")
+    bq_warehouse.load_table(previous, ds, "recommendations")
     broken = output_frame(5, "new")
     broken[column] = broken[column].astype(object)
     broken.loc[4, column] = value
     with pytest.raises(WarehouseError, match=rf"{column} must be"):
-        bq_warehouse.write_output_table(broken, ds, "recommendations")
+        bq_warehouse.load_table(broken, ds, "recommendations")
     got = bq_warehouse.read_output_table(ds, "recommendations")
     pd.testing.assert_frame_equal(sort_frame(got), sort_frame(previous), check_dtype=False)
     assert [t.table_id for t in bq_client.list_tables(ds)] == ["recommendations"]
@@ -304,7 +305,7 @@ def test_failed_write_leaves_previous_output_whole(
 def test_write_rejects_missing_output_columns(bq_datasets, bq_warehouse) -> None:
     frame = output_frame(1, "x").drop(columns=["rec4_image"])
     with pytest.raises(WarehouseError, match="rec4_image"):
-        bq_warehouse.write_output_table(frame, bq_datasets.output, "recommendations")
+        bq_warehouse.load_table(frame, bq_datasets.output, "recommendations")
 
 
 class _SwapFails(BigQueryWarehouse):
@@ -322,12 +323,12 @@ def test_failed_swap_leaves_previous_output_and_drops_staging(
 ) -> None:
     ds = bq_datasets.output
     previous = output_frame(2, "old")
-    bq_warehouse.write_output_table(previous, ds, "recommendations")
+    bq_warehouse.load_table(previous, ds, "recommendations")
     wh = _SwapFails(
         lambda: bigquery_client(bq_emulator), project=bq_datasets.project, use_storage_api=False
     )
     with pytest.raises(WarehouseError, match="injected"):
-        wh.write_output_table(output_frame(4, "new"), ds, "recommendations")
+        wh.load_table(output_frame(4, "new"), ds, "recommendations")
     got = bq_warehouse.read_output_table(ds, "recommendations")
     pd.testing.assert_frame_equal(sort_frame(got), sort_frame(previous), check_dtype=False)
     assert [t.table_id for t in bq_client.list_tables(ds)] == ["recommendations"]
@@ -413,14 +414,64 @@ def test_export_sql_agrees_between_duckdb_and_bigquery(twin_warehouses) -> None:
             assert_same_rows(f"{path}:{name}", on_duck[name], on_bq[name])
 
 
+def _arms(wh, cfg: dict, windows: TimeWindows, gnn_scores: pd.DataFrame) -> dict:
+    """Both arms through the package on one warehouse: staged output rows and ranked lists."""
+    build_sql_scores(wh, cfg, windows)
+    apply_rules.write_scores(wh, cfg, "gnn", gnn_scores)
+    out = {}
+    for arm in ("sql", "gnn"):
+        staged = apply_rules.build_recommendations(wh, cfg, windows, arm, windows.as_of)
+        out[arm] = {
+            "staged": staged,
+            "recs": apply_rules.read_recommendations(wh, staged),
+            "ranked": apply_rules.ranked_lists(wh, cfg, windows, arm, windows.cutoff),
+        }
+    return out
+
+
+def _staging_cfg(dataset: str) -> dict:
+    return load_config(overrides={"output": {"dataset": dataset, "staging_dataset": dataset}})
+
+
 @pytest.mark.slow
-def test_sql_baseline_agrees_and_writes_to_bigquery(twin_warehouses, bq_datasets) -> None:
+def test_rules_agree_between_duckdb_and_bigquery_and_publish(twin_warehouses, bq_datasets) -> None:
+    """Both arms' output rows and evaluation lists from sql/rules/recommend.sql are the same on
+    DuckDB (transpiled) and BigQuery (native); the output is published on BigQuery."""
+    from holley_gnn_assets.warehouse.exports import run_exports
+    from tests.test_engine_agreement import gnn_like_scores
+
     duck, bq, windows = twin_warehouses
-    cfg = load_config()
-    recs_duck, ranked_duck = run_sql_baseline(duck, cfg, windows, windows.cutoff)
-    recs_bq, ranked_bq = run_sql_baseline(bq, cfg, windows, windows.cutoff)
-    assert_same_rows("baseline recommendations", recs_duck, recs_bq)
-    assert_same_rows("baseline ranked", ranked_duck, ranked_bq)
-    bq.write_output_table(recs_bq, bq_datasets.output, "recommendations")
+    cfg = _staging_cfg(bq_datasets.output)
+    scores = gnn_like_scores(run_exports(duck, cfg, windows), seed=4)
+    on_duck, on_bq = _arms(duck, cfg, windows, scores), _arms(bq, cfg, windows, scores)
+    for arm in ("sql", "gnn"):
+        assert_same_rows(f"{arm} recommendations", on_duck[arm]["recs"], on_bq[arm]["recs"])
+        assert_same_rows(f"{arm} ranked", on_duck[arm]["ranked"], on_bq[arm]["ranked"])
+    target = apply_rules.publish(bq, cfg, on_bq["gnn"]["staged"])
+    assert target.endswith(f"{bq_datasets.output}.recommendations")
     stored = bq.read_output_table(bq_datasets.output, "recommendations")
-    assert_same_rows("stored output", recs_duck, stored[OUTPUT_COLUMNS])
+    assert_same_rows("stored output", on_duck["gnn"]["recs"], stored[OUTPUT_COLUMNS])
+
+
+def test_banned_products_reach_neither_arm_on_bigquery(
+    tmp_path, bq_client, bq_datasets, bq_warehouse
+) -> None:
+    """The NaN-priced, refurbished and http-image products (highest popularity and GNN scores)
+    stay out of both arms on the BigQuery emulator as on DuckDB."""
+    from holley_gnn_assets.warehouse.exports import run_exports
+    from tests.micro_warehouse import build_micro_warehouse
+    from tests.test_engine_agreement import AS_OF, BANNED, _world, gnn_like_scores
+
+    path = build_micro_warehouse(tmp_path / "micro.duckdb", _world())
+    copy_duckdb_warehouse(path, bq_client, {"company": bq_datasets.company,
+                                            "data": bq_datasets.data})
+    cfg = _staging_cfg(bq_datasets.output)
+    windows = TimeWindows.from_config(cfg, AS_OF)
+    tables = run_exports(bq_warehouse, cfg, windows)
+    products = tables["product_nodes"].set_index("sku")
+    assert pd.isna(products.loc["NAN", "price"]) and not products.loc["NAN", "eligible"]
+    arms = _arms(bq_warehouse, cfg, windows, gnn_like_scores(tables, 0))
+    for arm, got in arms.items():
+        slots = set(got["recs"][[f"rec_part_{i}" for i in range(1, 5)]].stack().dropna())
+        assert len(got["recs"]) >= 5 and slots, arm
+        assert not slots & BANNED and not set(got["ranked"]["sku"]) & BANNED, arm

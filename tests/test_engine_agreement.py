@@ -1,23 +1,25 @@
-"""The Python rules engine fed popularity scores reproduces the SQL baseline row for row."""
+"""The rules file (sql/rules/recommend.sql) against a test-only reference engine, row for row:
+the SQL arm's popularity scores, and GNN-like scores with users' own rows; the products no rule
+may pass (NaN price, refurbished, http image) reach neither arm."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.recommend.sql_baseline import (
-    python_popularity,
-    run_sql_baseline,
-    sql_ranked_for_test_users,
-)
+from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import run_exports
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 from tests.micro_warehouse import build_micro_warehouse
+from tests.reference_rules import python_popularity, python_scores
 
 AS_OF = dt.date(2026, 3, 31)
 CUTOFF = dt.date(2026, 3, 1)
@@ -55,6 +57,8 @@ def _world() -> dict[str, list[dict]]:
         _item("DUP", "Pump", 0.0),
         _item("DUP", "Pump", 120.0),
         _item("NOIMG", "Pump", image=""),
+        _item("NAN", "Gauge", "NaN"),
+        _item("INF", "Gauge", "Infinity"),
     ]
     # popularity before the cutoff (distinct orders, the buyers' orders below included):
     # A1 7, A2 6, A3 4 = 100R 4, T1 3, 100B 2 = T2 = T3, 100G 1 = DUP
@@ -75,6 +79,8 @@ def _world() -> dict[str, list[dict]]:
         "FAST": 9,
         "DUP": 1,
         "NOIMG": 9,
+        "NAN": 9,
+        "INF": 9,
     }
     orders: list[dict] = []
     for sku, n in pop.items():
@@ -165,6 +171,8 @@ def _world() -> dict[str, list[dict]]:
         "FAST",
         "DUP",
         "NOIMG",
+        "NAN",
+        "INF",
     ]
     fitment = [
         {"sku": s, "year": FIT["V1"][0], "make": FIT["V1"][1], "model": FIT["V1"][2]}
@@ -172,7 +180,7 @@ def _world() -> dict[str, list[dict]]:
     ]
     fitment += [
         {"sku": s, "year": FIT["V2"][0], "make": FIT["V2"][1], "model": FIT["V2"][2]}
-        for s in ["A1", "T1", "CHEAP", "REF"]
+        for s in ["A1", "T1", "CHEAP", "REF", "NAN", "HTTP"]
     ]
     return {
         "ingestion_unified_attributes_schema_incremental": users,
@@ -183,18 +191,35 @@ def _world() -> dict[str, list[dict]]:
     }
 
 
+BANNED = {"NAN", "INF", "REF", "HTTP", "CHEAP", "SVC", "FAST", "NOIMG"}
+
+
+def sql_arm(warehouse: Warehouse, cfg: dict, windows: TimeWindows, scoring_date: dt.date):
+    """The SQL arm through the package: scores in the warehouse, rules file, staged output."""
+    build_sql_scores(warehouse, cfg, windows)
+    staged = apply_rules.build_recommendations(warehouse, cfg, windows, "sql", scoring_date)
+    recs = apply_rules.read_recommendations(warehouse, staged)
+    ranked = apply_rules.ranked_lists(warehouse, cfg, windows, "sql", scoring_date,
+                                      test_users_only=False)
+    return recs, ranked
+
+
+def _same_ranked(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        a.astype({"email_lower": str, "sku": str}).reset_index(drop=True),
+        b.astype({"email_lower": str, "sku": str}).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
 def _compare(warehouse: DuckDBWarehouse, cfg: dict, scoring_date: dt.date) -> tuple:
     windows = TimeWindows.from_config(cfg, AS_OF)
     tables = run_exports(warehouse, cfg, windows)
-    sql_recs, sql_ranked = run_sql_baseline(warehouse, cfg, windows, scoring_date)
+    sql_recs, sql_ranked = sql_arm(warehouse, cfg, windows, scoring_date)
     py_recs, py_ranked = python_popularity(tables, cfg, scoring_date)
     assert list(sql_recs.columns) == OUTPUT_COLUMNS
     pd.testing.assert_frame_equal(sql_recs, py_recs, check_dtype=False)
-    pd.testing.assert_frame_equal(
-        sql_ranked.astype({"email_lower": str, "sku": str}),
-        py_ranked.astype({"email_lower": str, "sku": str}),
-        check_dtype=False,
-    )
+    _same_ranked(sql_ranked, py_ranked)
     return sql_recs, sql_ranked
 
 
@@ -241,15 +266,11 @@ def test_agreement_on_synthetic_tiny_world(tmp_path: Path) -> None:
     windows = TimeWindows.from_config(cfg, info["as_of"])
     tables = run_exports(warehouse, cfg, windows)
     for scoring_date in (windows.cutoff, windows.as_of):
-        sql_recs, sql_ranked = run_sql_baseline(warehouse, cfg, windows, scoring_date)
+        sql_recs, sql_ranked = sql_arm(warehouse, cfg, windows, scoring_date)
         py_recs, py_ranked = python_popularity(tables, cfg, scoring_date)
         assert len(sql_recs) > 1000
         pd.testing.assert_frame_equal(sql_recs, py_recs, check_dtype=False)
-        pd.testing.assert_frame_equal(
-            sql_ranked.astype({"email_lower": str, "sku": str}),
-            py_ranked.astype({"email_lower": str, "sku": str}),
-            check_dtype=False,
-        )
+        _same_ranked(sql_ranked, py_ranked)
 
 
 def test_ranked_test_users_is_the_full_list_restricted(tmp_path: Path) -> None:
@@ -264,8 +285,8 @@ def test_ranked_test_users_is_the_full_list_restricted(tmp_path: Path) -> None:
     windows = TimeWindows.from_config(cfg, info["as_of"])
     tables = run_exports(warehouse, cfg, windows)
     wanted = test_window_users(tables["test_clicks"], tables["test_events"])
-    _, full = run_sql_baseline(warehouse, cfg, windows, windows.cutoff)
-    only = sql_ranked_for_test_users(warehouse, cfg, windows, windows.cutoff)
+    _, full = sql_arm(warehouse, cfg, windows, windows.cutoff)
+    only = apply_rules.ranked_lists(warehouse, cfg, windows, "sql", windows.cutoff)
     expected = full[full["email_lower"].isin(wanted)].reset_index(drop=True)
     assert 100 < only["email_lower"].nunique() < full["email_lower"].nunique()
     pd.testing.assert_frame_equal(only, expected, check_dtype=False)
@@ -295,3 +316,66 @@ def test_reorder_inside_test_window(tmp_path: Path) -> None:
     wh = DuckDBWarehouse(build_micro_warehouse(tmp_path / "reorder.duckdb", world))
     _, ranked = _compare(wh, load_config(), CUTOFF)
     assert "A1" not in set(ranked.loc[ranked["email_lower"] == "u7@x.com", "sku"])
+
+
+def gnn_like_scores(tables: dict[str, pd.DataFrame], seed: int) -> pd.DataFrame:
+    """Random vehicle rows for every fitment pair, and own rows for two users; the products no
+    rule may pass get the highest scores, so only the rules keep them out."""
+    rng = np.random.default_rng(seed)
+    fit = tables["product_vehicle_edges"][["vehicle_id", "sku"]].drop_duplicates()
+    veh = fit.assign(email_lower=None, score=rng.integers(0, 6, len(fit)).astype(float))
+    own = pd.DataFrame({"email_lower": ["u1@x.com"] * 6 + ["u6@x.com"] * 3, "vehicle_id": None,
+                        "sku": ["A3", "T2", "100G", "100B", "NAN", "REF", "A1", "100R", "HTTP"],
+                        "score": [3.0, 3.0, 2.0, 2.5, 99.0, 98.0, 1.0, 5.0, 97.0]})
+    out = pd.concat([veh.astype({"email_lower": object}), own.astype({"vehicle_id": object})],
+                    ignore_index=True)
+    out.loc[out["sku"].isin(BANNED), "score"] = 100.0
+    return out[["vehicle_id", "email_lower", "sku", "score"]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_user_and_vehicle_scores_agree_with_reference(micro: DuckDBWarehouse, seed: int) -> None:
+    cfg = load_config()
+    windows = TimeWindows.from_config(cfg, AS_OF)
+    tables = run_exports(micro, cfg, windows)
+    scores = gnn_like_scores(tables, seed)
+    apply_rules.write_scores(micro, cfg, "gnn", scores)
+    for day in (CUTOFF, AS_OF):
+        got = apply_rules.ranked_lists(micro, cfg, windows, "gnn", day, test_users_only=False)
+        _same_ranked(got, python_scores(tables, cfg, scores, day))
+    lists = got.groupby("email_lower")["sku"].agg(list).to_dict()
+    assert lists["u1@x.com"] == ["A3", "T2", "100B"]  # own rows only; 100G a variant of 100B
+    assert lists["u6@x.com"] == ["A1"]  # 100R bought; HTTP not eligible
+
+
+def test_banned_products_reach_neither_arm(micro: DuckDBWarehouse) -> None:
+    """NaN/infinite price, refurbished, http image (and the other static rules) keep a product
+    out of both arms although it has the highest popularity and the highest GNN score."""
+    cfg = load_config()
+    windows = TimeWindows.from_config(cfg, AS_OF)
+    tables = run_exports(micro, cfg, windows)
+    products = tables["product_nodes"].set_index("sku")
+    assert pd.isna(products.loc["NAN", "price"]) and pd.isna(products.loc["INF", "price"])
+    assert not products.loc[sorted(BANNED), "eligible"].any()
+    apply_rules.write_scores(micro, cfg, "gnn", gnn_like_scores(tables, 0))
+    for arm in ("sql", "gnn"):
+        if arm == "sql":
+            build_sql_scores(micro, cfg, windows)
+        staged = apply_rules.build_recommendations(micro, cfg, windows, arm, AS_OF)
+        recs = apply_rules.read_recommendations(micro, staged)
+        slots = set(recs[[f"rec_part_{i}" for i in range(1, 5)]].stack().dropna())
+        ranked = apply_rules.ranked_lists(micro, cfg, windows, arm, CUTOFF,
+                                          test_users_only=False)
+        assert len(recs) >= 5 and slots and not slots & BANNED, (arm, slots & BANNED)
+        assert not set(ranked["sku"]) & BANNED
+        prices = recs[[f"rec{i}_price" for i in range(1, 5)]].stack().dropna()
+        assert (prices >= 50).all() and np.isfinite(prices).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, None])
+def test_non_finite_scores_are_named_before_any_rule(micro: DuckDBWarehouse, bad) -> None:
+    cfg = load_config()
+    scores = pd.DataFrame({"vehicle_id": ["1969|CHEVROLET|CAMARO"] * 2, "email_lower": None,
+                           "sku": ["A1", "A2"], "score": [1.0, bad]})
+    with pytest.raises(apply_rules.ScoreTableError, match="arm 'gnn'"):
+        apply_rules.write_scores(micro, cfg, "gnn", scores)

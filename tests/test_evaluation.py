@@ -6,13 +6,15 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.evaluation.report import decide, evaluate, plot_tiers, report_markdown
+from holley_gnn_assets.evaluation.decision import decide
+from holley_gnn_assets.evaluation.markdown import report_markdown
+from holley_gnn_assets.evaluation.plots import plot_tiers
+from holley_gnn_assets.evaluation.reference_arms import reference_scores
+from holley_gnn_assets.evaluation.report import evaluate
 from holley_gnn_assets.settings import load_config
-from tests.test_scoring import _world
 
 EV = load_config()["eval"]
 
@@ -103,59 +105,20 @@ def test_decision_rule(delta: float, ci: tuple[float, float], expected: str) -> 
     assert decide(delta, ci, 0, EV)[0] == "no_test_data"
 
 
-def test_reference_arms_and_oracle() -> None:
-    emb, tables = _world(0)
-    cfg = load_config()
-    users = tables["user_nodes"].copy()
-    rng = np.random.default_rng(3)
-    with_v = users[users["vehicle_id"].notna()]
-    clicks = pd.DataFrame(
-        {
-            "email_lower": with_v["email_lower"].sample(15, random_state=1),
-            "sku": rng.choice(tables["product_nodes"]["sku"], 15),
-        }
-    )
-    tables["user_product_edges"] = pd.DataFrame(
-        {
-            "email_lower": with_v["email_lower"].head(10).to_numpy(),
-            "sku": tables["product_nodes"]["sku"].head(10).to_numpy(),
-            "max_event_weight": [5.0, 3.0, 1.0] * 3 + [5.0],
-        }
-    )
-    truth = tables["product_vehicle_edges"].assign(prob=lambda d: rng.random(len(d)))
-    fake = _ranked({u: ["S01"] for u in with_v["email_lower"]})
-    rep = evaluate(
-        {"gnn": fake, "sql": fake},
-        users,
-        clicks,
-        None,
-        cfg,
-        truth=truth,
-        tables=tables,
-        cutoff=dt.date(2026, 3, 1),
-    )
+def test_references_are_reported_next_to_the_arms() -> None:
+    arms, users, clicks, events = _setup()
+    refs = {"vehicle_pop": arms["sql"], "oracle": arms["gnn"], "global_pop": _ranked({})}
+    rep = evaluate({**arms, **refs}, users, clicks, events, load_config(),
+                   cutoff=dt.date(2026, 3, 1))
     assert rep["references"] == ["global_pop", "oracle", "vehicle_pop"]
-    allb = rep["tiers"]["all"]
-    assert allb["n_users"] == 15
-    for arm in ("global_pop", "vehicle_pop", "oracle"):
-        assert 0.0 <= allb[arm]["hit_rate@4"] <= 1.0
-    assert allb["delta_hit_rate@4"] == 0.0 and allb["bootstrap_ci95"] == [0.0, 0.0]
+    cold = rep["tiers"]["cold"]
+    assert cold["oracle"]["hit_rate@4"] == cold["gnn"]["hit_rate@4"] == pytest.approx(2 / 3)
+    assert cold["vehicle_pop"]["hit_rate@4"] == cold["sql"]["hit_rate@4"]
+    assert cold["global_pop"]["hit_rate@4"] == 0.0  # no list: every user a miss
 
 
-def test_vehicle_pop_shrinkage_known_order() -> None:
-    """Carts/orders of a vehicle's users beat global popularity once they outweigh m * share."""
-    from holley_gnn_assets.evaluation.report import reference_arms
-
-    products = pd.DataFrame(
-        {
-            "sku": ["G", "L", "Z"],
-            "part_type": ["a", "b", "c"],
-            "price": 100.0,
-            "image_url": "https://i",
-            "is_refurbished": False,
-            "order_count": [90, 10, 0],
-        }
-    )
+def _ref_tables() -> dict[str, pd.DataFrame]:
+    products = pd.DataFrame({"sku": ["G", "L", "Z"], "order_count": [90, 10, 0]})
     fit = pd.DataFrame({"sku": ["G", "L", "Z"] * 2, "vehicle_id": ["V1"] * 3 + ["V2"] * 3})
     users = pd.DataFrame(
         {"email_lower": ["a", "b", "c", "d"], "vehicle_id": ["V1", "V1", "V1", "V2"]}
@@ -167,18 +130,38 @@ def test_vehicle_pop_shrinkage_known_order() -> None:
             "max_event_weight": [5.0, 3.0, 1.0],
         }
     )  # c's view does not count
-    tables = {
-        "product_nodes": products,
-        "product_vehicle_edges": fit,
-        "user_product_edges": upe,
-        "user_purchases": pd.DataFrame({"email_lower": [], "sku": [], "last_order_ts": []}),
-    }
+    return {"product_nodes": products, "product_vehicle_edges": fit, "user_nodes": users,
+            "user_product_edges": upe}
+
+
+def _order(scores: pd.DataFrame, vehicle: str) -> list[str]:
+    rows = scores[scores["vehicle_id"] == vehicle].sort_values(["score", "sku"],
+                                                                ascending=[False, True])
+    return rows["sku"].tolist()
+
+
+def test_vehicle_pop_shrinkage_known_order() -> None:
+    """Carts/orders of a vehicle's users beat global popularity once they outweigh m * share."""
+    tables = _ref_tables()
     # m = 2: V1 scores G 2*0.9=1.8, L 2+2*0.1=2.2, Z 0 -> L, G, Z; V2 keeps global order
     cfg = load_config(overrides={"eval": {"vehicle_pop_shrinkage": 2.0}})
-    ref = reference_arms(tables, users, cfg, dt.date(2026, 3, 1))
-    lists = ref["vehicle_pop"].groupby("email_lower")["sku"].agg(list).to_dict()
-    assert lists["a"] == ["L", "G", "Z"] and lists["d"] == ["G", "L", "Z"]
+    ref = reference_scores(tables, cfg)
+    assert _order(ref["vehicle_pop"], "V1") == ["L", "G", "Z"]
+    assert _order(ref["vehicle_pop"], "V2") == ["G", "L", "Z"]
     cfg = load_config(overrides={"eval": {"vehicle_pop_shrinkage": 20.0}})  # 2 < 20*0.8
-    ref = reference_arms(tables, users, cfg, dt.date(2026, 3, 1))
-    assert ref["vehicle_pop"].query("email_lower == 'a'")["sku"].tolist() == ["G", "L", "Z"]
-    assert ref["global_pop"].query("email_lower == 'a'")["sku"].tolist() == ["G", "L", "Z"]
+    ref = reference_scores(tables, cfg)
+    assert _order(ref["vehicle_pop"], "V1") == ["G", "L", "Z"]
+    glob = ref["global_pop"]
+    assert glob["vehicle_id"].isna().all() and glob["email_lower"].isna().all()
+    assert glob.sort_values("score", ascending=False)["sku"].tolist() == ["G", "L", "Z"]
+    assert "oracle" not in ref
+
+
+def test_oracle_scores_are_the_truth_among_fitting_products() -> None:
+    truth = pd.DataFrame({"vehicle_id": ["V1", "V1", "V9"], "sku": ["Z", "G", "G"],
+                          "prob": [0.7, 0.2, 0.9]})
+    ref = reference_scores(_ref_tables(), load_config(), truth)
+    assert _order(ref["oracle"], "V1") == ["Z", "G"]
+    assert "V9" not in set(ref["oracle"]["vehicle_id"])
+    with pytest.raises(ValueError, match="prob"):
+        reference_scores(_ref_tables(), load_config(), truth.drop(columns="prob"))

@@ -2,12 +2,12 @@
 
 One real run (DuckDB warehouse, local MLflow store, a real temporary Dagster instance) is
 shared by the module; each fault-injection test then re-runs the scoring tail with a corrupted
-``gnn_recommendations`` and checks that the matching blocking check stops the output write.
+copy of the GNN's staged rows and checks that the matching blocking check stops the output
+write (the output table keeps its rows; staging tables may change).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,13 +17,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from mlflow import MlflowClient
 
-from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.defs.resources import WarehouseResource
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
 
 pytestmark = pytest.mark.slow
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -123,17 +120,21 @@ def _faulty_recs(kind: str, recs: pd.DataFrame, products: pd.DataFrame,
 def test_injected_fault_blocks_output(pipeline_run, check):
     assert pipeline_run["result"].success
     home, wh = pipeline_run["home"], pipeline_run["warehouse"]
-    before_hash, before = _sha256(wh), _output(wh)
+    before = _output(wh)
     tables = home / "tables"
-    good = pd.read_parquet(tables / "gnn_recommendations.parquet")
+    staged = pd.read_pickle(tables / "gnn_recommendations.pkl")
     products = pd.read_parquet(tables / "product_nodes.parquet")
     purchases = pd.read_parquet(tables / "user_purchases.parquet")
     as_of = json.loads((home / "eval_report.json").read_text())["as_of"]
-    bad = _faulty_recs(check, good, products, purchases, as_of)
 
     @asset(name="gnn_recommendations", group_name="scoring")
-    def corrupted() -> pd.DataFrame:
-        return bad
+    def corrupted(warehouse: WarehouseResource) -> dict:
+        w = warehouse.get()
+        good = w.read_output_table(staged["dataset"], staged["name"])
+        bad = _faulty_recs(check, good, products, purchases, as_of)
+        w.load_table(bad, staged["dataset"], "recs_gnn_faulty", OUTPUT_TYPES)
+        return {**staged, "name": "recs_gnn_faulty",
+                "table": f"{staged['dataset']}.recs_gnn_faulty"}
 
     defs = pipeline_run["defs"]
     target = AssetKey("gnn_recommendations")
@@ -144,9 +145,9 @@ def test_injected_fault_blocks_output(pipeline_run, check):
         selection=["gnn_recommendations", "eval_report", "recommendations_table"],
         resources=defs.resources, instance=pipeline_run["instance"], raise_on_error=False,
     )
-    failed = {ev.check_name for ev in result.get_asset_check_evaluations() if not ev.passed}
-    assert check in failed
+    failed = {(tuple(ev.asset_key.path), ev.check_name)
+              for ev in result.get_asset_check_evaluations() if not ev.passed}
+    assert (("gnn_recommendations",), check) in failed
     written = {tuple(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
     assert ("recommendations_table",) not in written
-    assert _sha256(wh) == before_hash
     pd.testing.assert_frame_equal(_output(wh), before)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from holley_gnn_assets.quality.qa_gates import run_qa
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.warehouse.base import WarehouseError
+from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
+from tests.micro_warehouse import build_micro_warehouse
 
 SCORING = dt.date(2026, 3, 1)
+AS_OF = dt.date(2026, 3, 31)
+STAGING = "temp_holley_gnn_staging"
 CHECKS = {
     "users_with_recs",
     "duplicate_skus",
@@ -23,30 +29,49 @@ CHECKS = {
     "part_type_cap",
     "purchased_recently",
 }
+PRODUCTS = [("P1", "A"), ("P2", "A"), ("P3", "B"), ("P4", "C"), ("P5", "D"), ("P6", "E"),
+            ("P7", "F"), ("P8", "A"), ("123B", "G"), ("123R", "H"), ("REFX", "R"),
+            ("SVCX", "Gift Card")]
+ORDERS = [("u1@x.com", "P1", "2025-01-01"), ("u2@x.com", "P5", "2026-03-05")]
 
 
-def _products() -> pd.DataFrame:
-    rows = [
-        ("P1", "A"),
-        ("P2", "A"),
-        ("P3", "B"),
-        ("P4", "C"),
-        ("P5", "D"),
-        ("P6", "E"),
-        ("P7", "F"),
-        ("P8", "A"),
-        ("123B", "G"),
-        ("123R", "H"),
-        ("REFX", "R"),
-        ("SVCX", "Gift Card"),
-    ]
-    df = pd.DataFrame(rows, columns=["sku", "part_type"])
-    df["price"] = 100.0
-    df["image_url"] = "https://img/" + df["sku"]
-    df["is_refurbished"] = df["sku"].eq("REFX")
-    df["is_service"] = False
-    df["is_commodity"] = False
-    return df
+def _warehouse(path: Path, orders: list[tuple[str, str, str]]) -> DuckDBWarehouse:
+    """Items, a refurbished tag, users u1-u3 with a vehicle (u4 without), the given orders."""
+    vehicles = {"V1": ("1969", "Chevrolet", "Camaro"), "V2": ("1970", "Ford", "Mustang")}
+    users = [("u1@x.com", "V1"), ("u2@x.com", "V1"), ("u3@x.com", "V2"), ("u4@x.com", None)]
+    tables = {
+        "import_items": [{"sku": s, "PartType": pt, "price": 100.0, "title": s,
+                          "image_url": f"https://img/{s}"} for s, pt in PRODUCTS],
+        "import_items_tags": [{"sku": "REFX", "tag": "Refurbished"}],
+        "vehicle_product_fitment_data": [
+            {"sku": s, "year": y, "make": mk, "model": md}
+            for s, _ in PRODUCTS for (y, mk, md) in vehicles.values()],
+        "ingestion_unified_attributes_schema_incremental": [
+            {"user_id": e, "email": e, "updated_at": "2025-01-01",
+             **dict(zip(("v1_year", "v1_make", "v1_model"),
+                        vehicles[v] if v else ("1800", "X", "Y"), strict=True))}
+            for e, v in users],
+        "import_orders": [{"order_id": f"o{i}", "email": e, "sku": s, "quantity": 1,
+                           "order_date": d, "unit_price": 1.0}
+                          for i, (e, s, d) in enumerate(orders)],
+    }
+    return DuckDBWarehouse(build_micro_warehouse(path, tables))
+
+
+def _run(path: Path, recs: pd.DataFrame, orders=ORDERS):
+    wh = _warehouse(path / "wh.duckdb", list(orders))
+    wh.load_table(recs, STAGING, "recs_test")
+    cfg = load_config()
+    return run_qa(wh, cfg, TimeWindows.from_config(cfg, AS_OF), f"{STAGING}.recs_test", SCORING)
+
+
+def _failed(path: Path, recs: pd.DataFrame, orders=ORDERS) -> set[str]:
+    res = _run(path, recs, orders)
+    assert {r.name for r in res} == CHECKS
+    for r in res:
+        for row in r.sample_rows:
+            assert "email_lower" not in row and not any("@" in str(v) for v in row.values())
+    return {r.name for r in res if not r.passed}
 
 
 def _row(email: str, skus: list[str | None], scores: list[float | None]) -> dict:
@@ -68,43 +93,8 @@ def _good() -> pd.DataFrame:
     return pd.DataFrame(rows)[OUTPUT_COLUMNS]
 
 
-def _users() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "email_lower": ["u1@x.com", "u2@x.com", "u3@x.com", "u4@x.com"],
-            "vehicle_id": ["V1", "V1", "V2", None],
-        }
-    )
-
-
-def _purchases() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "email_lower": ["u1@x.com", "u2@x.com"],
-            "sku": ["P1", "P5"],
-            "last_order_ts": pd.to_datetime(["2025-01-01", "2026-03-05"]),
-        }
-    )
-
-
-def _failed(recs: pd.DataFrame, purchases: pd.DataFrame | None = None) -> set[str]:
-    res = run_qa(
-        recs,
-        _products(),
-        _purchases() if purchases is None else purchases,
-        _users(),
-        load_config(),
-        SCORING,
-    )
-    assert {r.name for r in res} == CHECKS
-    for r in res:
-        for row in r.sample_rows:
-            assert "email_lower" not in row and not any("@" in str(v) for v in row.values())
-    return {r.name for r in res if not r.passed}
-
-
-def test_good_frame_passes() -> None:
-    assert _failed(_good()) == set()
+def test_good_frame_passes(tmp_path: Path) -> None:
+    assert _failed(tmp_path, _good()) == set()
 
 
 def _set(email: str, **cols: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -126,6 +116,7 @@ FAULTS = {
         rec3_image="https://img/REFX",
     ),
     "price_floor": _set("u1@x.com", rec4_price=10.0),
+    "nan_price": _set("u1@x.com", rec4_price=float("nan")),
     "https_images": _set("u1@x.com", rec4_image="http://img/P4"),
     "duplicate_skus": _set(
         "u2@x.com",
@@ -144,15 +135,16 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("check", sorted(FAULTS))
-def test_fault_fails_exactly_its_check(check: str) -> None:
-    assert _failed(FAULTS[check](_good())) == {check}
+def test_fault_fails_exactly_its_check(tmp_path: Path, check: str) -> None:
+    expected = "price_floor" if check == "nan_price" else check
+    assert _failed(tmp_path, FAULTS[check](_good())) == {expected}
 
 
-def test_exact_duplicate_and_null_gap() -> None:
+def test_exact_duplicate_and_null_gap(tmp_path: Path) -> None:
     dup = _set(
         "u2@x.com", rec_part_3="P5", rec3_price=100.0, rec3_score=1.0, rec3_image="https://img/P5"
     )(_good())
-    assert _failed(dup) == {"duplicate_skus"}
+    assert _failed(tmp_path, dup) == {"duplicate_skus"}
     gap = _set(
         "u2@x.com",
         rec_part_2=None,
@@ -164,25 +156,13 @@ def test_exact_duplicate_and_null_gap() -> None:
         rec3_score=1.0,
         rec3_image="https://img/P6",
     )(_good())
-    assert _failed(gap) == {"score_order"}
+    assert _failed(tmp_path, gap) == {"score_order"}
 
 
-def test_purchased_and_too_few_users() -> None:
-    bought = pd.concat(
-        [
-            _purchases(),
-            pd.DataFrame(
-                {
-                    "email_lower": ["u3@x.com"],
-                    "sku": ["P7"],
-                    "last_order_ts": pd.to_datetime(["2026-01-30"]),
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
-    assert _failed(_good(), bought) == {"purchased_recently"}
-    res = run_qa(_good().iloc[:2], _products(), _purchases(), _users(), load_config(), SCORING)
+def test_purchased_and_too_few_users(tmp_path: Path) -> None:
+    bought = [*ORDERS, ("u3@x.com", "P7", "2026-01-30")]
+    assert _failed(tmp_path, _good(), bought) == {"purchased_recently"}
+    res = _run(tmp_path, _good().iloc[:2])
     bad = [r for r in res if not r.passed]
     assert [r.name for r in bad] == ["users_with_recs"]
     assert bad[0].sample_rows[0] == {
@@ -192,13 +172,8 @@ def test_purchased_and_too_few_users() -> None:
     }
 
 
-def test_missing_column_is_named() -> None:
-    with pytest.raises(ValueError, match="rec4_image"):
-        run_qa(
-            _good().drop(columns="rec4_image"),
-            _products(),
-            _purchases(),
-            _users(),
-            load_config(),
-            SCORING,
-        )
+def test_missing_table_is_named(tmp_path: Path) -> None:
+    wh = _warehouse(tmp_path / "wh.duckdb", ORDERS)
+    cfg = load_config()
+    with pytest.raises(WarehouseError, match=f"QA checks on {STAGING}.nothing"):
+        run_qa(wh, cfg, TimeWindows.from_config(cfg, AS_OF), f"{STAGING}.nothing", SCORING)

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from micro_warehouse import build_micro_warehouse
@@ -14,8 +15,9 @@ from holley_gnn_assets import settings as config_mod
 from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse import exports
 from holley_gnn_assets.warehouse import sql as sql_runner
-from holley_gnn_assets.warehouse.base import WarehouseError
+from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+from holley_gnn_assets.warehouse.schemas import SCORES
 from holley_gnn_assets.warehouse.sql import Ident, SqlRenderError
 
 AS_OF = dt.date(2025, 12, 1)  # cutoff 2025-11-01, interaction_start 2025-09-01
@@ -499,14 +501,22 @@ def _materialise_test_inputs(wh: DuckDBWarehouse, params: dict) -> None:
             }
         )
     tables["recommendations"] = pd.DataFrame(recs)
+    fit = tables["product_vehicle_edges"]
+    tables["scores"] = fit.assign(email_lower=None, score=1.0)[list(SCORES)]
     for name in sorted(wanted):
         if name not in tables:
             raise AssertionError(f"test-params table {name!r} is not a pipeline table")
         df = tables[name]
+        if name == "scores":
+            wh.load_table(df, sql_runner.TEST_INPUTS_DATASET, name, SCORES)
+            continue
         for col in df.columns:  # DuckDB cannot store pandas' string dtype in every version
             if str(df[col].dtype) == "string":
                 df[col] = df[col].astype(object)
-        wh.write_output_table(df, sql_runner.TEST_INPUTS_DATASET, name)
+        with duckdb.connect(str(wh.path)) as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_runner.TEST_INPUTS_DATASET}")
+            con.register("_input", df)
+            con.execute(f"CREATE OR REPLACE TABLE {prefix}{name} AS SELECT * FROM _input")
 
 
 @pytest.mark.parametrize("path", _sql_files(), ids=lambda p: str(p.relative_to(config_mod.SQL_DIR)))
@@ -628,7 +638,7 @@ def test_other_timestamp_types_of_an_extract_are_accepted(tmp_path: Path) -> Non
 class _OneQueryAtATime(DuckDBWarehouse):
     """The same warehouse without the session path: each statement self-contained."""
 
-    query_named = None  # type: ignore[assignment]
+    query_named = Warehouse.query_named
 
 
 def test_session_path_and_self_contained_statements_agree(tmp_path: Path) -> None:

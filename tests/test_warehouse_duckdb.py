@@ -35,12 +35,14 @@ def wh(tmp_path: Path) -> DuckDBWarehouse:
     )
 
 
+SCHEMA = {"email_lower": "string", "rec1_score": "float64"}
+
+
 def _output(n: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "email_lower": [f"user{i}@x.com" for i in range(n)],
             "rec1_score": [float(i) / 3 for i in range(n)],
-            "ts": pd.to_datetime(["2025-01-01 10:00:00"] * n),
         }
     )
 
@@ -100,10 +102,10 @@ def test_query_df_runs_bigquery_dialect(wh: DuckDBWarehouse) -> None:
 
 def test_write_and_read_output_table(wh: DuckDBWarehouse) -> None:
     assert wh.read_output_table("temp_holley_gnn", "recommendations") is None
-    wh.write_output_table(_output(3), "temp_holley_gnn", "recommendations")
+    wh.load_table(_output(3), "temp_holley_gnn", "recommendations", SCHEMA)
     got = wh.read_output_table("temp_holley_gnn", "recommendations")
     pd.testing.assert_frame_equal(got, _output(3), check_dtype=False)
-    wh.write_output_table(_output(5), "temp_holley_gnn", "recommendations")
+    wh.load_table(_output(5), "temp_holley_gnn", "recommendations", SCHEMA)
     assert len(wh.read_output_table("temp_holley_gnn", "recommendations")) == 5
     with duckdb.connect(str(wh.path), read_only=True) as con:
         tables = [
@@ -119,7 +121,7 @@ def test_write_and_read_output_table(wh: DuckDBWarehouse) -> None:
 def test_failing_swap_leaves_previous_table_unchanged(
     wh: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wh.write_output_table(_output(3), "temp_holley_gnn", "recommendations")
+    wh.load_table(_output(3), "temp_holley_gnn", "recommendations", SCHEMA)
     before = wh.read_output_table("temp_holley_gnn", "recommendations")
     real = warehouse_duckdb._swap_statements
 
@@ -129,23 +131,23 @@ def test_failing_swap_leaves_previous_table_unchanged(
 
     monkeypatch.setattr(warehouse_duckdb, "_swap_statements", replace_then_fail)
     with pytest.raises(WarehouseError, match="previous table is unchanged"):
-        wh.write_output_table(_output(7), "temp_holley_gnn", "recommendations")
+        wh.load_table(_output(7), "temp_holley_gnn", "recommendations", SCHEMA)
     after = wh.read_output_table("temp_holley_gnn", "recommendations")
     pd.testing.assert_frame_equal(after, before, check_exact=True)
     assert list(after.dtypes) == list(before.dtypes)
 
 
 def test_rejected_output_leaves_previous_table_unchanged(wh: DuckDBWarehouse) -> None:
-    wh.write_output_table(_output(2), "temp_holley_gnn", "recommendations")
+    wh.load_table(_output(2), "temp_holley_gnn", "recommendations", SCHEMA)
     before = wh.read_output_table("temp_holley_gnn", "recommendations")
     bad = pd.DataFrame([["a", "b"]], columns=["email_lower", "email_lower"])  # duplicate name
     with pytest.raises(WarehouseError, match="duplicate columns"):
-        wh.write_output_table(bad, "temp_holley_gnn", "recommendations")
+        wh.load_table(bad, "temp_holley_gnn", "recommendations", SCHEMA)
     pd.testing.assert_frame_equal(
         wh.read_output_table("temp_holley_gnn", "recommendations"), before, check_exact=True
     )
     with pytest.raises(WarehouseError, match="identifier"):
-        wh.write_output_table(_output(1), "temp; DROP", "recommendations")
+        wh.load_table(_output(1), "temp; DROP", "recommendations", SCHEMA)
 
 
 def test_synthetic_as_of_and_truth(tmp_path: Path, wh: DuckDBWarehouse) -> None:
@@ -159,3 +161,29 @@ def test_synthetic_as_of_and_truth(tmp_path: Path, wh: DuckDBWarehouse) -> None:
     assert synth.synthetic_as_of() == dt.date(2026, 3, 1)
     pd.testing.assert_frame_equal(synth.read_truth(), truth)
     assert synth.describe() == {"kind": "duckdb", "path": str(synth.path)}
+
+
+def test_materialize_and_replace_are_all_or_nothing(tmp_path: Path) -> None:
+    """A statement that fails leaves the previous table whole; a copy replaces it in one go."""
+    from holley_gnn_assets.settings import TimeWindows, load_config
+    from holley_gnn_assets.warehouse.sql import sql_params
+
+    wh = DuckDBWarehouse(build_micro_warehouse(tmp_path / "m.duckdb", {
+        "import_items": [{"sku": "A", "PartType": "Carb", "price": 60.0,
+                          "image_url": "https://x", "title": "t"}],
+        "vehicle_product_fitment_data": [{"sku": "A", "year": "1969", "make": "Ford",
+                                          "model": "Mustang"}],
+    }))
+    cfg = load_config()
+    params = sql_params(cfg, TimeWindows.from_config(cfg, dt.date(2026, 3, 31)),
+                        wh.dataset_refs())
+    wh.materialize("baseline/scores.sql", "scores", params, "stage", "s")
+    first = wh.read_output_table("stage", "s")
+    assert first.to_dict("records") == [
+        {"vehicle_id": "1969|FORD|MUSTANG", "email_lower": None, "sku": "A", "score": 0.0}]
+    broken = {**params, "data": params["company"]}  # import_items is not in that schema
+    with pytest.raises(WarehouseError, match="previous table is unchanged"):
+        wh.materialize("baseline/scores.sql", "scores", broken, "stage", "s")
+    pd.testing.assert_frame_equal(wh.read_output_table("stage", "s"), first)
+    wh.replace_table(("stage", "s"), ("output", "copy"))
+    pd.testing.assert_frame_equal(wh.read_output_table("output", "copy"), first)

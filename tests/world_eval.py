@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from holley_gnn_assets.evaluation import report as evaluation
+from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
 from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.embeddings import compute_embeddings
-from holley_gnn_assets.recommend.gnn_scores import score_gnn
-from holley_gnn_assets.recommend.sql_baseline import sql_ranked_for_test_users
+from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
+from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.synth.generator import generate_warehouse
 from holley_gnn_assets.training.loop import train
@@ -52,11 +54,10 @@ def evaluate_tiny_world(
     bundle = build_graph(tables, cfg)
     result = train(bundle, cfg, tmp_path / "ckpt", device="cpu", resume=False)
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    users = evaluation.test_window_users(tables["test_clicks"], tables["test_events"])
-    _, gnn = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff, only_users=users)
-    sql = sql_ranked_for_test_users(wh, cfg, windows, windows.cutoff)
+    apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
+    build_sql_scores(wh, cfg, windows)
+    arms = ranked_arms(wh, cfg, windows, tables)
     return evaluation.evaluate(
-        {"gnn": gnn, "sql": sql}, tables["user_nodes"], tables["test_clicks"],
-        tables["test_events"], cfg, wh.read_truth(), tables=tables, as_of=windows.as_of,
-        cutoff=windows.cutoff,
+        arms, tables["user_nodes"], tables["test_clicks"], tables["test_events"], cfg,
+        as_of=windows.as_of, cutoff=windows.cutoff,
     )

@@ -1,7 +1,8 @@
-"""QA checks of a recommendations table (sql/qa/qa_checks.sql) on an in-memory DuckDB.
+"""QA gates (sql/qa/qa_checks.sql) on an arm's staged recommendations, run in the warehouse.
 
-The DataFrames are registered as DuckDB views and every named check of the SQL file runs
-after sqlglot transpilation; on BigQuery the same file runs with real table identifiers.
+The same file runs on DuckDB (through sqlglot) and on BigQuery, against the staged table of each
+arm and the product, user and order definitions the rules use; a failure of any check blocks
+the output table.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
 
-from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
-from holley_gnn_assets.warehouse.sql import Ident, load_sql, render, split_named, to_duckdb
+from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.sql import Ident, load_sql, parse_sql_file, sql_params
 
 QA_SQL = "qa/qa_checks.sql"
 MAX_SAMPLES = 5
@@ -45,70 +45,33 @@ class QAResult:
     description: str = ""
 
 
-def _utc(df: pd.DataFrame, col: str) -> pd.DataFrame:
-    """tz-aware UTC microseconds: DuckDB sees TIMESTAMPTZ, like a BigQuery TIMESTAMP literal."""
-    ts = pd.to_datetime(df[col], utc=True).astype("datetime64[us, UTC]")
-    return df.assign(**{col: ts})
+def run_qa(
+    warehouse: Warehouse,
+    cfg: dict,
+    windows: TimeWindows,
+    recs_table: str,
+    scoring_date: dt.date,
+) -> list[QAResult]:
+    """Run every check of qa_checks.sql on the staged table ``recs_table`` (a dotted id);
+    see ``DESCRIPTIONS``."""
+    ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
+    params = sql_params(cfg, windows, warehouse.dataset_refs())
+    params.update(
+        recs=Ident(recs_table),
+        purchase_start=ts - dt.timedelta(days=int(windows.purchase_exclusion_days)),
+        scoring_ts=ts,
+    )
+    names = list(parse_sql_file(load_sql(QA_SQL)).statements)
+    try:
+        frames = warehouse.run_named(QA_SQL, params, names)
+    except WarehouseError as exc:
+        raise WarehouseError(f"QA checks on {recs_table} failed to run: {exc}") from exc
+    return [_result(name, frames[name], cfg["qa"]) for name in names]
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     rows = df.head(MAX_SAMPLES).astype(object).where(df.head(MAX_SAMPLES).notna(), None)
     return [{k: v for k, v in r.items() if k != "email_lower"} for r in rows.to_dict("records")]
-
-
-def run_qa(
-    recs_df: pd.DataFrame,
-    products_df: pd.DataFrame,
-    user_purchases_df: pd.DataFrame,
-    users_df: pd.DataFrame,
-    cfg: dict,
-    scoring_date: dt.date,
-) -> list[QAResult]:
-    """Run every check of qa_checks.sql; see ``DESCRIPTIONS``."""
-    missing = [c for c in OUTPUT_COLUMNS if c not in recs_df.columns]
-    if missing:
-        raise ValueError(f"recommendations lack column(s) {missing}")
-    rules, qa = cfg["rules"], cfg["qa"]
-    ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
-    days = int(cfg["time"]["purchase_exclusion_days"])
-    params = {
-        "recs": Ident("qa_recs"),
-        "products": Ident("qa_products"),
-        "purchases": Ident("qa_purchases"),
-        "users": Ident("qa_users"),
-        "min_price": float(rules["min_price"]),
-        "image_prefix": str(rules["image_prefix"]),
-        "variant_regex": str(rules["variant_suffix_regex"]),
-        "service_part_types": [str(s).strip().lower() for s in rules["service_part_types"]],
-        "commodity_part_types": [str(s).strip().lower() for s in rules["commodity_part_types"]],
-        "max_per_part_type": int(rules["max_per_part_type"]),
-        "purchase_start": ts - dt.timedelta(days=days),
-        "scoring_ts": ts,
-    }
-    statements = split_named(load_sql(QA_SQL))
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        # copied into DuckDB tables through Arrow (no per-value conversion of pandas strings)
-        for table, frame in (
-            ("qa_recs", recs_df[OUTPUT_COLUMNS]),
-            ("qa_products", products_df),
-            ("qa_purchases", _utc(user_purchases_df, "last_order_ts")),
-            ("qa_users", users_df),
-        ):
-            con.register("_qa_in", pa.Table.from_pandas(frame, preserve_index=False))
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _qa_in")
-            con.unregister("_qa_in")
-        results = []
-        for name, sql in statements.items():
-            try:
-                frame = con.execute(to_duckdb(render(sql, params))).df()
-            except duckdb.Error as exc:
-                raise ValueError(f"QA check {name} failed to run: {exc}") from exc
-            results.append(_result(name, frame, qa))
-        return results
-    finally:
-        con.close()
 
 
 def _result(name: str, frame: pd.DataFrame, qa: dict) -> QAResult:

@@ -8,10 +8,15 @@ through sqlglot transpilation (see ``sql_runner``). Source tables follow
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
+
+from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
+from holley_gnn_assets.warehouse.sql import Ident, load_sql, parse_sql_file, render, with_ctes
 
 # dataset role -> table -> required columns (extra columns are ignored)
 SOURCE_CONTRACT: dict[str, dict[str, list[str]]] = {
@@ -40,27 +45,100 @@ class WarehouseError(RuntimeError):
 
 
 class Warehouse(abc.ABC):
-    """What the pipeline needs from a warehouse."""
+    """What the pipeline needs from a warehouse: read the source tables, run the SQL files,
+    load score tables and build the output in place."""
 
     @abc.abstractmethod
     def table_ref(self, role: str, table: str) -> str:
         """Fully qualified BigQuery-dialect reference for a source table of a dataset role."""
 
     @abc.abstractmethod
+    def dataset_refs(self) -> dict[str, str]:
+        """Dataset qualifier per source role (``company``, ``data``) for ``sql_params``."""
+
+    @abc.abstractmethod
+    def table_id(self, dataset: str, table: str) -> str:
+        """Dotted id of a table of the pipeline's own datasets (staging, output)."""
+
+    @abc.abstractmethod
     def query_df(self, sql: str) -> pd.DataFrame:
         """Run one BigQuery-dialect SELECT and return its rows."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run one BigQuery-dialect statement (DDL/DML) to completion."""
 
     @abc.abstractmethod
     def columns(self, role: str, table: str) -> list[str] | None:
         """Column names of a source table, or None when the table does not exist."""
 
     @abc.abstractmethod
-    def write_output_table(self, df: pd.DataFrame, dataset: str, table: str) -> None:
-        """Replace the output table atomically (stage, then swap): all rows or nothing."""
+    def ensure_dataset(self, dataset: str) -> None:
+        """Create one of the pipeline's own datasets (a schema in DuckDB) when missing."""
+
+    @abc.abstractmethod
+    def load_table(
+        self, df: pd.DataFrame, dataset: str, table: str, schema: Mapping[str, str] = OUTPUT_TYPES
+    ) -> None:
+        """Replace ``dataset.table`` with the rows of ``df`` (columns and types of ``schema``,
+        ``string`` or ``float64``) atomically: all rows or nothing, a load job in BigQuery."""
 
     @abc.abstractmethod
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
-        """The current output table, or None when it does not exist."""
+        """The current table ``dataset.table``, or None when it does not exist."""
+
+    def query_named(
+        self, statements: Mapping[str, str], shared: Mapping[str, str]
+    ) -> dict[str, pd.DataFrame]:
+        """Run rendered SELECTs that use the rendered ``shared`` CTEs (name -> body, in
+        dependency order). Default: each statement self-contained, the CTEs prepended."""
+        return {
+            name: self.query_df(with_ctes(sql, [(n, b) for n, b in shared.items()
+                                                if _uses(sql, n, shared)]))
+            for name, sql in statements.items()
+        }
+
+    def run_named(
+        self, relative_path: str, params: Mapping[str, Any], names: Iterable[str]
+    ) -> dict[str, pd.DataFrame]:
+        """Run named statements of a SQL file (with the shared CTEs they need)."""
+        parsed = parse_sql_file(load_sql(relative_path))
+        names = list(names)
+        for name in names:
+            if name not in parsed.statements:
+                raise WarehouseError(f"{relative_path} has no statement '-- name: {name}'")
+        needed = {cte for name in names for cte in parsed.needs[name]}
+        shared = {n: render(b, params) for n, b in parsed.ctes.items() if n in needed}
+        bodies = {name: render(parsed.statements[name], params) for name in names}
+        frames = self.query_named(bodies, shared)
+        return {name: frames[name].reset_index(drop=True) for name in names}
+
+    def materialize(
+        self, relative_path: str, name: str, params: Mapping[str, Any], dataset: str, table: str
+    ) -> None:
+        """``CREATE OR REPLACE TABLE dataset.table AS`` a named statement of a SQL file:
+        readers see the previous table or the new one, never a half-written one."""
+        parsed = parse_sql_file(load_sql(relative_path))
+        if name not in parsed.statements:
+            raise WarehouseError(f"{relative_path} has no statement '-- name: {name}'")
+        self.ensure_dataset(dataset)
+        target = Ident(self.table_id(dataset, table)).render()
+        self.execute(f"CREATE OR REPLACE TABLE {target} AS\n{render(parsed.full(name), params)}")
+
+    def replace_table(self, source: tuple[str, str], target: tuple[str, str]) -> None:
+        """Replace table ``target`` (dataset, table) by a copy of ``source`` in one statement."""
+        self.ensure_dataset(target[0])
+        src = Ident(self.table_id(*source)).render()
+        dst = Ident(self.table_id(*target)).render()
+        self.execute(f"CREATE OR REPLACE TABLE {dst} AS SELECT * FROM {src}")
+
+    def synthetic_as_of(self) -> dt.date | None:
+        """The as-of date a synthetic warehouse records (``synth_truth.world``), else None."""
+        return None
+
+    def read_truth(self) -> pd.DataFrame | None:
+        """The planted truth of a synthetic warehouse (``synth_truth.vehicle_preference``)."""
+        return None
 
     def validate_contract(self) -> None:
         """Raise WarehouseError naming the first missing table or column of the source contract."""
@@ -81,3 +159,18 @@ class Warehouse(abc.ABC):
     def describe(self) -> Mapping[str, Any]:
         """Short, secret-free description for metadata."""
         return {"kind": type(self).__name__}
+
+
+def _uses(sql: str, cte: str, shared: Mapping[str, str]) -> bool:
+    """Whether ``sql`` uses ``cte``, directly or through another shared CTE."""
+    seen: set[str] = set()
+    frontier = [sql]
+    while frontier:
+        text = frontier.pop()
+        for name, body in shared.items():
+            if name not in seen and re.search(rf"\b{name}\b", text):
+                if name == cte:
+                    return True
+                seen.add(name)
+                frontier.append(body)
+    return False

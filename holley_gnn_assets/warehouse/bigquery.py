@@ -16,87 +16,35 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import re
 import uuid
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
-from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
+from holley_gnn_assets.warehouse.bigquery_errors import (
+    make_retry,
+    not_found_name,
+    quiet_pandas_gbq_notices,
+    sql_head,
+)
+from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
 
 log = logging.getLogger(__name__)
 
-# HTTP-level errors worth another try
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    gexc.TooManyRequests,
-    gexc.InternalServerError,
-    gexc.BadGateway,
-    gexc.ServiceUnavailable,
-    gexc.GatewayTimeout,
-    ConnectionError,
-)
-# BigQuery error reasons that are transient even when the status code says otherwise (403/400)
-TRANSIENT_REASONS = frozenset(
-    {"rateLimitExceeded", "jobRateLimitExceeded", "backendError", "internalError", "badGateway"}
-)
+def _field(name: str, kind: str) -> bigquery.SchemaField:
+    """A NULLABLE field of a ``string``/``float64`` schema entry."""
+    types = {"string": "STRING", "float64": "FLOAT64"}
+    if kind not in types:
+        raise WarehouseError(f"column {name} has unsupported type {kind!r}")
+    return bigquery.SchemaField(name, types[kind], mode="NULLABLE")
 
 
-def _output_field(name: str) -> bigquery.SchemaField:
-    kind = "FLOAT64" if name.endswith(("_price", "_score")) else "STRING"
-    return bigquery.SchemaField(name, kind, mode="NULLABLE")
-
-
-# explicit schema of the recommendations table (spec §5, schemas.OUTPUT_COLUMNS)
-OUTPUT_SCHEMA: list[bigquery.SchemaField] = [_output_field(c) for c in OUTPUT_COLUMNS]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that a retry can cure (throttling, backend hiccups), False otherwise."""
-    errors = getattr(exc, "errors", None) or []
-    reason = errors[0].get("reason") if errors and isinstance(errors[0], dict) else None
-    if reason in TRANSIENT_REASONS:
-        return True
-    if isinstance(exc, gexc.RetryError):
-        return False
-    return isinstance(exc, TRANSIENT_ERRORS)
-
-
-def make_retry(deadline_s: float, initial_s: float = 1.0, maximum_s: float = 16.0) -> Retry:
-    """Exponential-backoff retry on transient errors, giving up after ``deadline_s`` seconds."""
-    return Retry(
-        predicate=is_transient,
-        initial=initial_s,
-        maximum=maximum_s,
-        multiplier=2.0,
-        timeout=deadline_s,
-    )
-
-
-@contextlib.contextmanager
-def quiet_pandas_gbq_notices() -> Iterator[None]:
-    """Silence the client's "use pandas-gbq instead" notices around DataFrame loads/reads."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pandas[-_]gbq.*", category=FutureWarning)
-        warnings.filterwarnings(
-            "ignore", message=".*pandas[-_]gbq.*", category=PendingDeprecationWarning
-        )
-        yield
-
-
-def _not_found_name(exc: BaseException) -> str | None:
-    match = re.search(r"Not found: (?:Table|Dataset) ([\w.:\-`]+)", str(exc))
-    return match.group(1).strip("`") if match else None
-
-
-def _sql_head(sql: str, limit: int = 160) -> str:
-    text = " ".join(sql.split())
-    return text if len(text) <= limit else text[:limit] + " ..."
+# explicit schema of the recommendations table (spec §5, schemas.OUTPUT_TYPES)
+OUTPUT_SCHEMA: list[bigquery.SchemaField] = [_field(c, k) for c, k in OUTPUT_TYPES.items()]
 
 
 class BigQueryWarehouse(Warehouse):
@@ -214,15 +162,15 @@ class BigQueryWarehouse(Warehouse):
         """Dataset refs of both roles, for ``sql_runner.sql_params``."""
         return {role: self.dataset_ref(role) for role in ("company", "data")}
 
-    def table_id(self, role: str, table: str) -> str:
+    def source_table_id(self, role: str, table: str) -> str:
         """Unquoted ``project.dataset.table`` of a source table."""
         return f"{self.project}.{self._dataset(role)}.{table}"
 
     def table_ref(self, role: str, table: str) -> str:
-        return f"`{self.table_id(role, table)}`"
+        return f"`{self.source_table_id(role, table)}`"
 
-    def output_table_id(self, dataset: str, table: str) -> str:
-        """Unquoted ``output_project.dataset.table``."""
+    def table_id(self, dataset: str, table: str) -> str:
+        """Unquoted ``output_project.dataset.table`` (staging and output datasets)."""
         return f"{self.output_project}.{dataset}.{table}"
 
     def _job_config(self, **kwargs: Any) -> bigquery.QueryJobConfig:
@@ -242,7 +190,7 @@ class BigQueryWarehouse(Warehouse):
                 f"BigQuery kept failing with transient errors and gave up ({what}): {exc.cause}"
             ) from exc
         except gexc.NotFound as exc:
-            name = _not_found_name(exc)
+            name = not_found_name(exc)
             head = f"table {name} not found" if name else "not found"
             raise WarehouseError(f"BigQuery: {head} ({what}): {exc.message}") from exc
         except gexc.GoogleAPICallError as exc:
@@ -269,11 +217,11 @@ class BigQueryWarehouse(Warehouse):
 
         A job that fails transiently is resubmitted (new job id) until the retry deadline.
         """
-        with self._errors(f"statement: {_sql_head(sql)}"):
+        with self._errors(f"statement: {sql_head(sql)}"):
             return self.retry(self._run_job)(sql)
 
     def query_df(self, sql: str) -> pd.DataFrame:
-        with self._errors(f"query: {_sql_head(sql)}"):
+        with self._errors(f"query: {sql_head(sql)}"):
             job = self.execute(sql)
             rows = job.result(timeout=self.job_timeout_s, retry=self.api_retry)
             with quiet_pandas_gbq_notices():
@@ -281,7 +229,7 @@ class BigQueryWarehouse(Warehouse):
         return _naive_utc(df)
 
     def columns(self, role: str, table: str) -> list[str] | None:
-        table_id = self.table_id(role, table)
+        table_id = self.source_table_id(role, table)
         try:
             with self._errors(f"get table {table_id}"):
                 meta = self.client.get_table(table_id, retry=self.retry, timeout=60.0)
@@ -291,24 +239,25 @@ class BigQueryWarehouse(Warehouse):
             raise
         return [field.name for field in meta.schema]
 
-    def write_output_table(self, df: pd.DataFrame, dataset: str, table: str) -> None:
-        """Stage the rows, then replace the output with one CREATE OR REPLACE statement."""
-        missing = [c for c in OUTPUT_COLUMNS if c not in df.columns]
+    def load_table(
+        self, df: pd.DataFrame, dataset: str, table: str, schema: Mapping[str, str] = OUTPUT_TYPES
+    ) -> None:
+        """Stage the rows with a load job, then replace the table with one CREATE OR REPLACE."""
+        target = self.table_id(dataset, table)
+        missing = [c for c in schema if c not in df.columns]
         if missing:
-            raise WarehouseError(
-                f"output for {self.output_table_id(dataset, table)} lacks columns {missing}"
-            )
-        target = self.output_table_id(dataset, table)
-        staging = self.output_table_id(dataset, f"_staging_{table}_{uuid.uuid4().hex[:12]}")
+            raise WarehouseError(f"rows for {target} lack columns {missing}")
+        fields = [_field(name, kind) for name, kind in schema.items()]
+        staging = self.table_id(dataset, f"_staging_{table}_{uuid.uuid4().hex[:12]}")
         load_config = bigquery.LoadJobConfig(
-            schema=OUTPUT_SCHEMA,
+            schema=fields,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         )
-        self.ensure_output_dataset(dataset)
+        self.ensure_dataset(dataset)
         try:
             with self._errors(f"load staging table for {target}"):
-                frame = _output_frame(df, target)
+                frame = _typed_frame(df, fields, target)
                 with quiet_pandas_gbq_notices():
                     job = self.client.load_table_from_dataframe(
                         frame,
@@ -325,7 +274,7 @@ class BigQueryWarehouse(Warehouse):
         finally:
             self._drop_quietly(staging)
 
-    def ensure_output_dataset(self, dataset: str) -> None:
+    def ensure_dataset(self, dataset: str) -> None:
         """Create ``output_project.dataset`` (in ``location``) when it does not exist yet.
 
         A load job creates a missing table but not a missing dataset (the load then fails).
@@ -343,7 +292,7 @@ class BigQueryWarehouse(Warehouse):
             log.info("created output dataset %s", dataset_id)
 
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
-        table_id = self.output_table_id(dataset, table)
+        table_id = self.table_id(dataset, table)
         try:
             with self._errors(f"read {table_id}"):
                 self.client.get_table(table_id, retry=self.retry, timeout=60.0)
@@ -383,10 +332,12 @@ class BigQueryWarehouse(Warehouse):
             log.warning("could not drop staging table %s: %s", table_id, exc.message)
 
 
-def _output_frame(df: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The output columns in contract order, with a clear error for values of the wrong type."""
+def _typed_frame(
+    df: pd.DataFrame, fields: list[bigquery.SchemaField], target: str
+) -> pd.DataFrame:
+    """The schema's columns in order, with a clear error for values of the wrong type."""
     out = pd.DataFrame(index=df.index)
-    for field in OUTPUT_SCHEMA:
+    for field in fields:
         col = df[field.name]
         if field.field_type == "FLOAT64":
             numbers = pd.to_numeric(col, errors="coerce")

@@ -18,9 +18,11 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, Warehouse, WarehouseError
-from holley_gnn_assets.warehouse.sql import to_duckdb
+from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
+from holley_gnn_assets.warehouse.sql import load_sql, parse_sql_file, render, to_duckdb
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TABLE_MISSING = re.compile(r"Table with name (\S+) does not exist")
@@ -82,6 +84,45 @@ class DuckDBWarehouse(Warehouse):
         """Dataset refs of both roles, for ``sql_runner.sql_params``."""
         return {role: self.dataset_ref(role) for role in DUCKDB_DATASETS}
 
+    def table_id(self, dataset: str, table: str) -> str:
+        """``dataset.table`` in this file (a schema per dataset)."""
+        return f"{_check_name(dataset, 'dataset')}.{_check_name(table, 'table')}"
+
+    def ensure_dataset(self, dataset: str) -> None:
+        """``CREATE SCHEMA IF NOT EXISTS``."""
+        with self._connect(read_only=False) as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_check_name(dataset, 'dataset')}")
+
+    def execute(self, sql: str) -> None:
+        """Transpile one BigQuery-dialect statement and run it on a read-write connection."""
+        with self._connect(read_only=False) as con:
+            try:
+                con.execute(to_duckdb(sql))
+            except duckdb.Error as exc:
+                raise WarehouseError(_explain(exc, self.path)) from exc
+
+    def materialize(
+        self, relative_path: str, name: str, params: Mapping[str, Any], dataset: str, table: str
+    ) -> None:
+        """The base CTAS, with the shared CTEs computed once as TEMP tables of the session."""
+        parsed = parse_sql_file(load_sql(relative_path))
+        if name not in parsed.statements:
+            raise WarehouseError(f"{relative_path} has no statement '-- name: {name}'")
+        target = self.table_id(dataset, table)
+        with self._connect(read_only=False) as con:
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
+                for cte in parsed.needs[name]:
+                    body = to_duckdb(render(parsed.ctes[cte], params))
+                    con.execute(f"CREATE TEMP TABLE {cte} AS {body}")
+                body = to_duckdb(render(parsed.statements[name], params))
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS {body}")
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"building {target} from {relative_path}:{name} failed; the previous table "
+                    f"is unchanged: {_explain(exc, self.path)}"
+                ) from exc
+
     def query_df(self, sql: str) -> pd.DataFrame:
         """Transpile one BigQuery-dialect SELECT to DuckDB, run it, return the rows."""
         duck_sql = to_duckdb(sql)
@@ -141,19 +182,25 @@ class DuckDBWarehouse(Warehouse):
             out.setdefault((schema, table), []).append(column)
         return out
 
-    def write_output_table(self, df: pd.DataFrame, dataset: str, table: str) -> None:
+    def load_table(
+        self, df: pd.DataFrame, dataset: str, table: str, schema: Mapping[str, str] = OUTPUT_TYPES
+    ) -> None:
         """Replace ``dataset.table`` atomically: stage, then swap in one transaction."""
         dataset = _check_name(dataset, "dataset")
         table = _check_name(table, "table")
         dupes = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
         if dupes:
-            raise WarehouseError(f"output for {dataset}.{table} has duplicate columns {dupes}")
+            raise WarehouseError(f"rows for {dataset}.{table} have duplicate columns {dupes}")
+        missing = [c for c in schema if c not in df.columns]
+        if missing:
+            raise WarehouseError(f"rows for {dataset}.{table} lack column(s) {missing}")
         staging = f"{dataset}._staging_{table}_{uuid.uuid4().hex[:8]}"
         with self._connect(read_only=False) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
-            con.register("_output_df", df)
+            con.register("_load_df", _arrow(df, schema, f"{dataset}.{table}"))
             try:
-                con.execute(f"CREATE TABLE {staging} AS SELECT {_select_list(df)} FROM _output_df")
+                select = _select_list(schema)
+                con.execute(f"CREATE TABLE {staging} AS SELECT {select} FROM _load_df")
                 con.execute("BEGIN TRANSACTION")
                 try:
                     for statement in _swap_statements(f"{dataset}.{table}", staging):
@@ -164,11 +211,11 @@ class DuckDBWarehouse(Warehouse):
                     raise
             except duckdb.Error as exc:
                 raise WarehouseError(
-                    f"writing output table {dataset}.{table} failed; the previous table is "
+                    f"writing table {dataset}.{table} failed; the previous table is "
                     f"unchanged: {exc}"
                 ) from exc
             finally:
-                con.unregister("_output_df")
+                con.unregister("_load_df")
                 con.execute(f"DROP TABLE IF EXISTS {staging}")
 
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
@@ -210,19 +257,32 @@ class DuckDBWarehouse(Warehouse):
         return bool(n)
 
 
-def _select_list(df: pd.DataFrame) -> str:
-    """Columns of a DataFrame to stage; nanosecond datetimes become plain TIMESTAMP(TZ)."""
-    cols = []
-    for col in df.columns:
-        name = '"' + str(col).replace('"', '""') + '"'
-        dtype = df[col].dtype
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            cols.append(f"CAST({name} AS TIMESTAMPTZ) AS {name}")
-        elif pd.api.types.is_datetime64_dtype(dtype):
-            cols.append(f"CAST({name} AS TIMESTAMP) AS {name}")
-        else:
-            cols.append(name)
-    return ", ".join(cols) or "*"
+_DUCK_TYPES = {"string": "VARCHAR", "float64": "DOUBLE"}
+
+
+def _arrow(df: pd.DataFrame, schema: Mapping[str, str], target: str) -> pa.Table:
+    """The schema's columns as Arrow arrays; a value of the wrong type is named."""
+    arrays = {}
+    for col, kind in schema.items():
+        if kind not in _DUCK_TYPES:
+            raise WarehouseError(f"{target}: column {col} has unsupported type {kind!r}")
+        values = df[col]
+        try:
+            if kind == "float64":
+                arrays[col] = pa.array(pd.to_numeric(values, errors="raise"), type=pa.float64())
+            else:
+                arrays[col] = pa.array(values.astype(object).where(values.notna(), None),
+                                       type=pa.string())
+        except (ValueError, TypeError, pa.ArrowException) as exc:
+            raise WarehouseError(f"{target}: column {col} must be {kind}: {exc}") from exc
+    return pa.table(arrays)
+
+
+def _select_list(schema: Mapping[str, str]) -> str:
+    """Typed columns to stage, in schema order."""
+    return ", ".join(
+        f'CAST("{c}" AS {_DUCK_TYPES[k]}) AS "{c}"' for c, k in schema.items()
+    )
 
 
 def _swap_statements(target: str, staging: str) -> list[str]:

@@ -12,15 +12,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlglot import exp
 
 from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse import schemas
-from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT, Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.sql import (
     load_sql,
     parse_sql_file,
-    render,
     sql_params,
 )
 
@@ -37,25 +35,6 @@ EXPORT_FILES: dict[str, list[str]] = {
     "gnn/export_test_set.sql": ["test_clicks", "test_events"],
 }
 INPUT_QUALITY = ("gnn/export_nodes.sql", "input_quality")
-
-
-def dataset_refs(warehouse: Warehouse) -> dict[str, str]:
-    """Dataset qualifier per role (``company``/``data``): the warehouse's own ``dataset_refs()``
-    when it has one, else derived from ``warehouse.table_ref``."""
-    own = getattr(warehouse, "dataset_refs", None)
-    if callable(own):
-        return dict(own())
-    refs: dict[str, str] = {}
-    for role, tables in SOURCE_CONTRACT.items():
-        probe = next(iter(tables))
-        table = exp.to_table(warehouse.table_ref(role, probe), dialect="bigquery")
-        parts = [p for p in (table.catalog, table.db) if p]
-        if not parts or table.name != probe:
-            raise WarehouseError(
-                f"cannot derive the {role} dataset from {warehouse.table_ref(role, probe)!r}"
-            )
-        refs[role] = ".".join(parts)
-    return refs
 
 
 def coerce_to_schema(df: pd.DataFrame, table: str, schema: Mapping[str, str]) -> pd.DataFrame:
@@ -89,30 +68,6 @@ def coerce_to_schema(df: pd.DataFrame, table: str, schema: Mapping[str, str]) ->
     return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
 
 
-def _run_named(
-    warehouse: Warehouse,
-    relative_path: str,
-    params: Mapping[str, Any],
-    names: Iterable[str],
-) -> dict[str, pd.DataFrame]:
-    """Run named statements of a file: in one session with the shared CTEs materialised once
-    when the warehouse offers ``query_named`` (DuckDB), else one self-contained query each."""
-    parsed = parse_sql_file(load_sql(relative_path))
-    names = list(names)
-    for name in names:
-        if name not in parsed.statements:
-            raise WarehouseError(f"{relative_path} has no statement '-- name: {name}'")
-    query_named = getattr(warehouse, "query_named", None)
-    if callable(query_named):
-        needed = {cte for name in names for cte in parsed.needs[name]}
-        shared = {n: render(b, params) for n, b in parsed.ctes.items() if n in needed}
-        bodies = {name: render(parsed.statements[name], params) for name in names}
-        frames = query_named(bodies, shared)
-    else:
-        frames = {name: warehouse.query_df(render(parsed.full(name), params)) for name in names}
-    return {name: frames[name].reset_index(drop=True) for name in names}
-
-
 def _canonical_order(df: pd.DataFrame) -> pd.DataFrame:
     """Rows sorted by every column in schema order (the first is the key).
 
@@ -139,8 +94,8 @@ def export_file(
         warehouse.validate_contract()
     if names is None:
         names = list(parse_sql_file(load_sql(relative_path)).statements)
-    params = sql_params(cfg, windows, dataset_refs(warehouse))
-    frames = _run_named(warehouse, relative_path, params, names)
+    params = sql_params(cfg, windows, warehouse.dataset_refs())
+    frames = warehouse.run_named(relative_path, params, names)
     return {
         name: _canonical_order(coerce_to_schema(df, name, TABLE_SCHEMAS[name]))
         if name in TABLE_SCHEMAS

@@ -56,6 +56,12 @@ USER_PURCHASES = {  # orders for purchase exclusion: (user, sku) with the last o
     "email_lower": "string", "sku": "string", "last_order_ts": "timestamp",
 }
 
+SCORES = {  # an arm's score table (sql/rules/recommend.sql): a user's own row, or a vehicle's
+    "vehicle_id": "string",      # the vehicle a row scores for (null on a user's own rows)
+    "email_lower": "string",     # null on vehicle rows
+    "sku": "string", "score": "float64",
+}
+
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "user_nodes": USER_NODES,
     "product_nodes": PRODUCT_NODES,
@@ -79,3 +85,6 @@ OUTPUT_COLUMNS = ["email_lower", "year", "make", "model"] + [
     for i in range(1, 5)
     for col in (f"rec_part_{i}", f"rec{i}_price", f"rec{i}_score", f"rec{i}_image")
 ]
+OUTPUT_TYPES: dict[str, str] = {
+    col: "float64" if ("price" in col or "score" in col) else "string" for col in OUTPUT_COLUMNS
+}

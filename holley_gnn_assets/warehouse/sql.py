@@ -166,7 +166,7 @@ def _sections(sql_text: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _with_ctes(body: str, ctes: list[tuple[str, str]]) -> str:
+def with_ctes(body: str, ctes: list[tuple[str, str]]) -> str:
     """Prepend ``ctes`` to a statement's own WITH list (or give it one)."""
     if not ctes:
         return body
@@ -187,7 +187,7 @@ class SqlFile:
 
     def full(self, name: str) -> str:
         """The self-contained statement: its shared CTEs prepended to its own WITH list."""
-        return _with_ctes(self.statements[name], [(n, self.ctes[n]) for n in self.needs[name]])
+        return with_ctes(self.statements[name], [(n, self.ctes[n]) for n in self.needs[name]])
 
 
 def parse_sql_file(sql_text: str) -> SqlFile:

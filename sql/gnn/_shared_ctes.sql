@@ -15,7 +15,8 @@
 -- * products: sku = TRIM(sku), empty skus dropped; duplicates resolved by ROW_NUMBER over the
 --   total order (price > 0 first, image starting with image_prefix first, title, image_url,
 --   part_type ASC NULLS LAST, price DESC NULLS LAST); rows equal on all these are identical.
---   price is null when missing or <= 0. Tags, service and commodity part types compare
+--   price is null when missing, not a number (text that does not parse, NaN, infinite) or
+--   <= 0: such a product is never eligible. Tags, service and commodity part types compare
 --   LOWER(TRIM(...)) against the lower-cased config lists.
 -- * test window (cutoff <= ts < as_of): CLICKED treatment interactions (test_click_rows) and
 --   product_viewed/added_to_cart/order_placed site events (test_event_rows) on product skus;
@@ -120,7 +121,11 @@ SELECT
   TRIM(CAST(sku AS STRING)) AS sku,
   NULLIF(TRIM(CAST(PartType AS STRING)), '') AS part_type,
   CAST(title AS STRING) AS title,
-  CAST(price AS FLOAT64) AS price,
+  SAFE_CAST(price AS FLOAT64) AS raw_price,
+  -- NaN and infinite prices are no prices (DuckDB orders NaN above every number, so
+  -- `price >= 50` would hold for it); they are counted in input_quality
+  IF(IS_NAN(SAFE_CAST(price AS FLOAT64)) OR IS_INF(SAFE_CAST(price AS FLOAT64)), NULL,
+    SAFE_CAST(price AS FLOAT64)) AS price,
   CAST(image_url AS STRING) AS image_url
 FROM {{ data }}.import_items
 WHERE sku IS NOT NULL AND TRIM(CAST(sku AS STRING)) != ''

@@ -83,6 +83,8 @@ SELECT
   (SELECT COUNT(*) FROM item_rows) - (SELECT COUNT(*) FROM items) AS item_rows_duplicate_sku,
   (SELECT COUNT(*) FROM items WHERE price IS NULL OR price <= 0)
     AS products_price_missing_or_nonpositive,
+  (SELECT COUNT(*) FROM item_rows WHERE IS_NAN(raw_price) OR IS_INF(raw_price))
+    AS item_rows_price_nan_or_infinite,
   (SELECT COUNT(*) FROM items WHERE NOT COALESCE(STARTS_WITH(image_url, {{ image_prefix }}), FALSE))
     AS products_image_not_prefix,
   (SELECT COUNT(*) FROM item_tags AS t LEFT JOIN items AS i ON i.sku = t.sku

@@ -1,12 +1,15 @@
--- QA checks on a recommendations table (BigQuery dialect), spec section 12.
+-- QA checks on a staged recommendations table (BigQuery dialect), spec section 12. They run
+-- in the warehouse on every arm's staged output (the GNN's and the SQL baseline's), against the
+-- same product, user and order definitions the rules use.
+-- include: gnn/_shared_ctes.sql
+--
 -- One named query per check; each returns the violating rows (an empty result = pass), except
--- users_with_recs, which returns one row of counts that holley_gnn_assets/core/qa.py compares
--- with the configured minimum. Rows carry user_hash (first 12 hex digits of MD5(email_lower)),
--- never an email.
--- Placeholders: recs (OUTPUT_COLUMNS table), products (product_nodes), purchases
--- (user_purchases), users (user_nodes): identifiers; min_price, image_prefix, variant_regex,
--- service_part_types, commodity_part_types, max_per_part_type, purchase_start, scoring_ts.
--- test-params: {"recs": {"table": "recommendations"}, "products": {"table": "product_nodes"}, "purchases": {"table": "user_purchases"}, "users": {"table": "user_nodes"}, "scoring_ts": {"timestamp": "2025-12-01"}}
+-- users_with_recs, which returns one row of counts that holley_gnn_assets/quality/qa_gates.py
+-- compares with the configured minimum. Rows carry user_hash (first 12 hex digits of
+-- MD5(email_lower)), never an email.
+-- Placeholders beyond sql_params: recs (identifier of an OUTPUT_COLUMNS table), purchase_start,
+-- scoring_ts (the scoring date's purchase-exclusion window).
+-- test-params: {"recs": {"table": "recommendations"}, "scoring_ts": {"timestamp": "2025-12-01"}}
 
 -- cte: qa_slots
 SELECT email_lower, 1 AS slot, rec_part_1 AS sku, rec1_price AS price, rec1_score AS score,
@@ -32,7 +35,7 @@ WHERE sku IS NOT NULL
 SELECT
   (SELECT COUNT(DISTINCT email_lower) FROM {{ recs }} WHERE rec_part_1 IS NOT NULL)
     AS n_users_with_recs,
-  (SELECT COUNT(*) FROM {{ users }} WHERE vehicle_id IS NOT NULL) AS n_users_with_vehicle
+  (SELECT COUNT(*) FROM users WHERE vehicle_id IS NOT NULL) AS n_users_with_vehicle
 
 -- name: duplicate_skus
 -- the same sku, or two variants of one base sku, twice in one user's row
@@ -42,10 +45,10 @@ GROUP BY user_hash, base_sku
 HAVING COUNT(*) > 1
 
 -- name: excluded_products
--- refurbished, service or commodity products (flags of product_nodes and the config lists)
+-- refurbished, service or commodity products (the products flags and the config lists)
 SELECT f.user_hash, f.slot, f.sku, p.part_type
 FROM qa_filled AS f
-JOIN {{ products }} AS p ON p.sku = f.sku
+JOIN products AS p ON p.sku = f.sku
 WHERE p.is_refurbished OR p.is_service OR p.is_commodity
   OR LOWER(TRIM(p.part_type)) IN {{ service_part_types }}
   OR LOWER(TRIM(p.part_type)) IN {{ commodity_part_types }}
@@ -53,7 +56,7 @@ WHERE p.is_refurbished OR p.is_service OR p.is_commodity
 -- name: price_floor
 SELECT user_hash, slot, sku, price
 FROM qa_filled
-WHERE price IS NULL OR price < {{ min_price }}
+WHERE price IS NULL OR IS_NAN(price) OR IS_INF(price) OR price < {{ min_price }}
 
 -- name: https_images
 SELECT user_hash, slot, sku, image
@@ -78,7 +81,7 @@ WHERE rec2_score > rec1_score OR rec3_score > rec2_score OR rec4_score > rec3_sc
 -- name: part_type_cap
 SELECT f.user_hash, p.part_type, COUNT(*) AS n
 FROM qa_filled AS f
-JOIN {{ products }} AS p ON p.sku = f.sku
+JOIN products AS p ON p.sku = f.sku
 GROUP BY f.user_hash, p.part_type
 HAVING COUNT(*) > {{ max_per_part_type }}
 
@@ -86,5 +89,5 @@ HAVING COUNT(*) > {{ max_per_part_type }}
 -- a sku the user ordered in [purchase_start, scoring_ts) (365 days before the scoring date)
 SELECT DISTINCT f.user_hash, f.slot, f.sku
 FROM qa_filled AS f
-JOIN {{ purchases }} AS b ON b.email_lower = f.email_lower AND b.sku = f.sku
-WHERE b.last_order_ts >= {{ purchase_start }} AND b.last_order_ts < {{ scoring_ts }}
+JOIN order_rows AS b ON b.email_lower = f.email_lower AND b.sku = f.sku
+WHERE b.order_date >= {{ purchase_start }} AND b.order_date < {{ scoring_ts }}

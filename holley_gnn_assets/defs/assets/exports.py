@@ -25,6 +25,7 @@ SOURCE_SPECS = [
     for table, columns in tables.items()
 ]
 _SRC = {spec.key.path[-1]: spec.key for spec in SOURCE_SPECS}
+SOURCE_KEYS = list(_SRC.values())
 
 EXPORTS: dict[str, dict[str, Any]] = {
     "gnn/export_nodes.sql": {

@@ -1,4 +1,7 @@
-"""The shared business rules, Python engine (SQL engine: sql/baseline/recommendations.sql).
+"""Test-only reference implementation of the business rules, in pandas/numpy.
+
+The package applies the rules once, in SQL (sql/rules/recommend.sql); this independent
+implementation is the oracle the engine-agreement tests compare it with.
 
 One definition lives in config ``rules``. Both engines apply the same order of operations and
 the same tie-break, so that fed the same scores they produce the same lists row for row:
@@ -399,3 +402,54 @@ def fitting_candidates(catalog: ProductCatalog, fitment: pd.DataFrame) -> pd.Dat
     ok = codes >= 0
     ok[ok] = catalog.eligible[codes[ok]]
     return fitment.loc[ok, ["vehicle_id", "sku"]].drop_duplicates().reset_index(drop=True)
+
+
+def python_popularity(
+    tables: dict[str, pd.DataFrame], cfg: dict, scoring_date: dt.date, depth: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The SQL baseline through this reference engine (product_nodes.order_count as score)."""
+    rules = Rules.from_config(cfg)
+    depth = int(depth or rules.rank_depth)
+    products = tables["product_nodes"]
+    catalog = ProductCatalog(products, rules)
+    cand = fitting_candidates(catalog, tables["product_vehicle_edges"])
+    pop = products.set_index("sku")["order_count"].astype("float64")
+    cand = cand.assign(score=cand["sku"].map(pop).to_numpy())
+    users = tables["user_nodes"]
+    users = users[users["vehicle_id"].notna()]
+    purchases = purchases_in_window(
+        tables["user_purchases"], scoring_date, rules.purchase_exclusion_days
+    )
+    ranked = rank_groups_then_users(
+        cand, users[["email_lower", "vehicle_id"]], catalog, depth, purchases
+    )
+    recs = to_output_schema(ranked, users, products, rules.top_k)
+    return recs, ranked
+
+
+def python_scores(
+    tables: dict[str, pd.DataFrame], cfg: dict, scores: pd.DataFrame, scoring_date: dt.date
+) -> pd.DataFrame:
+    """Any score table (vehicle rows and users' own rows) through this reference engine:
+    a user with own rows is ranked on them alone, the others on their vehicle's rows."""
+    rules = Rules.from_config(cfg)
+    products = tables["product_nodes"]
+    catalog = ProductCatalog(products, rules)
+    fit = tables["product_vehicle_edges"][["vehicle_id", "sku"]].drop_duplicates()
+    users = tables["user_nodes"]
+    users = users[users["vehicle_id"].notna()][["email_lower", "vehicle_id"]]
+    own = scores[scores["email_lower"].notna()]
+    own = own.merge(users, on="email_lower", suffixes=("_s", ""))
+    own = own.merge(fit, on=["vehicle_id", "sku"])
+    own = own.assign(g="u:" + own["email_lower"].astype(str))
+    veh = scores[scores["email_lower"].isna()].merge(fit, on=["vehicle_id", "sku"])
+    veh = veh.assign(g="v:" + veh["vehicle_id"].astype(str))
+    cand = pd.concat([veh[["g", "sku", "score"]], own[["g", "sku", "score"]]], ignore_index=True)
+    has_own = users["email_lower"].isin(set(own["email_lower"]))
+    users = users.assign(g=np.where(has_own, "u:" + users["email_lower"].astype(str),
+                                    "v:" + users["vehicle_id"].astype(str)))
+    purchases = purchases_in_window(
+        tables["user_purchases"], scoring_date, rules.purchase_exclusion_days
+    )
+    return rank_groups_then_users(cand, users[["email_lower", "g"]], catalog, rules.rank_depth,
+                                  purchases, group_cols=("g",))

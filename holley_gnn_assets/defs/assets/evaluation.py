@@ -1,0 +1,124 @@
+"""The offline evaluation: every arm's ranked lists at the cutoff (same SQL rules), metrics per
+tier with vehicle-clustered intervals, the decision, and promotion of the candidate model."""
+
+
+import json
+import time
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
+from holley_gnn_assets.defs.resources import (
+    ArtifactsResource,
+    MlflowTracking,
+    PipelineSettings,
+    WarehouseResource,
+)
+from holley_gnn_assets.evaluation import report as evaluation
+from holley_gnn_assets.evaluation.markdown import report_markdown
+from holley_gnn_assets.evaluation.plots import plot_tiers
+from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+from holley_gnn_assets.settings import flatten, load_config
+
+
+@asset(group_name="evaluation", kinds={"python", "sql"},
+       op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+       description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; promotion.")
+def eval_report(
+    context: AssetExecutionContext,
+    pipeline: PipelineSettings,
+    warehouse: WarehouseResource,
+    artifacts: ArtifactsResource,
+    mlflow: MlflowTracking,
+    embeddings: dict[str, Any],
+    gnn_recommendations: dict[str, Any],
+    sql_baseline_recommendations: dict[str, Any],
+    product_nodes: pd.DataFrame,
+    user_nodes: pd.DataFrame,
+    product_vehicle_edges: pd.DataFrame,
+    user_product_edges: pd.DataFrame,
+    test_clicks: pd.DataFrame,
+    test_events: pd.DataFrame,
+) -> Output[dict[str, Any]]:
+    cfg = pipeline.cfg
+    wh = warehouse.get()
+    windows = pipeline.windows(wh)
+    start = time.perf_counter()
+    tables = {"product_nodes": product_nodes, "user_nodes": user_nodes,
+              "product_vehicle_edges": product_vehicle_edges,
+              "user_product_edges": user_product_edges}
+    # the two arms' score tables are in the staging dataset (written by the arms' assets)
+    arms = ranked_arms(wh, cfg, windows, tables)
+    rank_s = time.perf_counter() - start
+    report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
+                                 as_of=windows.as_of, cutoff=windows.cutoff)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    report["ranking_seconds"] = round(rank_s, 2)
+    home = pipeline.home_dir()
+    markdown = report_markdown(report)
+    (home / "eval_report.md").write_text(markdown)
+    plot = plot_tiers(report, home / "eval_tiers.png")
+
+    registry = artifacts.registry()
+    cold_hr = (report["tiers"].get("cold", {}).get("gnn", {}) or {}).get("hit_rate@4")
+    decision = None
+    if embeddings.get("candidate"):
+        decision = registry.consider(
+            embeddings["model_run_id"], cold_hr, float(cfg["eval"]["promotion_tolerance"]),
+            {"graph_key": embeddings["graph_key"], "eval_as_of": str(windows.as_of)},
+        )
+        context.log.info(f"promotion: {decision.reason}")
+    promoted_id = (registry.promoted() or {}).get("run_id")
+    report["promotion"] = {
+        "candidate": embeddings["model_run_id"] if embeddings.get("candidate") else None,
+        "promoted": bool(decision.promoted) if decision else None,
+        "reason": decision.reason if decision else "score-only run: model already chosen",
+        "promoted_model": promoted_id,
+    }
+    (home / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
+
+    run_id = mlflow.start_run(f"eval-{context.run.run_id[:8]}",
+                              tags={"dagster_run_id": context.run.run_id, "stage": "eval",
+                                    "model_run_id": embeddings["model_run_id"]})
+    mlflow.log_params(run_id, flatten(cfg))
+    mlflow.log_metrics(run_id, report_metrics(report))
+    plot_uri = mlflow.log_artifact(run_id, plot, "plots")
+    mlflow.log_artifact(run_id, home / "eval_report.json")
+    mlflow.log_artifact(run_id, home / "eval_report.md")
+    mlflow.end_run(run_id)
+    output_ok = decision is None or decision.promoted
+    return Output(
+        {**report, "output_allowed": output_ok},
+        metadata={
+            "decision": str(report.get("decision")),
+            "promoted": str(report["promotion"]["promoted"]),
+            "promotion_reason": report["promotion"]["reason"],
+            "n_test_clicks": int(report.get("n_test_clicks", 0)),
+            "report": MetadataValue.md(markdown),
+            "comparison_plot": MetadataValue.url(plot_uri),
+            "plot_png": MetadataValue.path(str(plot)),
+            "mlflow_run_id": run_id,
+            "seconds": report["seconds"],
+            "ranking_seconds": report["ranking_seconds"],
+        },
+    )
+
+
+def report_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Numeric leaves of the report's tiers as MLflow metrics (``cold.gnn.hit_rate@4`` ...)."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, list) and len(node) == 2 and prefix.endswith("ci95"):
+            walk(prefix + ".lo", node[0])
+            walk(prefix + ".hi", node[1])
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            out[prefix] = float(node)
+
+    walk("", {k: report[k] for k in ("tiers", "n_test_clicks", "n_test_users") if k in report})
+    return out

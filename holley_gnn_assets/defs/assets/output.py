@@ -1,0 +1,68 @@
+"""The output table: the GNN's staged rows copied over ``output.dataset.table`` in one statement,
+only after every blocking check passed and the model was promoted."""
+
+
+import datetime as dt
+import time
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    asset,
+    asset_check,
+)
+
+from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
+from holley_gnn_assets.recommend import apply_rules
+
+
+@asset(group_name="output", kinds={"duckdb", "bigquery"}, output_required=False,
+       deps=["sql_baseline_recommendations"],
+       description="The recommendations table (same schema as the SQL pipeline's), replaced in "
+                   "the warehouse in one statement only after every blocking check passed.")
+def recommendations_table(
+    context: AssetExecutionContext,
+    pipeline: PipelineSettings,
+    warehouse: WarehouseResource,
+    gnn_recommendations: dict[str, Any],
+    eval_report: dict[str, Any],
+):
+    if not eval_report.get("output_allowed", True):
+        context.log.warning("the candidate model was not promoted: the output table keeps the "
+                            "previous model's recommendations (not overwritten)")
+        return
+    wh = warehouse.get()
+    start = time.perf_counter()
+    target = apply_rules.publish(wh, pipeline.cfg, gnn_recommendations)
+    yield MaterializeResult(metadata={
+        "dagster/row_count": gnn_recommendations["rows"],
+        "table": target,
+        "from_staged": gnn_recommendations["table"],
+        "written_at": dt.datetime.now(dt.UTC).isoformat(),
+        "seconds": round(time.perf_counter() - start, 2),
+        "decision": str(eval_report.get("decision")),
+    })
+
+
+@asset_check(asset="recommendations_table", blocking=False,
+             description="The output table was written within qa.max_output_age_days (7).")
+def recommendations_table_fresh(
+    context: AssetCheckExecutionContext, pipeline: PipelineSettings
+) -> AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(AssetKey("recommendations_table"))
+    max_days = float(pipeline.cfg["qa"]["max_output_age_days"])
+    if event is None:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
+                                metadata={"age_days": -1, "detail": "never written"})
+    age = (time.time() - event.timestamp) / 86400
+    return AssetCheckResult(passed=age <= max_days, severity=AssetCheckSeverity.WARN,
+                            metadata={"age_days": round(age, 3), "max_age_days": max_days})
+
+
+output_assets = [recommendations_table]
+output_checks = [recommendations_table_fresh]

@@ -1,0 +1,83 @@
+"""The evaluation report as Markdown (Dagster metadata, MLflow artifact, ``holley-gnn run``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from holley_gnn_assets.evaluation.metrics import METRICS
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """Markdown summary: per tier GNN vs SQL (delta, CI, p), the references, the decision."""
+    lines = [
+        "# GNN vs SQL offline evaluation",
+        "",
+        f"as_of {report.get('as_of')}, cutoff {report.get('cutoff')}; "
+        f"{report['n_test_clicks']} test clicks, {report['n_test_users']} test users "
+        f"({report['n_test_users_evaluated']} with a vehicle evaluated, "
+        f"{report['n_test_users_without_vehicle']} without).",
+        "",
+        f"**Decision (cold users): {report['decision']}** ({report.get('decision_reason')})",
+        "",
+    ]
+    for w in report.get("warnings", []):
+        lines.append(f"> warning: {w}")
+    lines += [
+        "",
+        "## Hit Rate@4 per tier",
+        "",
+        "| tier | users | GNN | SQL | delta | 95% CI (vehicle bootstrap) | McNemar p | MDE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for tier, b in report["tiers"].items():
+        ci = b["bootstrap_ci95"]
+        ci_s = "n/a" if ci[0] is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+        p = "n/a" if b["mcnemar_p"] is None else f"{b['mcnemar_p']:.3g}"
+        d = "n/a" if b["delta_hit_rate@4"] is None else f"{b['delta_hit_rate@4']:+.4f}"
+        mde = b.get("mde_hit_rate@4")
+        mde_s = (
+            "n/a" if mde is None or (isinstance(mde, float) and math.isnan(mde)) else f"{mde:.4f}"
+        )
+        lines.append(
+            f"| {tier} | {b['n_users']} | {b['gnn']['hit_rate@4']:.4f} | "
+            f"{b['sql']['hit_rate@4']:.4f} | {d} | {ci_s} | {p} | {mde_s} |"
+        )
+    arms = report["arms"]
+    lines += [
+        "",
+        "## All metrics per arm (all tiers)",
+        "",
+        "| arm | " + " | ".join(METRICS) + " |",
+        "|---" * (len(METRICS) + 1) + "|",
+    ]
+    allb = report["tiers"]["all"]
+    for arm in arms:
+        lines.append(f"| {arm} | " + " | ".join(f"{allb[arm][m]:.4f}" for m in METRICS) + " |")
+    lines += [
+        "",
+        "## Hit Rate@4 per tier, every arm",
+        "",
+        "| tier | " + " | ".join(arms) + " |",
+        "|---" * (len(arms) + 1) + "|",
+    ]
+    for tier, b in report["tiers"].items():
+        lines.append(f"| {tier} | " + " | ".join(f"{b[a]['hit_rate@4']:.4f}" for a in arms) + " |")
+    te = report.get("test_events")
+    if te:
+        lines += [
+            "",
+            f"## Second test set: site events ({te['n_events']} events, "
+            f"{te['n_users_evaluated']} users evaluated), Hit Rate@4",
+            "",
+            "| tier | users | " + " | ".join(arms) + " | delta GNN-SQL |",
+            "|---" * (len(arms) + 3) + "|",
+        ]
+        for tier, b in te["tiers"].items():
+            d = b["delta_hit_rate@4"]
+            lines.append(
+                f"| {tier} | {b['n_users']} | "
+                + " | ".join(f"{b[a]['hit_rate@4']:.4f}" for a in arms)
+                + f" | {'n/a' if d is None else f'{d:+.4f}'} |"
+            )
+    return "\n".join(lines) + "\n"

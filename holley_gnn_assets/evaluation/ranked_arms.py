@@ -1,0 +1,31 @@
+"""Every arm's ranked lists at the cutoff, through the one rules file, for the evaluation.
+
+The GNN's and the SQL baseline's score tables are already in the staging dataset (their
+assets wrote them); the reference arms' score tables are written here. Each arm is then ranked
+by ``sql/rules/recommend.sql`` for the users of the test window only.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from holley_gnn_assets.evaluation.reference_arms import REFERENCE_ARMS, reference_scores
+from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.warehouse.base import Warehouse
+
+
+def ranked_arms(
+    warehouse: Warehouse, cfg: dict, windows: TimeWindows, tables: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """``{arm: ranked lists}`` for ``gnn``, ``sql`` and the reference arms, at the cutoff.
+
+    ``tables``: the export tables the reference arms need (product_nodes, user_nodes,
+    product_vehicle_edges, user_product_edges)."""
+    arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff)
+            for arm in ("gnn", "sql")}
+    for arm, scores in reference_scores(tables, cfg, warehouse.read_truth()).items():
+        apply_rules.write_scores(warehouse, cfg, arm, scores)
+        arms[arm] = apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
+                                             global_scores=REFERENCE_ARMS[arm])
+    return arms

@@ -1,0 +1,58 @@
+"""Reference arms for the evaluation, as score tables (ranked by the same SQL rules).
+
+- ``global_pop``: order_count of every product, no fitment filter (``global_scores``): what
+  fitment alone is worth;
+- ``vehicle_pop``: per vehicle, the distinct users of that vehicle with a cart or order
+  (user_product_edges.max_event_weight >= 3) before the cutoff, shrunk toward global popularity:
+  score = c_vs + m * order_count_s / sum(order_count), m = eval.vehicle_pop_shrinkage (the
+  simplest per-vehicle graph statistic, the bar the GNN must clear);
+- ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from holley_gnn_assets.warehouse.schemas import SCORES
+
+# arm -> whether its scores are global (no fitment rule)
+REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "oracle": False}
+
+
+def _frame(vehicle_id: object, sku: pd.Series, score: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"vehicle_id": vehicle_id, "email_lower": None,
+                         "sku": sku.to_numpy(dtype=object),
+                         "score": score.astype("float64").to_numpy()})[list(SCORES)]
+
+
+def reference_scores(
+    tables: dict[str, pd.DataFrame], cfg: dict, truth: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """Score tables of the reference arms from the export tables (``product_nodes``,
+    ``product_vehicle_edges``, ``user_nodes``, ``user_product_edges``) and the truth."""
+    products = tables["product_nodes"]
+    pop = products.set_index("sku")["order_count"].astype(float)
+    out = {"global_pop": _frame(None, pop.index.to_series(), pop)}
+
+    fit = tables["product_vehicle_edges"][["vehicle_id", "sku"]].drop_duplicates()
+    upe = tables.get("user_product_edges")
+    users = tables["user_nodes"][["email_lower", "vehicle_id"]].dropna()
+    if upe is not None and len(upe):
+        strong = upe[upe["max_event_weight"] >= 3][["email_lower", "sku"]].drop_duplicates()
+        strong = strong.merge(users, on="email_lower")
+        counts = strong.groupby(["vehicle_id", "sku"]).size().rename("c").reset_index()
+    else:
+        counts = pd.DataFrame({"vehicle_id": [], "sku": [], "c": []})
+    m = float(cfg["eval"].get("vehicle_pop_shrinkage", 20.0))
+    share = pop / max(pop.sum(), 1.0)
+    vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
+    vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
+    out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
+
+    if truth is not None and len(truth):
+        missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
+        if missing:
+            raise ValueError(f"truth lacks column(s) {missing}")
+        oc = fit.merge(truth[["vehicle_id", "sku", "prob"]], on=["vehicle_id", "sku"])
+        out["oracle"] = _frame(oc["vehicle_id"].to_numpy(dtype=object), oc["sku"], oc["prob"])
+    return out

@@ -1,0 +1,187 @@
+"""The business rules, run by the warehouse: ``sql/rules/recommend.sql`` over any score table.
+
+Every arm (the SQL baseline, the GNN, the reference arms) only yields a score table
+(``warehouse.schemas.SCORES``); this module loads it into the staging dataset, checks it, and
+runs the one rules file on it, so both arms get identical post-processing and the output is
+built where the data lives (a BigQuery job, not a bigger pod).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, SCORES
+from holley_gnn_assets.warehouse.sql import Ident, sql_params
+
+log = logging.getLogger(__name__)
+
+RULES_SQL = "rules/recommend.sql"
+RANKED_COLUMNS = ["email_lower", "rank", "sku", "score"]
+
+
+class ScoreTableError(ValueError):
+    """A score table that no rule can rank (non-finite scores, missing keys)."""
+
+
+def staging_dataset(cfg: Mapping[str, Any]) -> str:
+    """The dataset (a schema in DuckDB) holding score tables and staged outputs."""
+    return str(cfg["output"]["staging_dataset"])
+
+
+def scores_table(arm: str) -> str:
+    """Staging table name of an arm's scores."""
+    return f"scores_{arm}"
+
+
+def recs_table(arm: str) -> str:
+    """Staging table name of an arm's recommendations (the output rows, before QA)."""
+    return f"recs_{arm}"
+
+
+def check_score_frame(df: pd.DataFrame, arm: str) -> None:
+    """Raise ScoreTableError naming the arm and the problem: a missing column, a NaN or infinite
+    score, a row without sku or without user and vehicle."""
+    missing = [c for c in SCORES if c not in df.columns]
+    if missing:
+        raise ScoreTableError(f"scores of arm {arm!r} lack column(s) {missing}")
+    score = pd.to_numeric(df["score"], errors="coerce").astype("float64")
+    bad = {
+        "null, NaN or non-numeric scores": int(score.isna().sum()),
+        "infinite scores": int(np.isinf(score.to_numpy()).sum()),
+        "rows without sku": int(df["sku"].isna().sum()),
+    }
+    problems = {k: v for k, v in bad.items() if v}
+    if problems:
+        raise ScoreTableError(f"scores of arm {arm!r} have {problems} (of {len(df)} rows)")
+
+
+def write_scores(warehouse: Warehouse, cfg: Mapping[str, Any], arm: str, df: pd.DataFrame) -> str:
+    """Check an arm's score frame and load it into the staging dataset (one load job)."""
+    check_score_frame(df, arm)
+    t0 = time.perf_counter()
+    warehouse.load_table(df, staging_dataset(cfg), scores_table(arm), SCORES)
+    log.info("scores of %s: %d rows loaded in %.1fs", arm, len(df), time.perf_counter() - t0)
+    return warehouse.table_id(staging_dataset(cfg), scores_table(arm))
+
+
+def rules_params(
+    warehouse: Warehouse,
+    cfg: Mapping[str, Any],
+    windows: TimeWindows,
+    arm: str,
+    scoring_date: dt.date,
+    *,
+    test_users_only: bool,
+    global_scores: bool = False,
+) -> dict[str, Any]:
+    """Placeholders of recommend.sql: sql_params plus the score table and the scoring date's
+    purchase window [scoring_date - purchase_exclusion_days, scoring_date)."""
+    params = sql_params(cfg, windows, warehouse.dataset_refs())
+    ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
+    params.update(
+        scores=Ident(warehouse.table_id(staging_dataset(cfg), scores_table(arm))),
+        scoring_ts=ts,
+        purchase_start=ts - dt.timedelta(days=int(windows.purchase_exclusion_days)),
+        test_users_only=bool(test_users_only),
+        global_scores=bool(global_scores),
+    )
+    return params
+
+
+def _check_scores_in_warehouse(warehouse: Warehouse, params: dict[str, Any], arm: str) -> None:
+    row = warehouse.run_named(RULES_SQL, params, ["score_problems"])["score_problems"]
+    counts = {k: int(v) for k, v in row.iloc[0].items()}
+    problems = {k: v for k, v in counts.items() if k != "score_rows" and v}
+    if problems:
+        raise ScoreTableError(
+            f"score table {params['scores'].value} (arm {arm!r}) has {problems} of "
+            f"{counts['score_rows']} rows: no rule runs on it"
+        )
+
+
+def ranked_lists(
+    warehouse: Warehouse,
+    cfg: Mapping[str, Any],
+    windows: TimeWindows,
+    arm: str,
+    scoring_date: dt.date,
+    *,
+    global_scores: bool = False,
+    test_users_only: bool = True,
+) -> pd.DataFrame:
+    """The arm's ranked lists [email_lower, rank, sku, score] (up to rules.rank_depth) of the
+    users with a click or site event in the test window (what evaluation reads), or of every
+    user with a vehicle."""
+    params = rules_params(warehouse, cfg, windows, arm, scoring_date,
+                          test_users_only=test_users_only, global_scores=global_scores)
+    _check_scores_in_warehouse(warehouse, params, arm)
+    t0 = time.perf_counter()
+    ranked = warehouse.run_named(RULES_SQL, params, ["ranked"])["ranked"]
+    out = ranked[RANKED_COLUMNS].astype({"rank": "int64", "score": "float64"})
+    out = out.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
+    log.info("%s: ranked lists of %d test users in %.1fs", arm, out["email_lower"].nunique(),
+             time.perf_counter() - t0)
+    return out
+
+
+def build_recommendations(
+    warehouse: Warehouse,
+    cfg: Mapping[str, Any],
+    windows: TimeWindows,
+    arm: str,
+    scoring_date: dt.date,
+) -> dict[str, Any]:
+    """Build the arm's output rows (every user with a vehicle) as a staging table, in the
+    warehouse; return its id and row counts."""
+    params = rules_params(warehouse, cfg, windows, arm, scoring_date, test_users_only=False)
+    _check_scores_in_warehouse(warehouse, params, arm)
+    dataset, table = staging_dataset(cfg), recs_table(arm)
+    t0 = time.perf_counter()
+    warehouse.materialize(RULES_SQL, "recommendations", params, dataset, table)
+    seconds = time.perf_counter() - t0
+    ref = Ident(warehouse.table_id(dataset, table)).render()
+    counts = warehouse.query_df(
+        f"SELECT COUNT(*) AS n_rows, COUNTIF(rec_part_4 IS NOT NULL) AS n_full FROM {ref}"
+    ).iloc[0]
+    log.info("%s: %d users with recommendations built in %.1fs", arm, counts["n_rows"], seconds)
+    return {
+        "table": warehouse.table_id(dataset, table),
+        "dataset": dataset,
+        "name": table,
+        "rows": int(counts["n_rows"]),
+        "users_with_4_recs": int(counts["n_full"] or 0),
+        "seconds": round(seconds, 2),
+    }
+
+
+def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.DataFrame:
+    """A staged recommendations table as a DataFrame in OUTPUT_COLUMNS order (tests, previews)."""
+    df = warehouse.read_output_table(staged["dataset"], staged["name"])
+    if df is None:
+        raise WarehouseError(f"staged recommendations {staged['table']} do not exist")
+    return df[OUTPUT_COLUMNS].sort_values("email_lower", kind="stable").reset_index(drop=True)
+
+
+def publish(warehouse: Warehouse, cfg: Mapping[str, Any], staged: Mapping[str, Any]) -> str:
+    """Replace the output table with the staged rows in one statement (all or nothing)."""
+    out = cfg["output"]
+    warehouse.replace_table((staged["dataset"], staged["name"]), (out["dataset"], out["table"]))
+    return warehouse.table_id(out["dataset"], out["table"])
+
+
+def preview(warehouse: Warehouse, staged: Mapping[str, Any], n: int = 5) -> pd.DataFrame:
+    """A few staged output rows without the email column (no personal data in metadata)."""
+    cols = [c for c in OUTPUT_COLUMNS if c != "email_lower"][:11]
+    ref = Ident(staged["table"]).render()
+    return warehouse.query_df(
+        f"SELECT {', '.join(cols)} FROM {ref} ORDER BY rec1_score DESC, rec_part_1 LIMIT {int(n)}"
+    )
