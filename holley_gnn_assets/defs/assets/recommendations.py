@@ -34,10 +34,10 @@ from holley_gnn_assets.quality import qa_gates as qa
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import score_gnn
 from holley_gnn_assets.recommend.sql_baseline import run_sql_baseline, sql_ranked_for_test_users
-from holley_gnn_assets.settings import flatten, load_config
+from holley_gnn_assets.settings import flatten, get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 
-_HEAVY = cpu_op_tags(load_config(), "16", "32Gi")  # spec §8: score step 16 CPU, 32 GB
+_HEAVY = cpu_op_tags(get_settings(), "16", "32Gi")  # spec §8: score step 16 CPU, 32 GB
 SOURCE_KEYS = [AssetKey([DUCKDB_DATASETS[r], t]) for r, ts in SOURCE_CONTRACT.items() for t in ts]
 
 
