@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-from pathlib import Path
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -26,21 +24,23 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _ensure_warehouse() -> None:
     """On a fresh machine with no warehouse configured, generate the demo warehouse."""
-    from holley_gnn_assets.settings import warehouse_path
+    from holley_gnn_assets.settings import ENV_WAREHOUSE, get_settings
 
-    if os.environ.get("HOLLEY_GNN_WAREHOUSE"):
-        path = Path(os.environ["HOLLEY_GNN_WAREHOUSE"])
+    settings = get_settings()
+    if settings.warehouse_kind != "duckdb":
+        return
+    path = settings.duckdb_path
+    if settings.duckdb_path_from_env:
         if not path.exists():
-            sys.exit(f"HOLLEY_GNN_WAREHOUSE={path} does not exist: create one with "
+            sys.exit(f"{ENV_WAREHOUSE}={path} does not exist: create one with "
                      f"`holley-gnn synth --scale demo --out {path}` or point it at your warehouse")
         return
-    path = warehouse_path()
     if not path.exists():
         from holley_gnn_assets.synth.generator import generate_warehouse
 
         print(f"no warehouse configured: generating the demo warehouse at {path}", flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         generate_warehouse(path, scale="demo", seed=0, signal=1.0, progress=True)
-    os.environ["HOLLEY_GNN_WAREHOUSE"] = str(path)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_bench)
 
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    from holley_gnn_assets.settings import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a bad variable or config key: its message names it
+        sys.exit(f"holley-gnn: {exc}")
 
 
 if __name__ == "__main__":

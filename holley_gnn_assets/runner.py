@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
-from holley_gnn_assets.settings import home_dir
+from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
 
-def local_instance() -> DagsterInstance:
-    """The Dagster instance under ``$DAGSTER_HOME`` (default ``HOLLEY_GNN_HOME/dagster_home``)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        path = home_dir() / "dagster_home"
+def local_instance(settings: Settings | None = None) -> DagsterInstance:
+    """The Dagster instance in the settings' ``dagster_home``.
+
+    That is ``$DAGSTER_HOME`` when set, else ``HOLLEY_GNN_HOME/dagster_home`` (created, with
+    telemetry off).
+    """
+    settings = settings or get_settings()
+    path = settings.dagster_home
+    if settings.dagster_home_env is None:
         path.mkdir(parents=True, exist_ok=True)
         conf = path / "dagster.yaml"
         if not conf.exists():
             conf.write_text("telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(path)
-    return DagsterInstance.get()
+    elif not path.is_dir():
+        raise FileNotFoundError(f"DAGSTER_HOME={path} is not an existing directory")
+    return DagsterInstance.from_config(str(path))
 
 
 def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 WEBHOOK_ENV = "HOLLEY_GNN_ALERT_WEBHOOK"
+"""The variable holding the URL (read by ``settings``; named in error messages here)."""
 
 
 def redact_url(url: str) -> str:
@@ -59,12 +60,15 @@ class Delivery:
 
 @dataclass
 class WebhookSink:
-    """POSTs JSON ``{"text": message}`` to a webhook, retrying transient failures."""
+    """POSTs JSON ``{"text": message}`` to a webhook, retrying transient failures.
+
+    ``tries``, ``timeout_s`` and ``backoff_s`` come from the config section ``alerts``.
+    """
 
     url: str
-    tries: int = 3
-    timeout_s: float = 5.0
-    backoff_s: float = 1.0
+    tries: int
+    timeout_s: float
+    backoff_s: float
     sleep: Callable[[float], None] = time.sleep
     history: list[Delivery] = field(default_factory=list)
 

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
-from holley_gnn_assets.devtools.emulators import (
+from emulator_processes import (
     EmulatorProcess,
     bigquery_client,
     emulator_env,

@@ -28,6 +28,7 @@ from dagster._core.events import StepMaterializationData
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
 from holley_gnn_assets.defs import alert_sensors as alerts
+from holley_gnn_assets.settings import load_settings
 from holley_gnn_assets.webhook import (
     WEBHOOK_ENV,
     WebhookSink,
@@ -266,17 +267,30 @@ def test_malformed_webhook_refused_at_load_without_secret(monkeypatch, url):
 
 def test_valid_webhook_env_and_redaction(monkeypatch):
     monkeypatch.setenv(WEBHOOK_ENV, "https://hooks.slack.com/services/T0/B0/SECRET-TOKEN")
-    sink = alerts.webhook_from_env()
+    sink = alerts.webhook_from_settings()
     assert sink is not None and sink.target == "https://hooks.slack.com"
     assert redact_url("http://user:pw@host:8080/p?q=1") == "http://host:8080"
     assert validate_webhook_url(" http://127.0.0.1:9/x ") == "http://127.0.0.1:9/x"
     monkeypatch.delenv(WEBHOOK_ENV)
-    assert alerts.webhook_from_env() is None
+    assert alerts.webhook_from_settings() is None
     assert [s.name for s in alerts.all_sensors()] == [
         "check_alert_sensor",
         "run_failure_alert_sensor",
         "staleness_sensor",
     ]
+
+
+def test_webhook_retries_and_staleness_limit_come_from_the_settings():
+    settings = load_settings(
+        env={WEBHOOK_ENV: "https://hooks.example.com/T/SECRET-TOKEN"},
+        overrides={"alerts": {"webhook_tries": 5, "webhook_timeout_s": 0.5,
+                              "webhook_backoff_s": 0.0}, "qa": {"max_output_age_days": 3}},
+    )
+    assert "SECRET-TOKEN" not in repr(settings)
+    sink = alerts.webhook_from_settings(settings)
+    assert (sink.tries, sink.timeout_s, sink.backoff_s) == (5, 0.5, 0.0)
+    stale = _sensor(alerts.all_sensors(settings), "staleness_sensor")
+    assert "3 days" in stale.description
 
 
 def test_staleness_message_known_answers():

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+from emulator_processes import bigquery_client, copy_duckdb_warehouse
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from holley_gnn_assets.devtools.emulators import bigquery_client, copy_duckdb_warehouse
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import TimeWindows, load_config

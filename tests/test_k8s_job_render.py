@@ -27,7 +27,7 @@ from holley_gnn_assets.defs.k8s_tags import (
     cpu_op_tags,
     gpu_op_tags,
 )
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.settings import SettingsError, get_settings, load_config, load_settings
 
 VALUES = Path(__file__).resolve().parents[1] / "k8s" / "helm" / "values.yaml"
 RUN_IMAGE = "registry.example/holley-gnn/user-code:cpu-test"
@@ -40,12 +40,8 @@ def _no_gpu_image_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def gnn_model_op_tags() -> Mapping[str, Any]:
-    """The gnn_model asset's op tags.
-
-    Swap point: once holley_gnn_assets.definitions exists, return the real asset's tags, e.g.
-    ``defs.get_assets_def("gnn_model").op.tags``.
-    """
-    return gpu_op_tags(load_config())
+    """The gnn_model asset's op tags, as ``defs/assets/model.py`` computes them."""
+    return gpu_op_tags(get_settings())
 
 
 def step_tags(op_tags: Mapping[str, Any]) -> Mapping[str, str]:
@@ -107,7 +103,7 @@ def assert_valid_k8s(job: kubernetes.client.V1Job) -> None:
 
 
 def test_gpu_step_job_requests_a_gpu_on_a_gpu_node() -> None:
-    k8s = load_config()["k8s"]
+    k8s = get_settings().cfg["k8s"]
     job = render_step_job(gnn_model_op_tags())
     pod = job.spec.template.spec
     resources = container_of(job).resources
@@ -146,7 +142,7 @@ def test_gpu_image_from_env_replaces_the_run_image(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     "op_tags",
-    [cpu_op_tags(load_config(), "4", "16Gi"), {}],
+    [cpu_op_tags(get_settings(), "4", "16Gi"), {}],
     ids=["cpu_op_tags", "no_tags"],
 )
 def test_cpu_step_job_has_no_gpu(op_tags: Mapping[str, Any]) -> None:
@@ -180,14 +176,20 @@ def test_dagster_rejects_a_malformed_k8s_tag() -> None:
     ("k8s_override", "message"),
     [
         ({"gpu_count": 0}, "k8s.gpu_count"),
+        ({"gpu_count": True}, "k8s.gpu_count"),
         ({"train_memory": "lots"}, "k8s.train_memory"),
         ({"tolerations": [{"key": GPU, "efect": "NoSchedule"}]}, r"k8s.tolerations\[0\]"),
         ({"node_selector": ["cloud.google.com/gke-accelerator"]}, "k8s.node_selector"),
     ],
 )
-def test_gpu_op_tags_names_the_bad_setting(k8s_override: dict[str, Any], message: str) -> None:
-    cfg = load_config(overrides={"k8s": k8s_override})
-    with pytest.raises(ValueError, match=message):
+def test_bad_k8s_settings_are_named(k8s_override: dict[str, Any], message: str) -> None:
+    # refused when the settings are built ...
+    with pytest.raises(SettingsError, match=message):
+        load_settings(overrides={"k8s": k8s_override})
+    # ... and when op tags are asked of a hand-made config dict
+    cfg = load_config()
+    cfg["k8s"].update(k8s_override)
+    with pytest.raises(SettingsError, match=message):
         gpu_op_tags(cfg)
 
 
@@ -196,13 +198,51 @@ def test_gpu_op_tags_needs_the_k8s_section() -> None:
     del cfg["k8s"]
     with pytest.raises(ValueError, match="'k8s'"):
         gpu_op_tags(cfg)
+    with pytest.raises(SettingsError, match="k8s=None"):
+        load_settings(overrides={"k8s": None})
 
 
 def test_gpu_op_tags_accept_camel_case_toleration_seconds() -> None:
     toleration = {"key": GPU, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}
-    cfg = load_config(overrides={"k8s": {"tolerations": [toleration]}})
-    (rendered,) = render_step_job(gpu_op_tags(cfg)).spec.template.spec.tolerations
+    settings = load_settings(overrides={"k8s": {"tolerations": [toleration]}})
+    (rendered,) = render_step_job(gpu_op_tags(settings)).spec.template.spec.tolerations
     assert rendered.toleration_seconds == 60
+
+
+def test_op_tags_follow_a_custom_settings_object() -> None:
+    """Every value of the GPU step's pod comes from the settings object passed in."""
+    custom = {
+        "gpu_resource": "nvidia.com/gpu", "gpu_count": 2, "train_cpu": "12",
+        "train_memory": "48Gi", "node_selector": {"pool": "a100"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                         "effect": "NoSchedule"}],
+    }  # fmt: skip
+    image = "registry.example/holley-gnn/user-code:cuda-custom"
+    settings = load_settings(env={GPU_IMAGE_ENV: image}, overrides={"k8s": custom})
+    job = render_step_job(gpu_op_tags(settings))
+    pod, container = job.spec.template.spec, container_of(job)
+    assert container.resources.limits[GPU] == container.resources.requests[GPU] == "2"
+    assert container.resources.requests["cpu"] == "12"
+    assert container.resources.limits["memory"] == "48Gi"
+    assert container.image == image
+    assert pod.node_selector == {"pool": "a100"}
+    (toleration,) = pod.tolerations
+    assert (toleration.key, toleration.value, toleration.operator) == ("dedicated", "ml", "Equal")
+    assert_valid_k8s(job)
+    # the packaged settings give the packaged values: nothing leaks between settings objects
+    default_job = render_step_job(gpu_op_tags(load_settings(env={})))
+    assert container_of(default_job).resources.requests["cpu"] == "8"
+    assert container_of(default_job).image == RUN_IMAGE
+
+
+def test_assets_carry_the_settings_op_tags() -> None:
+    """defs/assets computes its op tags from get_settings(), the same object as the tests."""
+    import json
+
+    from holley_gnn_assets.defs.assets.model import gnn_model
+
+    stored = json.loads(gnn_model.op.tags[K8S_CONFIG_TAG])
+    assert stored == json.loads(json.dumps(gpu_op_tags(get_settings())[K8S_CONFIG_TAG]))
 
 
 def test_user_defined_config_round_trip_is_lossless() -> None:

@@ -24,14 +24,14 @@ import pandas as pd
 import pytest
 import yaml
 from dagster import DagsterInstance, Definitions
-
-from holley_gnn_assets.devtools.emulators import (
+from emulator_processes import (
     EmulatorProcess,
     bigquery_client,
     copy_duckdb_warehouse,
     emulator_env,
     storage_client,
 )
+
 from holley_gnn_assets.settings import DEFAULT_CONFIG_PATH, load_config
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 

@@ -19,6 +19,7 @@ from dagster._utils.schedules import cron_string_iterator
 from holley_gnn_assets.defs import schedules
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import ArtifactsResource
+from holley_gnn_assets.settings import SettingsError, load_settings
 
 
 @asset
@@ -109,12 +110,15 @@ def test_malformed_cron_env_refused_at_load(env, monkeypatch, bad):
 
 
 def test_malformed_config_cron_and_timezone_refused(env):
-    with pytest.raises(ValueError, match=r"schedule\.retrain_cron='nope'"):
-        schedules.build_retrain_schedule({"schedule": {"retrain_cron": "nope", "timezone": "UTC"}})
-    with pytest.raises(ValueError, match=r"schedule\.timezone='Mars/Olympus'"):
-        schedules.build_retrain_schedule(
-            {"schedule": {"retrain_cron": "0 3 * * 1", "timezone": "Mars/Olympus"}}
-        )
+    with pytest.raises(SettingsError, match=r"schedule\.retrain_cron='nope'"):
+        load_settings(overrides={"schedule": {"retrain_cron": "nope"}})
+    with pytest.raises(SettingsError, match=r"schedule\.timezone='Mars/Olympus'"):
+        load_settings(overrides={"schedule": {"timezone": "Mars/Olympus"}})
+    # the same settings object drives the schedule
+    custom = load_settings(overrides={"schedule": {"retrain_cron": "15 2 * * 0",
+                                                   "timezone": "America/Chicago"}})
+    sched = schedules.build_retrain_schedule(custom)
+    assert (sched.cron_schedule, sched.execution_timezone) == ("15 2 * * 0", "America/Chicago")
 
 
 # -- daily scoring sensor ---------------------------------------------------------------------

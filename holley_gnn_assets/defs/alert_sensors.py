@@ -15,7 +15,6 @@ when ``HOLLEY_GNN_ALERT_WEBHOOK`` is set (validated at load; see ``webhook``).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +37,8 @@ from dagster import (
     sensor,
 )
 
-from holley_gnn_assets.settings import load_config
-from holley_gnn_assets.webhook import WEBHOOK_ENV, WebhookSink
+from holley_gnn_assets.settings import Settings, get_settings
+from holley_gnn_assets.webhook import WebhookSink
 
 OUTPUT_ASSET = "recommendations_table"
 PREFIX = "[holley-gnn]"
@@ -192,11 +191,16 @@ def _latest_materialization_ts(instance: DagsterInstance, asset: str) -> float |
 
 def build_alert_sensors(
     webhook: WebhookSink | None = None,
-    max_output_age_days: float = 7.0,
+    max_output_age_days: float | None = None,
     now: Callable[[], float] = time.time,
     output_asset: str = OUTPUT_ASSET,
 ) -> list[SensorDefinition]:
-    """The three alert sensors, sharing one sink (parameters injectable for tests)."""
+    """The three alert sensors, sharing one sink (parameters injectable for tests).
+
+    ``max_output_age_days`` defaults to the settings' ``qa.max_output_age_days``.
+    """
+    if max_output_age_days is None:
+        max_output_age_days = get_settings().config.qa.max_output_age_days
     alerter = Alerter(webhook)
 
     @run_status_sensor(
@@ -247,24 +251,24 @@ def build_alert_sensors(
     return [check_alert_sensor, run_failure_alert_sensor, staleness_sensor]
 
 
-def webhook_from_env(cfg: dict | None = None) -> WebhookSink | None:
-    """The webhook sink from ``HOLLEY_GNN_ALERT_WEBHOOK`` (validated), or None when unset."""
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    if not url:
+def webhook_from_settings(settings: Settings | None = None) -> WebhookSink | None:
+    """The webhook sink for ``HOLLEY_GNN_ALERT_WEBHOOK`` (validated with the settings), or None."""
+    settings = settings or get_settings()
+    if settings.alert_webhook is None:
         return None
-    section = (cfg if cfg is not None else load_config()).get("alerts") or {}
+    alerts = settings.config.alerts
     return WebhookSink(
-        url,
-        tries=int(section.get("webhook_tries", 3)),
-        timeout_s=float(section.get("webhook_timeout_s", 5.0)),
-        backoff_s=float(section.get("webhook_backoff_s", 1.0)),
+        settings.alert_webhook,
+        tries=alerts.webhook_tries,
+        timeout_s=alerts.webhook_timeout_s,
+        backoff_s=alerts.webhook_backoff_s,
     )
 
 
-def all_sensors() -> list[SensorDefinition]:
-    """Alert sensors of the code location, configured from the environment and the config."""
-    cfg = load_config()
+def all_sensors(settings: Settings | None = None) -> list[SensorDefinition]:
+    """Alert sensors of the code location, configured from the settings."""
+    settings = settings or get_settings()
     return build_alert_sensors(
-        webhook=webhook_from_env(cfg),
-        max_output_age_days=float(cfg["qa"]["max_output_age_days"]),
+        webhook=webhook_from_settings(settings),
+        max_output_age_days=settings.config.qa.max_output_age_days,
     )

@@ -11,6 +11,7 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from dagster_gcp.gcs import GCSPickleIOManager, GCSResource
 
+from holley_gnn_assets.settings import Settings
 from holley_gnn_assets.storage.artifact_store import GCSArtifactStore
 
 
@@ -74,3 +75,10 @@ def gcs_artifact_store(
     """Artifact store in ``gs://bucket/prefix`` using a dagster-gcp ``GCSResource``'s client."""
     resource = resource or GCSResource()
     return GCSArtifactStore(bucket, prefix, client_factory=resource.get_client)
+
+
+def io_manager_from_settings(settings: Settings) -> ConfigurableIOManager:
+    """``local`` (files under the home) or ``gcs`` (bucket/prefix), per ``HOLLEY_GNN_IO``."""
+    if settings.io_manager == "gcs":
+        return gcs_io_manager(settings.gcs_bucket or "", settings.gcs_prefix)
+    return LocalTablesIOManager(base_dir=str(settings.home / "tables"))

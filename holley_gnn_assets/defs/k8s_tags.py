@@ -2,60 +2,36 @@
 
 The ``k8s_job_executor`` reads ``op_tags["dagster-k8s/config"]`` of each asset and
 merges it into that step's pod; job-level tags never reach step pods, so the GPU
-request must live on the asset itself (see field notes, "Dagster").
+request must live on the asset itself (see field notes, "Dagster"). The tags are computed
+from the settings object (``get_settings()``: its ``k8s`` section and ``gpu_image``).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from holley_gnn_assets.settings import ENV_GPU_IMAGE, Settings, get_settings
+from holley_gnn_assets.settings_schema import K8sConfig, validate_section
+
 K8S_CONFIG_TAG = "dagster-k8s/config"
 TRAINING_PRIORITY_CLASS = "holley-gnn-training"
 """Name of the PriorityClass in ``k8s/base/priorityclass.yaml``."""
-GPU_IMAGE_ENV = "HOLLEY_GNN_GPU_IMAGE"
+GPU_IMAGE_ENV = ENV_GPU_IMAGE
 """Env var naming the CUDA variant of the user-code image (set by k8s/helm/values.yaml)."""
 
-_REQUIRED_KEYS = (
-    "gpu_resource",
-    "gpu_count",
-    "node_selector",
-    "tolerations",
-    "train_cpu",
-    "train_memory",
-)
-_TOLERATION_KEYS = {"key", "operator", "value", "effect", "toleration_seconds"}
 
+def _k8s_and_image(source: Settings | Mapping[str, Any]) -> tuple[K8sConfig, str | None]:
+    """The validated ``k8s`` section and the GPU image of a Settings object or a config dict.
 
-def _k8s_section(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Return ``cfg["k8s"]`` after checking that every key the tags need is there."""
-    section = cfg.get("k8s")
-    if not isinstance(section, dict):
-        raise ValueError("config section 'k8s' is missing or not a mapping (gnn_config.yaml)")
-    missing = [key for key in _REQUIRED_KEYS if key not in section]
-    if missing:
-        raise ValueError(f"config section 'k8s' lacks keys {missing} (gnn_config.yaml)")
-    count = section["gpu_count"]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"k8s.gpu_count={count!r} must be a positive integer")
-    if not isinstance(section["node_selector"], dict):
-        raise ValueError("k8s.node_selector must be a mapping of node label -> value")
-    if not isinstance(section["tolerations"], list):
-        raise ValueError("k8s.tolerations must be a list of toleration mappings")
-    return section
-
-
-def _toleration(raw: Any, index: int) -> dict[str, Any]:
-    """Convert one YAML toleration into the snake_case form dagster-k8s expects."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"k8s.tolerations[{index}] must be a mapping, got {raw!r}")
-    out = {("toleration_seconds" if k == "tolerationSeconds" else k): v for k, v in raw.items()}
-    unknown = set(out) - _TOLERATION_KEYS
-    if unknown:
-        raise ValueError(f"k8s.tolerations[{index}] has unknown keys {sorted(unknown)}")
-    return out
+    A config dict (the older call style) is validated here; its GPU image comes from the
+    current settings (``HOLLEY_GNN_GPU_IMAGE``).
+    """
+    if isinstance(source, Settings):
+        return source.config.k8s, source.gpu_image
+    return validate_section(source, "k8s", K8sConfig), get_settings().gpu_image
 
 
 def _quantity(value: Any, what: str) -> str:
@@ -80,20 +56,20 @@ def _resources(cpu: str, memory: str, extra: dict[str, str] | None = None) -> di
     return {"requests": requests, "limits": limits}
 
 
-def gpu_op_tags(cfg: dict[str, Any], image: str | None = None) -> dict[str, Any]:
+def gpu_op_tags(settings: Settings | Mapping[str, Any],
+                image: str | None = None) -> dict[str, Any]:
     """Op tags that put a step on a GPU node: GPU limit, node selector, tolerations, priority.
 
-    Built from config section ``k8s`` (gpu_resource, gpu_count, node_selector,
-    tolerations, train_cpu, train_memory). ``image`` (default: env ``HOLLEY_GNN_GPU_IMAGE``)
-    swaps the step's container image for the CUDA build; unset, the step keeps the run's image.
-    Use as ``@asset(op_tags=gpu_op_tags(cfg))``.
+    Built from the settings' ``k8s`` section (gpu_resource, gpu_count, node_selector,
+    tolerations, train_cpu, train_memory), validated when the settings were built. ``image``
+    (default: the settings' ``gpu_image``, env ``HOLLEY_GNN_GPU_IMAGE``) swaps the step's
+    container image for the CUDA build; unset, the step keeps the run's image.
+    Use as ``@asset(op_tags=gpu_op_tags(get_settings()))``.
     """
-    k8s = _k8s_section(cfg)
-    gpu = {str(k8s["gpu_resource"]): str(k8s["gpu_count"])}
-    cpu = _quantity(k8s["train_cpu"], "k8s.train_cpu")
-    memory = _quantity(k8s["train_memory"], "k8s.train_memory")
-    container: dict[str, Any] = {"resources": _resources(cpu, memory, gpu)}
-    image = image if image is not None else os.environ.get(GPU_IMAGE_ENV, "").strip() or None
+    k8s, default_image = _k8s_and_image(settings)
+    gpu = {k8s.gpu_resource: str(k8s.gpu_count)}
+    container: dict[str, Any] = {"resources": _resources(k8s.train_cpu, k8s.train_memory, gpu)}
+    image = image if image is not None else default_image
     if image is not None:
         if not image.strip() or any(c.isspace() for c in image):
             raise ValueError(f"GPU image reference {image!r} is empty or contains whitespace")
@@ -102,20 +78,20 @@ def gpu_op_tags(cfg: dict[str, Any], image: str | None = None) -> dict[str, Any]
         K8S_CONFIG_TAG: {
             "container_config": container,
             "pod_spec_config": {
-                "node_selector": {str(k): str(v) for k, v in k8s["node_selector"].items()},
-                "tolerations": [_toleration(t, i) for i, t in enumerate(k8s["tolerations"])],
+                "node_selector": dict(k8s.node_selector),
+                "tolerations": [t.model_dump(exclude_none=True) for t in k8s.tolerations],
                 "priority_class_name": TRAINING_PRIORITY_CLASS,
             },
         }
     }
 
 
-def cpu_op_tags(cfg: dict[str, Any], cpu: str, memory: str) -> dict[str, Any]:
+def cpu_op_tags(settings: Settings | Mapping[str, Any], cpu: str, memory: str) -> dict[str, Any]:
     """Op tags for a CPU-only step: CPU/memory requests and limits, no GPU, no GPU node.
 
-    ``cfg`` is accepted for symmetry with :func:`gpu_op_tags` (and future keys);
+    ``settings`` is accepted for symmetry with :func:`gpu_op_tags` (and future keys);
     ``cpu``/``memory`` are Kubernetes quantities such as ``"4"`` and ``"8Gi"``.
     """
-    del cfg  # no CPU-step keys in the config yet
+    del settings  # no CPU-step keys in the config yet
     resources = _resources(_quantity(cpu, "cpu"), _quantity(memory, "memory"))
     return {K8S_CONFIG_TAG: {"container_config": {"resources": resources}}}

@@ -1,10 +1,14 @@
-"""Dagster resources: settings and warehouse, artifact storage, MLflow tracking."""
+"""Dagster resources: settings and warehouse, artifact storage, MLflow tracking.
+
+Every value comes from the one settings object (``holley_gnn_assets.settings``):
+:func:`pipeline_resources` builds the resources from it. A field left empty (a resource
+built by hand, e.g. in a test) falls back to the current settings when it is used.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -14,115 +18,141 @@ from dagster import ConfigurableResource
 from mlflow import MlflowClient
 
 from holley_gnn_assets.settings import (
+    Settings,
     TimeWindows,
-    as_of_override,
-    home_dir,
-    load_config,
+    get_settings,
     parse_date,
-    warehouse_path,
 )
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
 
 
-class WarehouseResource(ConfigurableResource):
-    """The warehouse, by kind: the embedded DuckDB file or BigQuery (via dagster-gcp)."""
+def _home(home: str) -> Path:
+    """``home`` (a resource field) or the settings' home; created on first use."""
+    path = Path(home).resolve() if home else get_settings().home
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
-    kind: str = "duckdb"
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse, by kind: the embedded DuckDB file or BigQuery (via dagster-gcp).
+
+    Empty fields (``""``, ``0``, ``None``) take the settings' value (``warehouse`` section).
+    """
+
+    kind: str = ""
     duckdb_path: str = ""
-    bq_project: str = "auxia-gcp"
-    bq_company_dataset: str = "company_1950"
-    bq_data_dataset: str = "data_company_1950"
-    bq_output_project: str = "auxia-reporting"
-    bq_location: str = "US"
-    bq_job_timeout_s: int = 600
-    bq_use_storage_api: bool = False
+    bq_project: str = ""
+    bq_company_dataset: str = ""
+    bq_data_dataset: str = ""
+    bq_output_project: str = ""
+    bq_location: str = ""
+    bq_job_timeout_s: int = 0
+    bq_use_storage_api: bool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WarehouseResource:
+        """Every field from ``settings``."""
+        bq = settings.config.warehouse.bigquery
+        return cls(
+            kind=settings.warehouse_kind,
+            duckdb_path=str(settings.duckdb_path),
+            bq_project=bq.project,
+            bq_company_dataset=bq.company_dataset,
+            bq_data_dataset=bq.data_dataset,
+            bq_output_project=bq.output_project,
+            bq_location=bq.location,
+            bq_job_timeout_s=bq.job_timeout_s,
+            bq_use_storage_api=bq.use_storage_api,
+        )
 
     def get(self) -> Warehouse:
         """Open the configured warehouse."""
-        if self.kind == "duckdb":
+        settings = get_settings()
+        kind = self.kind or settings.warehouse_kind
+        if kind == "duckdb":
             from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 
-            return DuckDBWarehouse(self.duckdb_path or str(warehouse_path()))
-        if self.kind == "bigquery":
+            return DuckDBWarehouse(self.duckdb_path or str(settings.duckdb_path))
+        if kind == "bigquery":
             from holley_gnn_assets.warehouse.bigquery import BigQueryWarehouse
 
+            bq = settings.config.warehouse.bigquery
             return BigQueryWarehouse(
-                project=self.bq_project,
-                company_dataset=self.bq_company_dataset,
-                data_dataset=self.bq_data_dataset,
-                output_project=self.bq_output_project,
-                location=self.bq_location,
-                job_timeout_s=self.bq_job_timeout_s,
-                use_storage_api=self.bq_use_storage_api,
+                project=self.bq_project or bq.project,
+                company_dataset=self.bq_company_dataset or bq.company_dataset,
+                data_dataset=self.bq_data_dataset or bq.data_dataset,
+                output_project=self.bq_output_project or bq.output_project,
+                location=self.bq_location or bq.location,
+                job_timeout_s=self.bq_job_timeout_s or bq.job_timeout_s,
+                use_storage_api=bq.use_storage_api if self.bq_use_storage_api is None
+                else self.bq_use_storage_api,
             )
-        raise ValueError(f"warehouse kind {self.kind!r}: expected 'duckdb' or 'bigquery'")
+        raise ValueError(f"warehouse kind {kind!r}: expected 'duckdb' or 'bigquery'")
 
 
 class PipelineSettings(ConfigurableResource):
-    """Config file, as-of date and artifact home, resolved the same way in every step."""
+    """Config file, as-of date and artifact home, resolved the same way in every step.
+
+    Empty fields take the settings' values (HOLLEY_GNN_CONFIG, HOLLEY_GNN_AS_OF / time.as_of,
+    HOLLEY_GNN_HOME).
+    """
 
     config_path: str = ""
     as_of: str = ""
     home: str = ""
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PipelineSettings:
+        """Config file, as-of date (when fixed) and home of ``settings``."""
+        return cls(config_path=str(settings.config_path),
+                   as_of=settings.as_of.isoformat() if settings.as_of else "",
+                   home=str(settings.home))
+
+    def settings(self) -> Settings:
+        """The settings of this resource's config file (validated once, cached)."""
+        return get_settings(self.config_path or None)
+
     @cached_property
     def cfg(self) -> dict:
-        """The loaded config."""
-        return load_config(self.config_path or None)
+        """The validated config as a plain dict."""
+        return self.settings().cfg
 
     def home_dir(self) -> Path:
         """Artifact home."""
-        path = Path(self.home).resolve() if self.home else home_dir()
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return _home(self.home)
 
     def resolve_as_of(self, warehouse: Warehouse) -> dt.date:
-        """Resource value, HOLLEY_GNN_AS_OF, config, the synthetic warehouse's date, today."""
+        """Resource value, settings (HOLLEY_GNN_AS_OF, time.as_of), the warehouse's date, today."""
         if self.as_of:
             return parse_date(self.as_of, "as_of")
-        env = as_of_override()
-        if env:
-            return env
         if self.cfg["time"].get("as_of"):
             return parse_date(self.cfg["time"]["as_of"], "time.as_of")
-        own = getattr(warehouse, "synthetic_as_of", None)
-        if callable(own):
-            value = own()
-            if value:
-                return value
-        return dt.date.today()
+        return warehouse.synthetic_as_of() or dt.date.today()
 
     def windows(self, warehouse: Warehouse) -> TimeWindows:
         """The time windows for this run."""
         return TimeWindows.from_config(self.cfg, self.resolve_as_of(warehouse))
 
 
-def default_warehouse_resource() -> WarehouseResource:
-    """Warehouse resource from the environment (HOLLEY_GNN_WAREHOUSE_KIND and friends)."""
-    kind = os.environ.get("HOLLEY_GNN_WAREHOUSE_KIND", "duckdb").strip().lower()
-    if kind == "bigquery":
-        return WarehouseResource(
-            kind="bigquery",
-            bq_project=os.environ.get("HOLLEY_GNN_BQ_PROJECT", "auxia-gcp"),
-            bq_output_project=os.environ.get("HOLLEY_GNN_BQ_OUTPUT_PROJECT", "auxia-reporting"),
-            bq_use_storage_api=os.environ.get("HOLLEY_GNN_BQ_STORAGE_API", "false").lower()
-            in {"1", "true", "yes"},
-        )
-    return WarehouseResource(kind="duckdb", duckdb_path=str(warehouse_path()))
-
-
 class ArtifactsResource(ConfigurableResource):
-    """Where artifacts live, plus a local working cache for files fetched from there."""
+    """Where artifacts live, plus a local working cache for files fetched from there.
+
+    Empty fields take the settings' values (HOLLEY_GNN_ARTIFACTS, HOLLEY_GNN_HOME).
+    """
 
     location: str = ""
+    home: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactsResource:
+        """Artifact location and home of ``settings``."""
+        return cls(location=settings.artifacts, home=str(settings.home))
 
     def store(self) -> ArtifactStore:
         """The configured store."""
-        loc = self.location or os.environ.get("HOLLEY_GNN_ARTIFACTS") or str(
-            home_dir() / "artifacts")
-        return artifact_store(loc)
+        return artifact_store(self.location or get_settings().artifacts)
 
     def registry(self) -> ModelRegistry:
         """The model registry kept in the store."""
@@ -130,13 +160,13 @@ class ArtifactsResource(ConfigurableResource):
 
     def work_dir(self, *parts: str) -> Path:
         """A local working folder under the home (pod-local in production)."""
-        path = home_dir().joinpath("work", *parts)
+        path = _home(self.home).joinpath("work", *parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def fetch(self, key: str) -> Path:
         """Copy an artifact to the local cache and return its path."""
-        local = home_dir() / "cache" / key
+        local = _home(self.home) / "cache" / key
         local.parent.mkdir(parents=True, exist_ok=True)
         return Path(self.store().get_file(key, local))
 
@@ -149,7 +179,7 @@ class ArtifactsResource(ConfigurableResource):
     def fetch_dir(self, prefix: str) -> Path:
         """Download every artifact under ``prefix`` into one local folder."""
         store = self.store()
-        local = home_dir() / "cache" / prefix
+        local = _home(self.home) / "cache" / prefix
         local.mkdir(parents=True, exist_ok=True)
         for key in store.list(prefix + "/"):
             store.get_file(key, local / key.rsplit("/", 1)[-1])
@@ -160,28 +190,37 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
-def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` or the local SQLite store under the home."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home_dir() / 'mlflow.db'}"
-
-
 class MlflowTracking(ConfigurableResource):
-    """Log params, metrics and artifacts of one pipeline stage to an MLflow run."""
+    """Log params, metrics and artifacts of one pipeline stage to an MLflow run.
+
+    Empty fields take the settings' values (MLFLOW_TRACKING_URI, else the SQLite store and
+    ``mlartifacts`` folder under the home).
+    """
 
     tracking_uri: str = ""
+    artifact_location: str = ""
     experiment: str = "holley-gnn"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MlflowTracking:
+        """Tracking store and artifact root of ``settings``."""
+        return cls(tracking_uri=settings.tracking_uri,
+                   artifact_location=settings.mlflow_artifact_location or "")
 
     def client(self) -> MlflowClient:
         """An MLflow client for the configured store."""
-        return MlflowClient(tracking_uri=self.tracking_uri or default_tracking_uri())
+        uri = self.tracking_uri or get_settings().tracking_uri
+        if uri.startswith("sqlite:///"):  # the local store's folder (the home) may not exist yet
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=uri)
 
     def _experiment_id(self, client: MlflowClient) -> str:
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
             return exp.experiment_id
-        artifacts = None
-        if not (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
-            artifacts = (home_dir() / "mlartifacts").as_uri()
+        artifacts = self.artifact_location or None
+        if artifacts is None and not self.tracking_uri:
+            artifacts = get_settings().mlflow_artifact_location
         return client.create_experiment(self.experiment, artifact_location=artifacts)
 
     def start_run(self, run_name: str, tags: Mapping[str, str] | None = None) -> str:
@@ -229,6 +268,19 @@ class MlflowTracking(ConfigurableResource):
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close the run."""
         self.client().set_terminated(run_id, status=status)
+
+
+def pipeline_resources(settings: Settings) -> dict[str, Any]:
+    """The code location's resources (IO manager included), every value from ``settings``."""
+    from holley_gnn_assets.defs.io_managers import io_manager_from_settings
+
+    return {
+        "io_manager": io_manager_from_settings(settings),
+        "warehouse": WarehouseResource.from_settings(settings),
+        "pipeline": PipelineSettings.from_settings(settings),
+        "mlflow": MlflowTracking.from_settings(settings),
+        "artifacts": ArtifactsResource.from_settings(settings),
+    }
 
 
 def _metric_name(name: str) -> str:

@@ -2,7 +2,7 @@
 
 - ``weekly_retrain_schedule`` runs ``full_retrain_job`` on ``schedule.retrain_cron`` in
   ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron). A malformed cron or an
-  unknown time zone is refused when the code location loads.
+  unknown time zone is refused when the settings are built (the code location does not load).
 - ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
   promoted model exists (the ``artifacts`` resource's registry) and the source data changed
   since the last requested scoring run. The change test is a fingerprint of the warehouse
@@ -17,7 +17,6 @@ import json
 import os
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import (
     DefaultScheduleStatus,
@@ -29,56 +28,27 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._utils.schedules import is_valid_cron_string
 
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import ArtifactsResource
-from holley_gnn_assets.settings import load_config, warehouse_kind, warehouse_path
+from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
+from holley_gnn_assets.settings_schema import validate_cron, validate_timezone
 from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
 
-CRON_ENV = "HOLLEY_GNN_RETRAIN_CRON"
-DEFAULT_RETRAIN_CRON = "0 3 * * 1"
-DEFAULT_SCORE_INTERVAL_S = 3600
+CRON_ENV = ENV_RETRAIN_CRON
 FINGERPRINT_TAG = "holley_gnn/source_fingerprint"
+__all__ = ["validate_cron", "validate_timezone"]  # re-exported: checked where settings are built
 
 
-def validate_cron(cron: str, setting: str) -> str:
-    """Return ``cron`` stripped, or raise ValueError naming the setting and the bad value."""
-    value = str(cron).strip()
-    if not is_valid_cron_string(value):
-        raise ValueError(
-            f"{setting}={cron!r} is not a valid 5-field cron expression "
-            "(minute hour day-of-month month day-of-week, e.g. '0 3 * * 1')"
-        )
-    return value
+def retrain_cron_and_timezone(settings: Settings | None = None) -> tuple[str, str]:
+    """The (cron, timezone) of the weekly retrain, validated when the settings were built."""
+    schedule = (settings or get_settings()).config.schedule
+    return schedule.retrain_cron, schedule.timezone
 
 
-def validate_timezone(name: str, setting: str) -> str:
-    """Return the IANA time zone name, or raise ValueError naming the setting."""
-    try:
-        ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"{setting}={name!r} is not a known IANA time zone") from exc
-    return str(name)
-
-
-def retrain_cron_and_timezone(cfg: dict | None = None) -> tuple[str, str]:
-    """The validated (cron, timezone) of the weekly retrain: env override, else config."""
-    section = (cfg if cfg is not None else load_config()).get("schedule", {}) or {}
-    env = os.environ.get(CRON_ENV)
-    if env is not None and env.strip():
-        cron = validate_cron(env, CRON_ENV)
-    else:
-        cron = validate_cron(
-            section.get("retrain_cron", DEFAULT_RETRAIN_CRON), "schedule.retrain_cron"
-        )
-    tz = validate_timezone(section.get("timezone", "UTC") or "UTC", "schedule.timezone")
-    return cron, tz
-
-
-def build_retrain_schedule(cfg: dict | None = None) -> ScheduleDefinition:
+def build_retrain_schedule(settings: Settings | None = None) -> ScheduleDefinition:
     """Weekly ``full_retrain_job`` schedule (validated at load)."""
-    cron, tz = retrain_cron_and_timezone(cfg)
+    cron, tz = retrain_cron_and_timezone(settings)
     return ScheduleDefinition(
         name="weekly_retrain_schedule",
         job=full_retrain_job,
@@ -126,11 +96,12 @@ def bigquery_fingerprint(cfg: dict, client: Any | None = None) -> str:
     return "bigquery:" + ";".join(parts)
 
 
-def source_fingerprint(cfg: dict | None = None) -> str:
+def source_fingerprint(settings: Settings | None = None) -> str:
     """A string that changes whenever the source warehouse changes."""
-    if warehouse_kind() == "bigquery":
-        return bigquery_fingerprint(cfg if cfg is not None else load_config())
-    return duckdb_fingerprint(warehouse_path())
+    settings = settings or get_settings()
+    if settings.warehouse_kind == "bigquery":
+        return bigquery_fingerprint(settings.cfg)
+    return duckdb_fingerprint(settings.duckdb_path)
 
 
 def promoted_model(artifacts: ArtifactsResource) -> dict | None:
@@ -156,20 +127,24 @@ def _read_cursor(cursor: str | None) -> dict[str, str]:
 
 
 def build_daily_score_sensor(
-    fingerprint: Callable[[], str] = source_fingerprint,
+    fingerprint: Callable[[], str] | None = None,
     promoted: Callable[[ArtifactsResource], dict | None] = promoted_model,
     today: Callable[[], dt.date] = _utc_today,
     minimum_interval_seconds: int | None = None,
+    settings: Settings | None = None,
 ) -> SensorDefinition:
     """The ``daily_score_sensor`` (collaborators injectable for tests: fingerprint, clock).
 
-    The promoted model is read from the ``artifacts`` resource's model registry.
+    ``fingerprint`` defaults to :func:`source_fingerprint` of ``settings`` (default: the current
+    settings); the interval to ``schedule.score_min_interval_s``. The promoted model is read
+    from the ``artifacts`` resource's model registry.
     """
+    settings = settings or get_settings()
+    if fingerprint is None:
+        def fingerprint() -> str:
+            return source_fingerprint(settings)
     if minimum_interval_seconds is None:
-        section = load_config().get("schedule", {}) or {}
-        minimum_interval_seconds = int(
-            section.get("score_min_interval_s", DEFAULT_SCORE_INTERVAL_S)
-        )
+        minimum_interval_seconds = settings.config.schedule.score_min_interval_s
 
     @sensor(
         name="daily_score_sensor",
@@ -204,11 +179,11 @@ def build_daily_score_sensor(
     return daily_score_sensor
 
 
-def all_schedules() -> list[ScheduleDefinition]:
+def all_schedules(settings: Settings | None = None) -> list[ScheduleDefinition]:
     """Schedules of the code location."""
-    return [build_retrain_schedule()]
+    return [build_retrain_schedule(settings)]
 
 
-def all_sensors() -> list[SensorDefinition]:
-    """Scheduling sensors of the code location (alerts live in ``alerts``)."""
-    return [build_daily_score_sensor()]
+def all_sensors(settings: Settings | None = None) -> list[SensorDefinition]:
+    """Scheduling sensors of the code location (alerts live in ``alert_sensors``)."""
+    return [build_daily_score_sensor(settings=settings)]

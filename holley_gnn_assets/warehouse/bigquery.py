@@ -98,17 +98,11 @@ class BigQueryWarehouse(Warehouse):
     def from_config(
         cls, cfg: dict, client_factory: Callable[[], Any] | None = None, **kwargs: Any
     ) -> BigQueryWarehouse:
-        """Build from the ``warehouse.bigquery`` section of the pipeline config."""
+        """Build from the ``warehouse.bigquery`` section of the (validated) pipeline config."""
         bq = cfg["warehouse"]["bigquery"]
-        params: dict[str, Any] = {
-            "project": bq["project"],
-            "company_dataset": bq["company_dataset"],
-            "data_dataset": bq["data_dataset"],
-            "output_project": bq.get("output_project"),
-            "location": bq.get("location", "US"),
-            "job_timeout_s": bq.get("job_timeout_s", 600),
-            "use_storage_api": bq.get("use_storage_api", True),
-        }
+        keys = ("project", "company_dataset", "data_dataset", "output_project", "location",
+                "job_timeout_s", "use_storage_api")
+        params: dict[str, Any] = {key: bq[key] for key in keys}
         params.update(kwargs)
         return cls(client_factory, **params)
 

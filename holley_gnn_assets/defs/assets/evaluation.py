@@ -20,11 +20,11 @@ from holley_gnn_assets.evaluation import report as evaluation
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
-from holley_gnn_assets.settings import flatten, load_config
+from holley_gnn_assets.settings import flatten, get_settings
 
 
 @asset(group_name="evaluation", kinds={"python", "sql"},
-       op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+       op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
        description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; promotion.")
 def eval_report(
     context: AssetExecutionContext,

@@ -9,7 +9,7 @@ from dagster import AssetOut, AssetSpec, MetadataValue, Output, multi_asset
 
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import export_file
 
@@ -84,7 +84,7 @@ def _make_export_asset(sql_file: str, spec: dict[str, Any]):
                            kinds={"parquet"}) for name in spec["outs"]}
 
     @multi_asset(name=spec["name"], outs=outs, deps=spec["deps"], can_subset=False,
-                 op_tags=cpu_op_tags(load_config(), "4", "8Gi"))
+                 op_tags=cpu_op_tags(get_settings(), "4", "8Gi"))
     def _export(
         context,  # AssetExecutionContext (left unannotated: the hint is a string in a closure)
         warehouse: WarehouseResource,

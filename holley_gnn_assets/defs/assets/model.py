@@ -13,7 +13,7 @@ from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, 
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
-from holley_gnn_assets.settings import flatten, load_config
+from holley_gnn_assets.settings import flatten, get_settings
 from holley_gnn_assets.storage.artifact_store import (
     checkpoint_key,
     embeddings_prefix,
@@ -30,7 +30,7 @@ def _root_run_id(context: AssetExecutionContext) -> str:
     return run.root_run_id or run.run_id
 
 
-@asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+@asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
        description="PyG HeteroData built from the tables.")
 def heterodata(
     context: AssetExecutionContext,
@@ -69,7 +69,7 @@ def heterodata(
 @asset(
     group_name="model",
     kinds={"pytorch"},
-    op_tags=gpu_op_tags(load_config()),
+    op_tags=gpu_op_tags(get_settings()),
     description="HeteroGAT trained on the graph (GPU pod in production; CPU locally).",
 )
 def gnn_model(
@@ -153,7 +153,7 @@ def gnn_model(
 
 
 @asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"],
-       op_tags=cpu_op_tags(load_config(), "4", "16Gi"),
+       op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
        description="Product and user embeddings from the model scoring should use.")
 def embeddings(
     context: AssetExecutionContext,

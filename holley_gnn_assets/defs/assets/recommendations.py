@@ -30,9 +30,9 @@ from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.settings import get_settings
 
-_HEAVY = cpu_op_tags(load_config(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
+_HEAVY = cpu_op_tags(get_settings(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
 
 
 def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, Any]) -> dict:

@@ -1,6 +1,6 @@
 """Launch ``bqemulator`` (the DuckDB-backed BigQuery API stand-in) with the local workarounds.
 
-Usage: ``python -m holley_gnn_assets.devtools.bq_emulator start --rest-port 9050 --grpc-port 0``
+Usage: ``python tests/bq_emulator_launcher.py start --rest-port 9050 --grpc-port 0``
 (any ``bqemulator`` CLI arguments). Before handing over to the emulator's CLI this:
 
 1. installs DuckDB's ``spatial`` extension from the ``duckdb-extension-spatial`` wheel, so the

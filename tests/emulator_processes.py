@@ -1,4 +1,7 @@
-"""Start/stop the local BigQuery and GCS emulators as subprocesses (tests, local runs).
+"""Start/stop the local BigQuery and GCS emulators as subprocesses (test tooling).
+
+Kept in tests/, not in the package: only the tests start emulators (``tests/emulators.py``
+holds the pytest fixtures built on this module).
 
 Both bind 127.0.0.1 on a free port, are polled for health with a bounded timeout, and are
 stopped by PID (terminate, then kill). ``emulator_env`` points the Google clients (and dagster-gcp's
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BQ_PROJECT = "test-project"
+LAUNCHER = Path(__file__).resolve().with_name("bq_emulator_launcher.py")
 GCS_BUCKET = "test-bucket"
 
 
@@ -131,7 +135,7 @@ def start_bigquery_emulator(
     """Start bqemulator (through the workaround launcher) and wait until its REST API answers."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "holley_gnn_assets.devtools.bq_emulator", "start",
+        sys.executable, str(LAUNCHER), "start",
         "--rest-host", "127.0.0.1", "--rest-port", str(port),
         "--grpc-host", "127.0.0.1", "--grpc-port", "0",
         "--ephemeral", "--project", project, "--log-level", log_level,

@@ -1,1 +1,0 @@
-"""Developer tools: local stand-ins for the cloud services (never imported by the pipeline)."""
