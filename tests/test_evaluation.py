@@ -81,9 +81,14 @@ def test_empty_test_set() -> None:
     assert rep["decision"] == "no_test_data"
     assert any("empty test set" in w for w in rep["warnings"])
     assert rep["tiers"]["cold"]["n_users"] == 0
-    assert rep["tiers"]["cold"]["gnn"]["hit_rate@4"] == 0.0
+    # nothing measured is null in the report, absent from MLflow's metrics, n/a in Markdown
+    assert rep["tiers"]["cold"]["gnn"]["hit_rate@4"] is None
     assert rep["tiers"]["cold"]["bootstrap_ci95"] == [None, None]
-    assert "no_test_data" in report_markdown(rep)
+    from holley_gnn_assets.defs.assets.evaluation import report_metrics
+
+    assert not any(k.startswith("cold.") and "hit_rate" in k for k in report_metrics(rep))
+    md = report_markdown(rep)
+    assert "no_test_data" in md and "| cold | 0 | n/a | n/a | n/a |" in md
     with pytest.raises(ValueError, match="'sql'"):
         evaluate({"gnn": arms["gnn"]}, users, clicks, events, load_config())
 

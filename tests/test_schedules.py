@@ -18,7 +18,7 @@ from dagster._utils.schedules import cron_string_iterator
 
 from holley_gnn_assets.defs import schedules
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
-from holley_gnn_assets.defs.resources import ArtifactsResource
+from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking
 from holley_gnn_assets.settings import SettingsError, load_settings
 
 
@@ -64,7 +64,7 @@ def _defs(*extra, artifacts: ArtifactsResource | None = None) -> Definitions:
         jobs=[full_retrain_job, score_job],
         schedules=[e for e in extra if hasattr(e, "cron_schedule")],
         sensors=[e for e in extra if not hasattr(e, "cron_schedule")],
-        resources={"artifacts": artifacts or ArtifactsResource()},
+        resources={"artifacts": artifacts or ArtifactsResource(), "mlflow": MlflowTracking()},
     )
 
 
@@ -137,16 +137,20 @@ def _tick(sensor_def, defs, instance, cursor):
         instance=instance,
         cursor=cursor,
         definitions=defs,
-        resources={"artifacts": defs.resources["artifacts"]},
+        resources={"mlflow": defs.resources["mlflow"]},
     )
     return sensor_def.evaluate_tick(ctx)
 
 
 def _promote() -> None:
-    """Promote a model in the registry of the default artifact store (under HOLLEY_GNN_HOME)."""
-    reg = ArtifactsResource().registry()
-    reg.record_trained("run-a", {})
-    assert reg.consider("run-a", 0.2, 0.01, {}).promoted
+    """Register and promote a model in the default MLflow store (under HOLLEY_GNN_HOME)."""
+    from tests.test_model_registry import register_version
+
+    tracking = MlflowTracking()
+    reg = tracking.registry()
+    version = register_version(tracking, "run-a")
+    assert reg.decide(version["version"], 0.2, 0.01).promoted
+    reg.promote(version["version"])
 
 
 def _touch_warehouse(wh, n: int) -> None:

@@ -154,10 +154,6 @@ class ArtifactsResource(ConfigurableResource):
         """The configured store."""
         return artifact_store(self.location or get_settings().artifacts)
 
-    def registry(self) -> ModelRegistry:
-        """The model registry kept in the store."""
-        return ModelRegistry(self.store())
-
     def work_dir(self, *parts: str) -> Path:
         """A local working folder under the home (pod-local in production)."""
         path = _home(self.home).joinpath("work", *parts)
@@ -212,7 +208,11 @@ class MlflowTracking(ConfigurableResource):
         uri = self.tracking_uri or get_settings().tracking_uri
         if uri.startswith("sqlite:///"):  # the local store's folder (the home) may not exist yet
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(tracking_uri=uri)
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def registry(self) -> ModelRegistry:
+        """The MLflow Model Registry on the same store (versions, the ``champion`` alias)."""
+        return ModelRegistry(self.client())
 
     def _experiment_id(self, client: MlflowClient) -> str:
         exp = client.get_experiment_by_name(self.experiment)

@@ -4,7 +4,7 @@
   ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron). A malformed cron or an
   unknown time zone is refused when the settings are built (the code location does not load).
 - ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
-  promoted model exists (the ``artifacts`` resource's registry) and the source data changed
+  champion model exists (the MLflow Model Registry's ``champion`` alias) and the source data changed
   since the last requested scoring run. The change test is a fingerprint of the warehouse
   (:func:`source_fingerprint`), kept in the cursor.
 """
@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
-from holley_gnn_assets.defs.resources import ArtifactsResource
+from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
 from holley_gnn_assets.settings_schema import validate_cron, validate_timezone
 from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
@@ -104,9 +104,9 @@ def source_fingerprint(settings: Settings | None = None) -> str:
     return duckdb_fingerprint(settings.duckdb_path)
 
 
-def promoted_model(artifacts: ArtifactsResource) -> dict | None:
-    """The promoted model's registry record in the artifact store, or None."""
-    return artifacts.registry().promoted()
+def promoted_model(mlflow: MlflowTracking) -> dict | None:
+    """The champion model version's record in the MLflow Model Registry, or None."""
+    return mlflow.registry().champion()
 
 
 # -- daily scoring sensor ---------------------------------------------------------------------
@@ -128,7 +128,7 @@ def _read_cursor(cursor: str | None) -> dict[str, str]:
 
 def build_daily_score_sensor(
     fingerprint: Callable[[], str] | None = None,
-    promoted: Callable[[ArtifactsResource], dict | None] = promoted_model,
+    promoted: Callable[[MlflowTracking], dict | None] = promoted_model,
     today: Callable[[], dt.date] = _utc_today,
     minimum_interval_seconds: int | None = None,
     settings: Settings | None = None,
@@ -136,8 +136,8 @@ def build_daily_score_sensor(
     """The ``daily_score_sensor`` (collaborators injectable for tests: fingerprint, clock).
 
     ``fingerprint`` defaults to :func:`source_fingerprint` of ``settings`` (default: the current
-    settings); the interval to ``schedule.score_min_interval_s``. The promoted model is read
-    from the ``artifacts`` resource's model registry.
+    settings); the interval to ``schedule.score_min_interval_s``. The champion model is read
+    from the ``mlflow`` resource's model registry.
     """
     settings = settings or get_settings()
     if fingerprint is None:
@@ -154,8 +154,8 @@ def build_daily_score_sensor(
         description="One score_job run per day when a promoted model exists and the source "
         "data changed since the last scoring run.",
     )
-    def daily_score_sensor(context: SensorEvaluationContext, artifacts: ArtifactsResource):
-        if promoted(artifacts) is None:
+    def daily_score_sensor(context: SensorEvaluationContext, mlflow: MlflowTracking):
+        if promoted(mlflow) is None:
             return SkipReason("no promoted model yet: the weekly retrain has not promoted one")
         try:
             fp = fingerprint()

@@ -8,6 +8,13 @@ from typing import Any
 from holley_gnn_assets.evaluation.metrics import METRICS
 
 
+def _num(value: float | None, fmt: str = ".4f") -> str:
+    """A metric for a table cell: ``n/a`` where nothing was measured."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return format(value, fmt)
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """Markdown summary: per tier GNN vs SQL (delta, CI, p), the references, the decision."""
     lines = [
@@ -40,8 +47,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             "n/a" if mde is None or (isinstance(mde, float) and math.isnan(mde)) else f"{mde:.4f}"
         )
         lines.append(
-            f"| {tier} | {b['n_users']} | {b['gnn']['hit_rate@4']:.4f} | "
-            f"{b['sql']['hit_rate@4']:.4f} | {d} | {ci_s} | {p} | {mde_s} |"
+            f"| {tier} | {b['n_users']} | {_num(b['gnn']['hit_rate@4'])} | "
+            f"{_num(b['sql']['hit_rate@4'])} | {d} | {ci_s} | {p} | {mde_s} |"
         )
     arms = report["arms"]
     lines += [
@@ -53,7 +60,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     ]
     allb = report["tiers"]["all"]
     for arm in arms:
-        lines.append(f"| {arm} | " + " | ".join(f"{allb[arm][m]:.4f}" for m in METRICS) + " |")
+        lines.append(f"| {arm} | " + " | ".join(_num(allb[arm][m]) for m in METRICS) + " |")
     lines += [
         "",
         "## Hit Rate@4 per tier, every arm",
@@ -62,7 +69,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "|---" * (len(arms) + 1) + "|",
     ]
     for tier, b in report["tiers"].items():
-        lines.append(f"| {tier} | " + " | ".join(f"{b[a]['hit_rate@4']:.4f}" for a in arms) + " |")
+        lines.append(f"| {tier} | " + " | ".join(_num(b[a]["hit_rate@4"]) for a in arms) + " |")
     te = report.get("test_events")
     if te:
         lines += [
@@ -77,7 +84,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             d = b["delta_hit_rate@4"]
             lines.append(
                 f"| {tier} | {b['n_users']} | "
-                + " | ".join(f"{b[a]['hit_rate@4']:.4f}" for a in arms)
+                + " | ".join(_num(b[a]["hit_rate@4"]) for a in arms)
                 + f" | {'n/a' if d is None else f'{d:+.4f}'} |"
             )
     return "\n".join(lines) + "\n"

@@ -64,8 +64,8 @@ def per_user_metrics(ranked: pd.DataFrame, clicks: pd.DataFrame) -> pd.DataFrame
     return out.reset_index()
 
 
-def mean_metrics(per_user: pd.DataFrame) -> dict[str, float]:
-    """Means of METRICS over users (0.0 for an empty frame, never a division by zero)."""
+def mean_metrics(per_user: pd.DataFrame) -> dict[str, float | None]:
+    """Means of METRICS over users; None for an empty frame (nothing measured, never 0.0)."""
     if per_user.empty:
-        return {m: 0.0 for m in METRICS}
+        return {m: None for m in METRICS}
     return {m: float(per_user[m].mean()) for m in METRICS}

@@ -23,7 +23,8 @@ def plot_tiers(report: dict[str, Any], path: str | Path) -> Path:
     x = np.arange(len(tiers))
     for i, arm in enumerate(arms):
         ax1.bar(
-            x + i * width, [report["tiers"][t][arm]["hit_rate@4"] for t in tiers], width, label=arm
+            x + i * width, [report["tiers"][t][arm]["hit_rate@4"] or 0.0 for t in tiers], width,
+            label=arm
         )
     ax1.set_xticks(x + width * (len(arms) - 1) / 2, tiers)
     ax1.set_ylabel("Hit Rate@4")

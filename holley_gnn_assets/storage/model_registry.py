@@ -1,29 +1,36 @@
-"""Which trained model scoring uses: a small JSON registry in the artifact store.
+"""Which trained model scoring uses: the MLflow Model Registry.
 
-The registry lives beside the checkpoints (local folder or ``gs://``), so every pod sees it:
-``gnn/registry/latest.json`` names the newest trained model, ``gnn/registry/promoted.json``
-the one scoring uses. Promotion (spec §10): a new model replaces the
-promoted one only if its cold Hit Rate@4 is not worse by more than a tolerance; the first model
-is promoted when it has been evaluated. Writes are atomic (temp file + rename).
+Every trained model is a registered version of ``REGISTERED_MODEL`` whose source is its
+training run's ``checkpoint`` artifacts (``model.pt``), tagged with the Dagster run key, the
+artifact keys of its graph snapshot and checkpoint, the config hash and, once evaluated, its
+cold Hit Rate@4. The alias ``champion`` names the version scoring uses (``models:/NAME@champion``).
+Promotion (spec §10) moves the alias only when the candidate was measured (cold test users
+exist) and its cold Hit Rate@4 is not worse than the champion's by more than a tolerance; the
+caller moves it only after the output table was written, so the two never disagree. Rollback
+moves the alias back to the version it replaced. Works on MLflow's local SQLite store and on
+an MLflow server alike.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from holley_gnn_assets.storage.artifact_store import ArtifactStore, checkpoint_key
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-REGISTRY_PREFIX = "gnn/registry"
+REGISTERED_MODEL = "holley-gnn-heterogat"
+CHAMPION = "champion"
+_TAGS = ("run_id", "model_key", "graph_key", "fingerprint", "config_hash", "mlflow_run_id",
+         "best_val_mrr", "cold_hr4", "previous_champion", "registered_at", "promoted_at")
 
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """Outcome of a promotion attempt."""
+    """Whether a candidate should become the champion, and why."""
 
     promoted: bool
     reason: str
@@ -32,69 +39,117 @@ class PromotionDecision:
 
 
 class ModelRegistry:
-    """Tracks the latest trained and the promoted model (records hold artifact keys)."""
+    """Registered versions of the GNN and the ``champion`` alias, over an MLflow client."""
 
-    def __init__(self, store: ArtifactStore) -> None:
-        self.store = store
+    def __init__(self, client: MlflowClient, name: str = REGISTERED_MODEL) -> None:
+        self.client = client
+        self.name = name
 
-    def _read(self, name: str) -> dict[str, Any] | None:
-        key = f"{REGISTRY_PREFIX}/{name}"
-        if not self.store.exists(key):
-            return None
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.store.get_file(key, Path(tmp) / name)
-            return json.loads(Path(path).read_text())
+    def _ensure_model(self) -> None:
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="HeteroGAT over the vehicle-fitment graph")
+            except MlflowException:  # created meanwhile by another process
+                self.client.get_registered_model(self.name)
 
-    def _write(self, name: str, payload: dict[str, Any]) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            path.write_text(json.dumps(payload, indent=2, default=str))
-            self.store.put_file(path, f"{REGISTRY_PREFIX}/{name}")
+    def _record(self, mv: Any) -> dict[str, Any]:
+        tags = dict(mv.tags or {})
+        rec: dict[str, Any] = {"version": str(mv.version), "source": mv.source,
+                               "aliases": list(getattr(mv, "aliases", []) or [])}
+        for key in _TAGS:
+            if key in tags:
+                rec[key] = tags[key]
+        for key in ("cold_hr4", "best_val_mrr"):  # "none": evaluated, nothing measured
+            if key in rec:
+                rec[key] = None if rec[key] == "none" else float(rec[key])
+        return rec
 
-    @staticmethod
-    def model_key(run_id: str) -> str:
-        """Artifact key of the model trained by ``run_id`` (spec §9)."""
-        return checkpoint_key(run_id)
+    def register(self, mlflow_run_id: str, run_key: str, info: dict[str, Any]) -> dict[str, Any]:
+        """Register the model logged under ``checkpoint/`` of ``mlflow_run_id`` as a version
+        tagged with the Dagster run key and ``info`` (artifact keys, hashes, metrics)."""
+        self._ensure_model()
+        source = f"{self.client.get_run(mlflow_run_id).info.artifact_uri}/checkpoint"
+        tags = {"run_id": run_key, "mlflow_run_id": mlflow_run_id,
+                "registered_at": dt.datetime.now(dt.UTC).isoformat(),
+                **{k: str(v) for k, v in info.items() if k in _TAGS}}
+        mv = self.client.create_model_version(self.name, source, run_id=mlflow_run_id,
+                                              tags=tags)
+        return self._record(mv)
 
-    def record_trained(self, run_id: str, info: dict[str, Any]) -> None:
-        """Remember the newest trained model."""
-        self._write("latest.json", {"run_id": run_id, "model_key": self.model_key(run_id),
-                                    "trained_at": dt.datetime.now(dt.UTC).isoformat(), **info})
+    def versions(self) -> list[dict[str, Any]]:
+        """Every registered version, newest first."""
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}'")
+        except MlflowException:
+            return []
+        return sorted((self._record(mv) for mv in found), key=lambda r: -int(r["version"]))
 
     def latest(self) -> dict[str, Any] | None:
-        """The newest trained model's record."""
-        return self._read("latest.json")
+        """The newest registered version."""
+        versions = self.versions()
+        return versions[0] if versions else None
 
-    def promoted(self) -> dict[str, Any] | None:
-        """The promoted model's record (the one scoring uses)."""
-        return self._read("promoted.json")
+    def champion(self) -> dict[str, Any] | None:
+        """The version the ``champion`` alias points at (the one scoring uses), or None."""
+        try:
+            return self._record(self.client.get_model_version_by_alias(self.name, CHAMPION))
+        except MlflowException:
+            return None
 
     def model_for_scoring(self) -> dict[str, Any] | None:
-        """Promoted model, else the latest trained one (before any evaluation)."""
-        return self.promoted() or self.latest()
+        """The champion, else the newest version (before any promotion)."""
+        return self.champion() or self.latest()
 
-    def consider(
-        self, run_id: str, cold_hr4: float | None, tolerance: float, info: dict[str, Any]
-    ) -> PromotionDecision:
-        """Promote ``run_id`` unless its cold HR@4 trails the promoted one's by > tolerance."""
-        current = self.promoted()
+    def download(self, record: dict[str, Any], dst: str | Path) -> Path:
+        """Download a version's ``model.pt`` (``models:/NAME/VERSION``) into ``dst``."""
+        uri = self.client.get_model_version_download_uri(self.name, record["version"])
+        out = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
+        path = Path(out) / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"model version {record['version']} has no model.pt at {uri}")
+        return path
+
+    def decide(self, version: str, cold_hr4: float | None, tolerance: float) -> PromotionDecision:
+        """Whether ``version`` should become the champion; no side effect but the version's
+        ``cold_hr4`` tag (its measurement, or ``none``)."""
+        self.client.set_model_version_tag(self.name, version, "cold_hr4",
+                                          "none" if cold_hr4 is None else str(cold_hr4))
+        current = self.champion()
         current_hr = None if current is None else current.get("cold_hr4")
-        if current is not None and current.get("run_id") == run_id:
-            return PromotionDecision(True, "already the promoted model", cold_hr4, current_hr)
+        if current is not None and current["version"] == str(version):
+            return PromotionDecision(True, "already the champion", cold_hr4, current_hr)
         if cold_hr4 is None:
-            return PromotionDecision(False, "no cold-user evaluation: not promoted", None,
-                                     current_hr)
+            return PromotionDecision(False, "no cold test users: nothing measured, not promoted "
+                                     "and the output table is not written", None, current_hr)
         if current_hr is not None and cold_hr4 < current_hr - tolerance:
             return PromotionDecision(
                 False,
-                f"cold HR@4 {cold_hr4:.4f} is worse than the promoted model's {current_hr:.4f} "
+                f"cold HR@4 {cold_hr4:.4f} is worse than the champion's {current_hr:.4f} "
                 f"by more than {tolerance}: previous model stays",
                 cold_hr4, current_hr,
             )
-        self._write("promoted.json", {
-            "run_id": run_id, "model_key": self.model_key(run_id), "cold_hr4": cold_hr4,
-            "promoted_at": dt.datetime.now(dt.UTC).isoformat(), **info,
-        })
-        reason = ("first evaluated model" if current is None else
-                  f"cold HR@4 {cold_hr4:.4f} vs promoted {current_hr}: within tolerance or better")
+        reason = ("first measured model" if current is None else
+                  f"cold HR@4 {cold_hr4:.4f} vs champion {current_hr}: within tolerance or better")
         return PromotionDecision(True, reason, cold_hr4, current_hr)
+
+    def promote(self, version: str) -> dict[str, Any]:
+        """Move the ``champion`` alias to ``version`` (remembering the one it replaces)."""
+        current = self.champion()
+        if current is not None and current["version"] != str(version):
+            self.client.set_model_version_tag(self.name, version, "previous_champion",
+                                              current["version"])
+        self.client.set_model_version_tag(self.name, version, "promoted_at",
+                                          dt.datetime.now(dt.UTC).isoformat())
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
+        return self.champion() or {}
+
+    def rollback(self) -> dict[str, Any]:
+        """Move ``champion`` back to the version the current champion replaced."""
+        current = self.champion()
+        if current is None or not current.get("previous_champion"):
+            raise ValueError(f"{self.name}: no previous champion to roll back to")
+        self.client.set_registered_model_alias(self.name, CHAMPION, current["previous_champion"])
+        return self.champion() or {}

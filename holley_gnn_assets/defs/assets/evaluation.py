@@ -1,5 +1,6 @@
 """The offline evaluation: every arm's ranked lists at the cutoff (same SQL rules), metrics per
-tier with vehicle-clustered intervals, the decision, and promotion of the candidate model."""
+tier with vehicle-clustered intervals, the decision, and whether the candidate model should be
+promoted (the alias moves in ``recommendations_table``, after the output write)."""
 
 
 import json
@@ -10,12 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
-from holley_gnn_assets.defs.resources import (
-    ArtifactsResource,
-    MlflowTracking,
-    PipelineSettings,
-    WarehouseResource,
-)
+from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.evaluation import report as evaluation
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
@@ -30,7 +26,6 @@ def eval_report(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
-    artifacts: ArtifactsResource,
     mlflow: MlflowTracking,
     embeddings: dict[str, Any],
     gnn_recommendations: dict[str, Any],
@@ -61,21 +56,21 @@ def eval_report(
     (home / "eval_report.md").write_text(markdown)
     plot = plot_tiers(report, home / "eval_tiers.png")
 
-    registry = artifacts.registry()
-    cold_hr = (report["tiers"].get("cold", {}).get("gnn", {}) or {}).get("hit_rate@4")
+    registry = mlflow.registry()
+    cold = report["tiers"].get("cold", {})
+    cold_hr = (cold.get("gnn") or {}).get("hit_rate@4") if cold.get("n_users") else None
     decision = None
     if embeddings.get("candidate"):
-        decision = registry.consider(
-            embeddings["model_run_id"], cold_hr, float(cfg["eval"]["promotion_tolerance"]),
-            {"graph_key": embeddings["graph_key"], "eval_as_of": str(windows.as_of)},
-        )
+        decision = registry.decide(embeddings["model_version"], cold_hr,
+                                   float(cfg["eval"]["promotion_tolerance"]))
         context.log.info(f"promotion: {decision.reason}")
-    promoted_id = (registry.promoted() or {}).get("run_id")
+    champion = registry.champion()
     report["promotion"] = {
+        "candidate_version": embeddings["model_version"] if embeddings.get("candidate") else None,
         "candidate": embeddings["model_run_id"] if embeddings.get("candidate") else None,
-        "promoted": bool(decision.promoted) if decision else None,
+        "promote": bool(decision.promoted) if decision else None,
         "reason": decision.reason if decision else "score-only run: model already chosen",
-        "promoted_model": promoted_id,
+        "champion_version": champion["version"] if champion else None,
     }
     (home / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
 
@@ -93,7 +88,7 @@ def eval_report(
         {**report, "output_allowed": output_ok},
         metadata={
             "decision": str(report.get("decision")),
-            "promoted": str(report["promotion"]["promoted"]),
+            "promote": str(report["promotion"]["promote"]),
             "promotion_reason": report["promotion"]["reason"],
             "n_test_clicks": int(report.get("n_test_clicks", 0)),
             "report": MetadataValue.md(markdown),

@@ -82,7 +82,6 @@ def gnn_model(
     cfg = pipeline.cfg
     bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
     store = artifacts.store()
-    registry = artifacts.registry()
     run_key = _root_run_id(context)
     # A restarted step (preempted GPU pod) resumes from the last checkpoint in the store.
     ckpt_dir = artifacts.work_dir("checkpoints", run_key)
@@ -116,7 +115,8 @@ def gnn_model(
         raise
     model_path = ckpt_dir / "model.pt"
     model_io.save_model(model_path, result.model, cfg, bundle)
-    model_uri = store.put_file(model_path, registry.model_key(run_key))
+    model_key = checkpoint_key(run_key)
+    model_uri = store.put_file(model_path, model_key)
     curves = plot_training_curves(result.history, ckpt_dir / "training_curves.png")
     store.put_file(curves, checkpoint_key(run_key, curves.name))
     curve_uri = mlflow.log_artifact(mlflow_run, curves, "plots")
@@ -126,11 +126,13 @@ def gnn_model(
                                     "train_wall_s": result.wall_s})
     mlflow.end_run(mlflow_run)
     info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
-            "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr}
-    registry.record_trained(run_key, info)
+            "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr,
+            "model_key": model_key, "config_hash": checkpoints.config_hash(cfg)}
+    version = mlflow.registry().register(mlflow_run, run_key, info)
+    context.log.info(f"registered model version {version['version']} ({version['source']})")
     history = pd.DataFrame(result.history)
     return Output(
-        {"model_key": registry.model_key(run_key), "run_key": run_key, **info},
+        {"run_key": run_key, "model_version": version["version"], **info},
         metadata={
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
@@ -142,6 +144,7 @@ def gnn_model(
             "fallback": result.fallback or "none",
             "mlflow_run_id": mlflow_run,
             "model": model_uri,
+            "model_version": version["version"],
             "training_curves": MetadataValue.url(curve_uri),
             "curves_png": MetadataValue.path(str(curves)),
             "curves_table": MetadataValue.md(
@@ -158,21 +161,26 @@ def gnn_model(
 def embeddings(
     context: AssetExecutionContext,
     artifacts: ArtifactsResource,
+    mlflow: MlflowTracking,
     user_nodes: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
-    registry = artifacts.registry()
+    registry = mlflow.registry()
     run_key = _root_run_id(context)
     fresh = registry.latest()
-    if fresh is not None and fresh["run_id"] == run_key:
-        chosen, why = fresh, "trained in this run (candidate; promotion decided by eval_report)"
+    champion = registry.champion()
+    candidate = fresh is not None and fresh.get("run_id") == run_key
+    if candidate:
+        chosen, why = fresh, "trained in this run (candidate; promotion after the output write)"
+    elif champion is not None:
+        chosen, why = champion, f"models:/{registry.name}@champion"
     else:
-        chosen = registry.model_for_scoring()
-        why = "promoted model" if registry.promoted() else "latest trained model (none promoted)"
+        chosen, why = fresh, "latest registered version (no champion yet)"
     if chosen is None:
         raise RuntimeError("no trained model exists yet: materialize gnn_model first "
                            "(full_retrain_job or `holley-gnn run`)")
     bundle = load_graph(artifacts.fetch(chosen["graph_key"]))
-    model = model_io.load_model(artifacts.fetch(chosen["model_key"]), bundle)
+    model_file = registry.download(chosen, artifacts.work_dir(context.run.run_id, "model"))
+    model = model_io.load_model(model_file, bundle)
     start = time.perf_counter()
     emb: Embeddings = compute_embeddings(model, bundle, user_nodes)
     out_dir = artifacts.work_dir(context.run_id, "embeddings")
@@ -182,9 +190,10 @@ def embeddings(
     n_group = int((emb.user_index["source"] == "group").sum())
     return Output(
         {"prefix": prefix, "model_run_id": chosen["run_id"], "graph_key": chosen["graph_key"],
-         "candidate": chosen is fresh},
+         "model_version": chosen["version"], "candidate": candidate},
         metadata={
-            "model_run_id": chosen["run_id"], "model_choice": why,
+            "model_run_id": chosen["run_id"], "model_version": chosen["version"],
+            "model_choice": why,
             "products": len(emb.product_ids), "group_representations": len(emb.group_keys),
             "users_served_by_group": n_group,
             "users_with_own_embedding": int(len(emb.user_index) - n_group),
