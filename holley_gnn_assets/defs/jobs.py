@@ -10,6 +10,8 @@ full_retrain_job = define_asset_job(
     "full_retrain_job",
     selection=AssetSelection.all(include_sources=False),
     description="Every asset: exports, graph, training, embeddings, both arms, eval, output.",
+    # the Helm values' run queue lets one run with this tag at a time (k8s/helm/values.yaml)
+    tags={"holley-gnn/pipeline": "retrain"},
 )
 
 score_job = define_asset_job(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -81,6 +82,13 @@ class BigQueryWarehouse(Warehouse):
         self.location = location
         self.job_timeout_s = float(job_timeout_s)
         self.use_storage_api = bool(use_storage_api)
+        storage_missing = importlib.util.find_spec("google.cloud.bigquery_storage") is None
+        if self.use_storage_api and storage_missing:
+            # google-cloud-bigquery would only warn and download through REST instead
+            raise WarehouseError(
+                "use_storage_api=True (HOLLEY_GNN_BQ_STORAGE_API) needs the package "
+                "google-cloud-bigquery-storage, which is not installed"
+            )
         # whole operations (a job, a metadata call) and single HTTP calls inside a job
         self.retry = make_retry(retry_deadline_s, initial_s=retry_initial_s)
         self.api_retry = make_retry(min(retry_deadline_s, 30.0), initial_s=retry_initial_s)
