@@ -7,6 +7,7 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
 
@@ -40,8 +41,31 @@ def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None 
                                       raise_on_error=False)
 
 
+def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
+    """Runs this instance still records as started or starting: their process is gone (the
+    caller holds the home's run lock, so no run of this home is alive). Mark them failed."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    stale = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED,
+                                                   DagsterRunStatus.STARTING]))
+    for run in stale:
+        instance.report_run_failed(run)
+    return [run.run_id for run in stale]
+
+
+def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
+    """The error text of each failed step (its first lines), by step key."""
+    out: dict[str, str] = {}
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key:
+            error = event.step_failure_data.error
+            text = error.message.strip() if error else "no error recorded"
+            out[event.step_key] = "\n".join(text.splitlines()[:4])
+    return out
+
+
 def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
-    """Materialized assets with their key metadata, and failed checks."""
+    """Materialized assets with their key metadata, failed checks and failed steps' errors."""
     assets: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
@@ -52,12 +76,27 @@ def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
         for ev in result.get_asset_check_evaluations() if not ev.passed
     ]
     return {"success": result.success, "run_id": result.run_id, "assets": assets,
-            "failed_checks": failed_checks, "failed_steps": result.get_failed_step_keys()}
+            "failed_checks": failed_checks, "failed_steps": result.get_failed_step_keys(),
+            "step_errors": step_errors(result)}
 
 
 def run_pipeline(job: str = "full_retrain_job") -> int:
-    """``holley-gnn run``: execute, print the summary and the evaluation table; exit code."""
-    result = execute_job(job)
+    """``holley-gnn run``: one run at a time per home and warehouse (run_lock); stale runs of
+    the instance marked failed; execute; print the summary and the evaluation; exit code."""
+    settings = get_settings()
+    locks = [settings.home / "run.lock"]
+    if settings.warehouse_kind == "duckdb":
+        locks.append(settings.duckdb_path.with_name(settings.duckdb_path.name + ".run.lock"))
+    try:
+        with run_lock(locks, job):
+            instance = local_instance(settings)
+            for run_id in mark_stale_runs_failed(instance):
+                print(f"run {run_id} was still marked started (its process is gone): "
+                      "marked failed")
+            result = execute_job(job, instance=instance)
+    except RunLockedError as exc:
+        print(f"holley-gnn run: {exc}")
+        return 75  # EX_TEMPFAIL
     summary = summarize(result)
     print("\n=== holley-gnn run summary ===")
     print(f"job {job}, run {summary['run_id']}: {'SUCCESS' if summary['success'] else 'FAILED'}")
@@ -69,12 +108,12 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
                      f"{float(meta.get('best_val_mrr', 0)):.4f} device={meta.get('device')} "
                      f"{meta.get('wall_seconds')}s")
         if key == "eval_report":
-            extra = f" decision={meta.get('decision')} promoted={meta.get('promoted')}"
+            extra = f" decision={meta.get('decision')} promote={meta.get('promote')}"
         print(f"  {key:<32} {'' if rows is None else f'{rows:>10,} rows'}{extra}")
     if summary["failed_checks"]:
         print("failed checks: " + ", ".join(summary["failed_checks"]))
-    if summary["failed_steps"]:
-        print("failed steps: " + ", ".join(summary["failed_steps"]))
+    for step in summary["failed_steps"]:
+        print(f"failed step {step}: {summary['step_errors'].get(step, 'no error recorded')}")
     report_md = home_dir() / "eval_report.md"
     if report_md.exists() and "eval_report" in summary["assets"]:
         print("\n" + report_md.read_text())

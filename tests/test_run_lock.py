@@ -1,0 +1,71 @@
+"""One run at a time per home and warehouse; stale runs marked failed; failed steps' errors
+reach the summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, job, op
+from dagster._core.storage.dagster_run import DagsterRun
+
+from holley_gnn_assets.run_lock import RunLockedError, run_lock
+from holley_gnn_assets.runner import mark_stale_runs_failed, summarize
+
+
+def test_second_holder_fails_fast_naming_the_first(tmp_path: Path) -> None:
+    lock = tmp_path / "run.lock"
+    with run_lock([lock], "full_retrain_job"):
+        with pytest.raises(RunLockedError, match=rf"pid {os.getpid()} \(full_retrain_job"):
+            with run_lock([lock], "score_job"):
+                pass
+    with run_lock([lock], "score_job"):  # released on exit
+        pass
+
+
+def test_holley_gnn_run_refuses_while_another_run_holds_the_home(tmp_path: Path) -> None:
+    home, wh = tmp_path / "home", tmp_path / "w.duckdb"
+    duckdb.connect(str(wh)).close()
+    env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(wh)}
+    env.pop("DAGSTER_HOME", None)
+    with run_lock([home / "run.lock"], "full_retrain_job"):
+        proc = subprocess.run([sys.executable, "-m", "holley_gnn_assets.cli", "run"], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 75, proc.stdout + proc.stderr
+    assert f"pid {os.getpid()} (full_retrain_job" in proc.stdout
+    assert "wait for it to finish" in proc.stdout
+    assert not (home / "mlflow.db").exists()  # nothing of the pipeline started
+
+
+def test_stale_started_runs_are_marked_failed(tmp_path: Path) -> None:
+    (tmp_path / "dh").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "dh"))
+    stale = DagsterRun(job_name="full_retrain_job", run_id="a" * 36,
+                       status=DagsterRunStatus.STARTED)
+    done = DagsterRun(job_name="score_job", run_id="b" * 36, status=DagsterRunStatus.SUCCESS)
+    instance.add_run(stale)
+    instance.add_run(done)
+    assert mark_stale_runs_failed(instance) == [stale.run_id]
+    assert instance.get_run_by_id(stale.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(done.run_id).status == DagsterRunStatus.SUCCESS
+    assert mark_stale_runs_failed(instance) == []
+
+
+def test_summary_carries_each_failed_steps_error(tmp_path: Path) -> None:
+    @op
+    def export_items() -> None:
+        raise ValueError("data_company_1950.import_items.price: 3 values do not parse")
+
+    @job
+    def broken():
+        export_items()
+
+    result = broken.execute_in_process(instance=DagsterInstance.ephemeral(),
+                                       raise_on_error=False)
+    summary = summarize(result)
+    assert set(summary["failed_steps"]) == {"export_items"}
+    assert "import_items.price: 3 values do not parse" in summary["step_errors"]["export_items"]
