@@ -68,23 +68,26 @@ def rank_metrics(
         qhi = min(len(queries), qlo + q_step)
         qs = queries[qlo:qhi]
         vq = query_vehicle[qs]
-        cand = fitment.candidates(vq)  # [nq, width], -1 padded
-        cols = torch.unique(cand[cand >= 0])
+        # candidates per distinct vehicle of the chunk; columns: their union (ascending)
+        uv, inv = torch.unique(vq, return_inverse=True)
+        cand = fitment.candidates(uv)  # [vehicles, width], -1 padded
+        cols = (fitment.dense[uv.clamp_min(0)] & (uv >= 0).unsqueeze(1)).any(0).nonzero()[:, 0]
         col_of[cols] = torch.arange(len(cols), device=device)
+        cand_col = torch.where(cand >= 0, col_of[cand.clamp_min(0)], len(cols))
         scores = score_block(qs, cols)  # [nq, len(cols)]
         check_finite(scores, "validation scores")
         pad = torch.full((len(qs), 1), float("-inf"), dtype=scores.dtype, device=device)
         scores = torch.cat([scores, pad], dim=1)  # last column: padding, below every score
-        cand_col = torch.where(cand >= 0, col_of[cand.clamp_min(0)], len(cols))
-        cand_scores = scores.gather(1, cand_col)  # [nq, width]
+        cand_scores = scores.gather(1, cand_col[inv])  # [nq, width]
         rows = order[int(starts[qlo]) : int(starts[qhi - 1] + counts[qhi - 1])]
         local = torch.repeat_interleave(torch.arange(qhi - qlo, device=device), counts[qlo:qhi])
+        # c: the [rows, width] candidate scores of a row chunk (a slice when one row per query)
         step = max(1, budget // cand.shape[1])
         for lo in range(0, len(rows), step):
             r, lq = rows[lo : lo + step], local[lo : lo + step]
             ok = fitment.fits(vq[lq], targets[r])  # then the target is one of the candidates
             t = scores[lq, torch.where(ok, col_of[targets[r]], len(cols))].unsqueeze(1)
-            c = cand_scores[lq]  # [rows, width]: the only per-row block
+            c = cand_scores[lq] if len(qs) < len(rows) else cand_scores[lo : lo + step]
             greater = (c > t).sum(1).double()
             equal = ((c == t).sum(1).double() - 1.0).clamp_min(0)
             rank = greater + 0.5 * equal
