@@ -148,3 +148,19 @@ def test_float_embeddings_match_float64_reference() -> None:
     q64, p64 = query.double(), products.double()
     want = _reference(lambda q, p: float(q64[q] @ p64[p]), rows_v, torch.arange(7), targets, fits)
     assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_graph_without_fitment() -> None:
+    """No fitment edges at all: every row is a miss, fitment negatives fall back to uniform."""
+    fit = _fitment([[], []], 10)
+    targets = torch.tensor([1, 2, 3])
+    got = rank_metrics(
+        dot_scores(torch.ones(2, 4), torch.ones(10, 4)),
+        torch.tensor([0, 1, 0]),
+        torch.arange(2),
+        targets,
+        fit,
+    )
+    assert got == {"mrr": 0.0, "hr10": 0.0}
+    drawn = fit.sample(torch.tensor([0, 1, -1]), 5)
+    assert drawn.shape == (3, 5) and bool(((drawn >= 0) & (drawn < 10)).all())

@@ -46,8 +46,10 @@ class FitmentIndex:
         deg = self.degree(vehicles)
         width = max(1, int(deg.max())) if len(deg) else 1
         ar = torch.arange(width, device=vehicles.device)
+        if len(self.products) == 0:  # a graph without fitment edges
+            return torch.full((len(vehicles), width), -1, dtype=torch.long, device=ar.device)
         pos = self.ptr[vehicles.clamp_min(0)].unsqueeze(1) + ar
-        cand = self.products[pos.clamp_max(max(0, len(self.products) - 1))]
+        cand = self.products[pos.clamp_max(len(self.products) - 1)]
         return torch.where(ar < deg.unsqueeze(1), cand, -1)
 
     def sample(self, vehicles: Tensor, k: int, gen: torch.Generator | None = None) -> Tensor:
@@ -60,7 +62,10 @@ class FitmentIndex:
         deg = (hi - lo).clamp_min(1)
         r = torch.rand((len(v), k), generator=gen, device=draw_on).to(device)
         pos = lo.unsqueeze(1) + (r * deg.unsqueeze(1)).long().clamp_max(deg.unsqueeze(1) - 1)
-        out = self.products[pos.clamp_max(max(0, len(self.products) - 1))]
+        fitting = (
+            self.products if len(self.products) else torch.zeros(1, dtype=torch.long, device=device)
+        )
+        out = fitting[pos.clamp_max(max(0, len(self.products) - 1))]
         uniform = torch.randint(0, self.num_products, out.shape, generator=gen, device=draw_on).to(
             device
         )
