@@ -7,16 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from holley_gnn_assets.graph.builder import (
+from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
+from holley_gnn_assets.graph.types import (
     CO_PURCHASED,
     EDGE_TYPES,
     FITS,
     INTERACTS,
     OWNS,
     REV_FITS,
-    build_graph,
-    load_graph,
-    save_graph,
 )
 from tests.ml_fixtures import make_tables
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from holley_gnn_assets.graph.builder import build_graph
-from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT, encode_full
+from holley_gnn_assets.graph.types import COLD
+from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT, encode_full, full_blocks
 from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import make_tables, single_thread
 
@@ -47,8 +48,7 @@ def test_cold_users_share_their_vehicle_representation() -> None:
     model.eval()
     h = encode_full(model, bundle.data)
     with torch.no_grad():
-        cold = torch.zeros(3, dtype=torch.long)
-        same = model.user_repr(h["vehicle"][torch.tensor([2, 2, 5])], None, cold)
+        same = model.cold_user_repr(h["vehicle"][torch.tensor([2, 2, 5])])
     assert torch.equal(same[0], same[1])
     assert not torch.allclose(same[0], same[2])
 
@@ -68,3 +68,33 @@ def test_untrained_id_embeddings_are_zero() -> None:
     model, _, _ = _model()
     assert torch.count_nonzero(model.product_id_emb.weight) == 0
     assert torch.count_nonzero(model.vehicle_id_emb.weight) == 0
+
+
+def test_forward_is_inputs_then_message_passing() -> None:
+    model, bundle, _ = _model()
+    model.eval()
+    with torch.no_grad():
+        h = model(bundle.data)
+        blocks = full_blocks(bundle.data, len(model.convs))
+        manual = model.encode(model.node_inputs(bundle.data), blocks)
+        subset = {nt: torch.arange(int(bundle.data[nt].num_nodes)) for nt in h}
+        indexed = model(bundle.data, blocks, subset)
+    for nt in ("user", "product", "vehicle"):
+        assert torch.equal(h[nt], manual[nt])
+        assert torch.equal(h[nt], indexed[nt])
+
+
+def test_cold_user_repr_is_the_tower_on_vehicle_zero_and_cold_tier() -> None:
+    model, bundle, _ = _model()
+    model.eval()
+    with torch.no_grad():
+        vh = encode_full(model, bundle.data)["vehicle"]
+        cold = torch.full((len(vh),), COLD, dtype=torch.long)
+        x = torch.cat([vh, torch.zeros_like(vh), model.tier_tower_emb(cold)], dim=1)
+        expected = torch.nn.functional.normalize(model.user_tower(x), dim=1)
+        got = model.cold_user_repr(vh)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # an own state changes a user's representation; the cold one ignores it by construction
+    with torch.no_grad():
+        warm = model.user_repr(vh, torch.ones_like(vh), cold)
+    assert not torch.allclose(got, warm)

@@ -1,1 +1,1 @@
-"""graph."""
+"""graph: node/edge types and tiers (``types``), the graph builder (``builder``)."""

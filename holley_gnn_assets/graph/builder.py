@@ -1,4 +1,4 @@
-"""DataFrames (``core.schemas``) -> PyG ``HeteroData`` (spec section 2).
+"""DataFrames (``warehouse.schemas``) -> PyG ``HeteroData`` (spec section 2).
 
 Node types: ``user`` (only users with >= 1 interaction edge: cold users have no edge but the
 one to their vehicle, so they add nothing distinct to message passing; they are served through
@@ -29,28 +29,22 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from holley_gnn_assets.graph.types import (
+    CO_PURCHASED,
+    EDGE_TYPES,
+    FITS,
+    INTERACTS,
+    OWNS,
+    REV_FITS,
+    REV_INTERACTS,
+    REV_OWNS,
+    TIER_INDEX,
+    TIERS,
+)
 from holley_gnn_assets.warehouse import schemas
 
 log = logging.getLogger(__name__)
 
-TIERS = ("cold", "warm", "hot")
-TIER_INDEX = {t: i for i, t in enumerate(TIERS)}
-INTERACTS = ("user", "interacts", "product")
-REV_INTERACTS = ("product", "rev_interacts", "user")
-OWNS = ("user", "owns", "vehicle")
-REV_OWNS = ("vehicle", "rev_owns", "user")
-FITS = ("product", "fits", "vehicle")
-REV_FITS = ("vehicle", "rev_fits", "product")
-CO_PURCHASED = ("product", "co_purchased", "product")
-EDGE_TYPES = (INTERACTS, REV_INTERACTS, OWNS, REV_OWNS, FITS, REV_FITS, CO_PURCHASED)
-REVERSE = {
-    INTERACTS: REV_INTERACTS,
-    REV_INTERACTS: INTERACTS,
-    OWNS: REV_OWNS,
-    REV_OWNS: OWNS,
-    FITS: REV_FITS,
-    REV_FITS: FITS,
-}
 TABLES = {name: schemas.TABLE_SCHEMAS[name] for name in schemas.GRAPH_TABLES}
 
 

@@ -17,10 +17,15 @@ edge type, a third of the dense cost at full scale). Edge weights enter the atte
 (``Block.keep``): only the rows a batch needs are transformed. In-channels are explicit
 tuples, so there are no lazy parameters (no warm-up forward is needed before the optimizers).
 
+``forward(data, blocks=None, index=None)`` = ``encode(node_inputs(data, index), blocks)``: node
+states after message passing (full graph when ``blocks`` is None).
+
 Scoring: separate user and product towers with L2-normalised ``embedding_dim`` outputs; the score
-is their dot product (logit = learned scale x dot). The user representation is
-``user_tower([vehicle_h, own_h * has_own, tier_emb])``: a cold user (or a simulated-cold one)
-has ``has_own = 0``, so every cold user on one vehicle shares one representation.
+is their dot product (logit = learned scale x dot). A user with an own node is
+``user_repr = user_tower([vehicle_h, own_h, tier_emb(tier)])``; a user without one (cold, or
+simulated-cold in training) is ``cold_user_repr = user_tower([vehicle_h, 0, tier_emb(cold)])``,
+the ONE definition that training, validation and serving share: every cold user on one vehicle
+has the same representation.
 """
 
 from __future__ import annotations
@@ -33,16 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv
 
-from holley_gnn_assets.graph.builder import (
-    CO_PURCHASED,
+from holley_gnn_assets.graph.types import (
+    COLD,
     EDGE_TYPES,
-    INTERACTS,
-    REV_INTERACTS,
+    NODE_TYPES,
     TIER_INDEX,
+    WEIGHTED_EDGE_TYPES,
 )
-
-WEIGHTED_EDGE_TYPES = (INTERACTS, REV_INTERACTS, CO_PURCHASED)
-NODE_TYPES = ("user", "product", "vehicle")
 
 
 @dataclass
@@ -53,8 +55,6 @@ class Block:
     edge_attr: dict[tuple, Tensor]
     keep: dict[str, Tensor] | None = None
 
-
-COLD = TIER_INDEX["cold"]
 
 
 @dataclass(frozen=True)
@@ -209,12 +209,28 @@ class HeteroGAT(nn.Module):
             h = out
         return h
 
-    def user_repr(self, vehicle_h: Tensor, own_h: Tensor | None, tier: Tensor) -> Tensor:
-        """L2-normalised user representation; ``own_h=None`` means no own part (cold)."""
-        if own_h is None:
-            own_h = torch.zeros_like(vehicle_h)
-        z = self.user_tower(torch.cat([vehicle_h, own_h, self.tier_tower_emb(tier)], dim=1))
-        return F.normalize(z, dim=1)
+    def forward(
+        self, data, blocks: list[Block] | None = None, index: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """Node states after message passing: over ``blocks`` (one per layer; the full graph
+        when None) from the layer-0 inputs of all nodes or of the global ids in ``index``."""
+        if blocks is None:
+            blocks = full_blocks(data, len(self.convs))
+        return self.encode(self.node_inputs(data, index), blocks)
+
+    def user_repr(self, vehicle_h: Tensor, own_h: Tensor, tier: Tensor) -> Tensor:
+        """L2-normalised representation of users with an own node (vehicle state, own state,
+        tier); users without one go through ``cold_user_repr``."""
+        return self._user_tower(vehicle_h, own_h, self.tier_tower_emb(tier))
+
+    def cold_user_repr(self, vehicle_h: Tensor) -> Tensor:
+        """L2-normalised representation of a user without an own node, from its vehicle's state
+        alone: ``user_tower([vehicle_h, 0, tier_emb(cold)])`` (one row per ``vehicle_h`` row)."""
+        cold = self.tier_tower_emb.weight[COLD].expand(len(vehicle_h), -1)
+        return self._user_tower(vehicle_h, torch.zeros_like(vehicle_h), cold)
+
+    def _user_tower(self, vehicle_h: Tensor, own_h: Tensor, tier_e: Tensor) -> Tensor:
+        return F.normalize(self.user_tower(torch.cat([vehicle_h, own_h, tier_e], dim=1)), dim=1)
 
     def product_repr(self, product_h: Tensor) -> Tensor:
         """L2-normalised product representation."""
@@ -235,4 +251,4 @@ def full_blocks(data, n_layers: int) -> list[Block]:
 @torch.no_grad()
 def encode_full(model: HeteroGAT, data) -> dict[str, Tensor]:
     """No-grad forward over the full graph (eval mode is the caller's business)."""
-    return model.encode(model.node_inputs(data), full_blocks(data, len(model.convs)))
+    return model(data)

@@ -1,7 +1,7 @@
 """Serving embeddings from a trained model: products, cold-user groups, own-edge users.
 
 Users without their own edges (cold users, and any user whose events did not make it into the
-graph) are represented by ``user_tower([vehicle_h, 0, tier 'cold'])``: one row per
+graph) are represented by ``HeteroGAT.cold_user_repr`` of their vehicle: one row per
 (vehicle_id, tier) group, computed once per group, never once per user. The model only ever
 sees users without own edges as cold, so the tier column of a group keys the row (the scorer
 groups by vehicle and tier) without changing its vector. Users that are graph nodes (>= 1
@@ -18,12 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from holley_gnn_assets.graph.builder import TIER_INDEX, GraphBundle
+from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import HeteroGAT, encode_full
 
 log = logging.getLogger(__name__)
-
-COLD = TIER_INDEX["cold"]
 INDEX_COLUMNS = ["email_lower", "vehicle_id", "tier", "source", "row"]
 
 
@@ -145,8 +143,7 @@ def compute_embeddings(
         .reset_index(drop=True)
     )
     kv = torch.from_numpy(keys["_v"].to_numpy(np.int64))
-    cold = torch.full((len(keys),), COLD, dtype=torch.long)
-    gz = model.user_repr(h["vehicle"][kv], None, cold)
+    gz = model.cold_user_repr(h["vehicle"][kv])
     group_matrix = gz.numpy().astype(np.float32).reshape(-1, pz.shape[1])
     keys = keys.drop(columns="_v")
     key_row = pd.MultiIndex.from_frame(keys).get_indexer(

@@ -17,11 +17,17 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from holley_gnn_assets.settings import flatten
+from holley_gnn_assets.training.runtime import rng_state, set_rng_state
+
+if TYPE_CHECKING:
+    from holley_gnn_assets.graph.builder import GraphBundle
+    from holley_gnn_assets.training.loop import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +88,51 @@ def mismatch(state: dict[str, Any], cfg: dict, fingerprint: str) -> str | None:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:5])
         return f"config differs in {detail or 'hash only'}"
     return None
+
+
+def training_state(
+    model: torch.nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    epoch: int,
+    history: list[dict[str, float]],
+    best_state: dict[str, torch.Tensor],
+    stop: EarlyStopping,
+    rng: np.random.Generator,
+    device: str,
+    cfg: dict,
+    bundle: GraphBundle,
+) -> dict[str, Any]:
+    """The checkpoint of a training run after ``epoch`` (what ``restore`` reads back)."""
+    return {
+        "model": model.state_dict(),
+        "optimizers": [o.state_dict() for o in optimizers],
+        "epoch": epoch,
+        "history": history,
+        "best_state": best_state,
+        "best_epoch": stop.best_epoch,
+        "best_val_mrr": stop.best_mrr,
+        "bad_epochs": stop.bad_epochs,
+        "stopped_early": stop.stopped,
+        "rng": rng_state(rng, device),
+        "config_hash": config_hash(cfg),
+        "config": hashed_config(cfg),
+        "graph_fingerprint": bundle.fingerprint,
+    }
+
+
+def restore(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    stop: EarlyStopping,
+    rng: np.random.Generator,
+    device: str,
+) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+    """Load a matching checkpoint into the run; returns (history, best weights)."""
+    model.load_state_dict(state["model"])
+    for opt, sd in zip(optimizers, state["optimizers"], strict=True):
+        opt.load_state_dict(sd)
+    stop.best_epoch, stop.best_mrr = int(state["best_epoch"]), float(state["best_val_mrr"])
+    stop.bad_epochs, stop.stopped = int(state["bad_epochs"]), bool(state["stopped_early"])
+    set_rng_state(rng, state["rng"], device)
+    return list(state["history"]), state["best_state"]
