@@ -58,9 +58,11 @@ def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     out: dict[str, str] = {}
     for event in result.all_events:
         if event.is_step_failure and event.step_key:
-            error = event.step_failure_data.error
-            text = error.message.strip() if error else "no error recorded"
-            out[event.step_key] = "\n".join(text.splitlines()[:4])
+            error, lines = event.step_failure_data.error, []
+            while error is not None:  # Dagster's wrapper first, then the cause that was raised
+                lines.append(error.message.strip().splitlines()[0] if error.message else "")
+                error = error.cause
+            out[event.step_key] = lines[-1] if lines else "no error recorded"
     return out
 
 
