@@ -24,9 +24,11 @@
 -- * training events: product_viewed/added_to_cart/order_placed site events and CLICKED
 --   treatment interactions (weighted as a view) with interaction_start <= ts < cutoff, for skus
 --   that are product nodes (so tiers and interaction edges see the same events).
--- * source timestamps are read through CAST(... AS TIMESTAMP): a no-op on BigQuery; on DuckDB it
---   also accepts TIMESTAMP_NS/TIMESTAMPTZ columns of hand-made extracts (DuckDB refuses to compare
---   TIMESTAMP_NS with a timestamp literal).
+-- * source timestamps are read through SAFE_CAST(... AS TIMESTAMP): a no-op on BigQuery; on DuckDB
+--   it also accepts TIMESTAMP_NS/TIMESTAMPTZ columns of hand-made extracts (DuckDB refuses to
+--   compare TIMESTAMP_NS with a timestamp literal) and text columns; a value that does not parse
+--   (a price, a timestamp as text) becomes NULL, so its row drops out of every window, and is
+--   counted per table and column in input_quality.
 
 -- cte: attr_rows
 SELECT
@@ -35,7 +37,7 @@ SELECT
   CAST(v1_year AS STRING) AS v1_year,
   CAST(v1_make AS STRING) AS v1_make,
   CAST(v1_model AS STRING) AS v1_model,
-  CAST(updated_at AS TIMESTAMP) AS updated_at
+  SAFE_CAST(updated_at AS TIMESTAMP) AS updated_at
 FROM {{ company }}.ingestion_unified_attributes_schema_incremental
 WHERE email IS NOT NULL AND TRIM(email) != ''
 
@@ -162,7 +164,7 @@ SELECT
   CAST(order_id AS STRING) AS order_id,
   NULLIF(LOWER(TRIM(email)), '') AS email_lower,
   TRIM(CAST(sku AS STRING)) AS sku,
-  CAST(order_date AS TIMESTAMP) AS order_date
+  SAFE_CAST(order_date AS TIMESTAMP) AS order_date
 FROM {{ data }}.import_orders
 WHERE sku IS NOT NULL AND order_date IS NOT NULL
 
@@ -209,7 +211,7 @@ FROM (
   SELECT
     m.email_lower,
     TRIM(CAST(e.sku AS STRING)) AS sku,
-    CAST(e.event_timestamp AS TIMESTAMP) AS ts,
+    SAFE_CAST(e.event_timestamp AS TIMESTAMP) AS ts,
     CASE e.event_name
       WHEN 'product_viewed' THEN {{ w_view }}
       WHEN 'added_to_cart' THEN {{ w_cart }}
@@ -223,40 +225,40 @@ FROM (
   FROM {{ company }}.ingestion_unified_schema_incremental AS e
   JOIN uid_email AS m ON m.user_id = CAST(e.user_id AS STRING)
   WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
-    AND CAST(e.event_timestamp AS TIMESTAMP) >= {{ interaction_start }}
-    AND CAST(e.event_timestamp AS TIMESTAMP) < {{ cutoff }}
+    AND SAFE_CAST(e.event_timestamp AS TIMESTAMP) >= {{ interaction_start }}
+    AND SAFE_CAST(e.event_timestamp AS TIMESTAMP) < {{ cutoff }}
   UNION ALL
   SELECT
     m.email_lower,
     TRIM(CAST(c.sku AS STRING)) AS sku,
-    CAST(c.interaction_timestamp AS TIMESTAMP) AS ts,
+    SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) AS ts,
     {{ w_click }} AS w,
     'view' AS kind
   FROM {{ company }}.treatment_interaction AS c
   JOIN uid_email AS m ON m.user_id = CAST(c.user_id AS STRING)
   WHERE c.interaction_type = 'CLICKED'
-    AND CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ interaction_start }}
-    AND CAST(c.interaction_timestamp AS TIMESTAMP) < {{ cutoff }}
+    AND SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ interaction_start }}
+    AND SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) < {{ cutoff }}
 ) AS ev
 JOIN product_skus AS p ON p.sku = ev.sku
 
 -- cte: test_click_rows
-SELECT m.email_lower, p.sku, CAST(c.interaction_timestamp AS TIMESTAMP) AS ts
+SELECT m.email_lower, p.sku, SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) AS ts
 FROM {{ company }}.treatment_interaction AS c
 JOIN uid_email AS m ON m.user_id = CAST(c.user_id AS STRING)
 JOIN product_skus AS p ON p.sku = TRIM(CAST(c.sku AS STRING))
 WHERE c.interaction_type = 'CLICKED'
-  AND CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ cutoff }}
-  AND CAST(c.interaction_timestamp AS TIMESTAMP) < {{ as_of }}
+  AND SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) >= {{ cutoff }}
+  AND SAFE_CAST(c.interaction_timestamp AS TIMESTAMP) < {{ as_of }}
 
 -- cte: test_event_rows
-SELECT m.email_lower, p.sku, e.event_name, CAST(e.event_timestamp AS TIMESTAMP) AS ts
+SELECT m.email_lower, p.sku, e.event_name, SAFE_CAST(e.event_timestamp AS TIMESTAMP) AS ts
 FROM {{ company }}.ingestion_unified_schema_incremental AS e
 JOIN uid_email AS m ON m.user_id = CAST(e.user_id AS STRING)
 JOIN product_skus AS p ON p.sku = TRIM(CAST(e.sku AS STRING))
 WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
-  AND CAST(e.event_timestamp AS TIMESTAMP) >= {{ cutoff }}
-  AND CAST(e.event_timestamp AS TIMESTAMP) < {{ as_of }}
+  AND SAFE_CAST(e.event_timestamp AS TIMESTAMP) >= {{ cutoff }}
+  AND SAFE_CAST(e.event_timestamp AS TIMESTAMP) < {{ as_of }}
 
 -- cte: test_window_users
 SELECT email_lower FROM test_click_rows

@@ -99,4 +99,33 @@ SELECT
     WHERE e.event_name IN ('product_viewed', 'added_to_cart', 'order_placed')
       AND m.user_id IS NULL) AS product_events_unknown_user,
   (SELECT COUNT(*) FROM {{ data }}.import_orders
-    WHERE email IS NULL OR TRIM(email) = '') AS order_rows_null_email;
+    WHERE email IS NULL OR TRIM(email) = '') AS order_rows_null_email,
+  -- values that do not parse: excluded (NULL), counted per table and column
+  (SELECT COUNT(*) FROM {{ data }}.import_items
+    WHERE price IS NOT NULL AND SAFE_CAST(price AS FLOAT64) IS NULL) AS import_items_price_unparseable,
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_attributes_schema_incremental
+    WHERE updated_at IS NOT NULL AND SAFE_CAST(updated_at AS TIMESTAMP) IS NULL)
+    AS attributes_updated_at_unparseable,
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_schema_incremental
+    WHERE event_timestamp IS NOT NULL AND SAFE_CAST(event_timestamp AS TIMESTAMP) IS NULL)
+    AS events_event_timestamp_unparseable,
+  (SELECT COUNT(*) FROM {{ company }}.treatment_interaction
+    WHERE interaction_timestamp IS NOT NULL
+      AND SAFE_CAST(interaction_timestamp AS TIMESTAMP) IS NULL)
+    AS treatment_interaction_timestamp_unparseable,
+  (SELECT COUNT(*) FROM {{ data }}.import_orders
+    WHERE order_date IS NOT NULL AND SAFE_CAST(order_date AS TIMESTAMP) IS NULL)
+    AS import_orders_order_date_unparseable,
+  -- facts dated at or after the as-of date: never used (training ends at C, tests at T)
+  (SELECT COUNT(*) FROM {{ company }}.ingestion_unified_schema_incremental
+    WHERE SAFE_CAST(event_timestamp AS TIMESTAMP) >= {{ as_of }}) AS future_dated_events,
+  (SELECT COUNT(*) FROM {{ company }}.treatment_interaction
+    WHERE SAFE_CAST(interaction_timestamp AS TIMESTAMP) >= {{ as_of }}) AS future_dated_clicks,
+  (SELECT COUNT(*) FROM order_rows WHERE order_date >= {{ as_of }}) AS future_dated_orders,
+  -- vehicles none of whose fitting products is eligible: their users get no recommendations
+  (SELECT COUNT(*) FROM vehicles AS v WHERE NOT EXISTS (
+    SELECT 1 FROM fitment AS f JOIN products AS p ON p.sku = f.sku
+    WHERE f.vehicle_id = v.vehicle_id AND p.eligible)) AS vehicles_without_eligible_products,
+  (SELECT COUNT(*) FROM users AS u WHERE u.vehicle_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM fitment AS f JOIN products AS p ON p.sku = f.sku
+    WHERE f.vehicle_id = u.vehicle_id AND p.eligible)) AS users_on_vehicles_without_eligible_products;
