@@ -29,16 +29,9 @@ def simulate_activity(
     s_lo, c_hi = clock.start, clock.cutoff - bh.HOUR
     t_lo, t_hi = clock.cutoff + bh.HOUR, clock.as_of - bh.HOUR
     warm, hot = np.flatnonzero(users.tier == 1), np.flatnonzero(users.tier == 2)
-    # warm: product views and/or email clicks before the cutoff
-    w_views = np.where(r.random(len(warm)) < 0.25, 0, 1 + r.poisson(2.0, len(warm)))
-    w_clicks = np.where(w_views == 0, 1 + r.poisson(0.5, len(warm)), r.poisson(0.6, len(warm)))
-    # hot: carts and/or orders (plus views and clicks)
-    h_views = r.poisson(4.0, len(hot))
-    h_carts = np.where(r.random(len(hot)) < 0.6, 1 + r.poisson(1.0, len(hot)), 0)
-    h_orders = np.where(
-        (r.random(len(hot)) < 0.6) | (h_carts == 0), 1 + r.poisson(0.5, len(hot)), 0
+    w_views, w_clicks, h_views, h_carts, h_orders, h_clicks = engaged_counts(
+        params, len(warm), len(hot), r
     )
-    h_clicks = r.poisson(1.0, len(hot))
     views = np.concatenate([np.repeat(warm, w_views), np.repeat(hot, h_views)])
     bh.site_product_events(log, world, users, views, "product_viewed", s_lo, c_hi, r)
     bh.site_product_events(
@@ -141,3 +134,31 @@ def simulate_activity(
         },
         "n_test_clicks": n_test_clicks,
     }
+
+
+def engaged_counts(
+    params: dict, n_warm: int, n_hot: int, r: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """Pre-cutoff activity per warm and hot user: (warm views, warm clicks, hot views, hot carts,
+    hot orders, hot clicks). Sparse scales: a handful each. Dense scales: about
+    ``engaged_interactions`` product interactions each (an order's lines each add an
+    order_placed event, ~1.5 lines per order)."""
+    if not params.get("dense"):
+        # warm: product views and/or email clicks before the cutoff
+        w_views = np.where(r.random(n_warm) < 0.25, 0, 1 + r.poisson(2.0, n_warm))
+        w_clicks = np.where(w_views == 0, 1 + r.poisson(0.5, n_warm), r.poisson(0.6, n_warm))
+        # hot: carts and/or orders (plus views and clicks)
+        h_views = r.poisson(4.0, n_hot)
+        h_carts = np.where(r.random(n_hot) < 0.6, 1 + r.poisson(1.0, n_hot), 0)
+        h_orders = np.where((r.random(n_hot) < 0.6) | (h_carts == 0), 1 + r.poisson(0.5, n_hot), 0)
+        h_clicks = r.poisson(1.0, n_hot)
+        return w_views, w_clicks, h_views, h_carts, h_orders, h_clicks
+    m = float(params["engaged_interactions"])
+    # warm: 80% views, 20% email clicks; hot: 55% views, 20% carts, 10% order lines, 15% clicks
+    w_views = r.poisson(0.8 * m, n_warm)
+    w_clicks = 1 + r.poisson(max(0.2 * m - 1.0, 0.0), n_warm)
+    h_views = r.poisson(0.55 * m, n_hot)
+    h_carts = 1 + r.poisson(max(0.2 * m - 1.0, 0.0), n_hot)
+    h_orders = 1 + r.poisson(max(0.1 * m / 1.5 - 1.0, 0.0), n_hot)
+    h_clicks = r.poisson(0.15 * m, n_hot)
+    return w_views, w_clicks, h_views, h_carts, h_orders, h_clicks
