@@ -1,160 +1,249 @@
-"""``holley-gnn bench``: every stage timed with its peak RSS, on the same core code the assets call.
+"""``holley-gnn bench``: run the code location's ``full_retrain_job`` (the job ``holley-gnn run``
+executes) in process on a generated world, and report what each step cost.
 
-Peak RSS per stage is sampled by a background thread (psutil, every 20 ms) and includes what the
-process already held; the process-wide peak (``ru_maxrss``) is printed too.
+- The world is generated once per (scale, seed, signal) under
+  ``HOLLEY_GNN_HOME/bench/<scale>_seed<N>_signal<S>/warehouse.duckdb`` (``--fresh`` rebuilds it).
+- The job runs on a temporary (ephemeral) Dagster instance with four resources pointed at that
+  folder: the DuckDB ``warehouse``, the ``io_manager`` (stored asset values), ``artifacts``
+  (model registry) and ``pipeline.home`` (eval reports), so a bench never changes what
+  ``holley-gnn run`` reads. MLflow runs go to the home's tracking store as usual.
+- Step times are the run's step start/end events (``instance.get_run_step_stats``); each step's
+  peak RSS is the maximum of a 20 ms background sample of this process's RSS over the step's
+  window; the process peak is ``ru_maxrss`` (it includes generating the world).
+- Training figures come from the ``gnn_model`` materialization metadata, Hit Rate@4 per arm from
+  the ``eval_report.json`` the ``eval_report`` step writes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
-import tempfile
+import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+from dagster import DagsterInstance, ExecuteInProcessResult
 
-from holley_gnn_assets.settings import TimeWindows, home_dir, load_config
+from holley_gnn_assets.settings import home_dir
 
 GIB = 1024**3
+JOB = "full_retrain_job"
+# steps whose times are compared: the GNN arm's output assembly, the SQL baseline, the write
+GNN_OUTPUT_STEP = "gnn_recommendations"
+SQL_BASELINE_STEP = "sql_baseline_recommendations"
+OUTPUT_WRITE_STEP = "recommendations_table"
 
 
-class StageTimer:
-    """Collects (stage, seconds, peak RSS) rows."""
+class RssSampler:
+    """Samples this process's RSS every ``interval`` seconds in a daemon thread."""
 
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
         self._proc = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @contextlib.contextmanager
-    def stage(self, name: str, **extra: Any) -> Iterator[dict[str, Any]]:
-        """Time a block and sample its peak RSS."""
-        peak = [self._proc.memory_info().rss]
-        stop = threading.Event()
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), self._proc.memory_info().rss))
+            if self._stop.wait(self.interval):
+                return
 
-        def sample() -> None:
-            while not stop.wait(0.02):
-                peak[0] = max(peak[0], self._proc.memory_info().rss)
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
 
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        row: dict[str, Any] = {"stage": name, **extra}
-        start = time.perf_counter()
-        print(f"bench: {name} ...", flush=True)
-        try:
-            yield row
-        finally:
-            row["seconds"] = round(time.perf_counter() - start, 2)
-            stop.set()
-            thread.join()
-            row["peak_rss_gb"] = round(max(peak[0], self._proc.memory_info().rss) / GIB, 2)
-            self.rows.append(row)
-            print(f"bench: {name} {row['seconds']:.1f}s peak {row['peak_rss_gb']:.2f} GB",
-                  flush=True)
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), self._proc.memory_info().rss))
+
+    def peak_between(self, start: float, end: float) -> int:
+        """Peak sampled RSS (bytes) over [start, end], widened by one interval each side."""
+        lo, hi = start - self.interval, end + self.interval
+        inside = [rss for t, rss in self.samples if lo <= t <= hi]
+        if inside:
+            return max(inside)
+        return min(self.samples, key=lambda s: abs(s[0] - start))[1] if self.samples else 0
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| stage | seconds | peak RSS (GB) | notes |", "|---|---:|---:|---|"]
+def world_dir(scale: str, seed: int, signal: float) -> Path:
+    """The bench folder of one generated world under the home."""
+    path = home_dir() / "bench" / f"{scale}_seed{seed}_signal{signal:g}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_world(work: Path, scale: str, seed: int, signal: float, fresh: bool) -> dict[str, Any]:
+    """Generate the world's warehouse unless a complete one is cached (or ``fresh``)."""
+    from holley_gnn_assets.synth import generate_warehouse
+
+    path = work / "warehouse.duckdb"
+    if path.exists() and not fresh:
+        return {"path": str(path), "reused": True, "seconds": 0.0}
+    stats = generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=True)
+    return {"path": str(path), "reused": False, "seconds": stats["seconds"]}
+
+
+def bench_resources(work: Path) -> dict[str, Any]:
+    """The code location's resources pointed at the bench world (see the module doc)."""
+    from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
+    from holley_gnn_assets.defs.resources import (
+        ArtifactsResource,
+        PipelineSettings,
+        WarehouseResource,
+    )
+
+    for stale in ("tables", "artifacts"):  # every bench starts from an empty registry
+        shutil.rmtree(work / stale, ignore_errors=True)
+    return {
+        "warehouse": WarehouseResource(kind="duckdb",
+                                       duckdb_path=str(work / "warehouse.duckdb")),
+        "io_manager": LocalTablesIOManager(base_dir=str(work / "tables")),
+        "artifacts": ArtifactsResource(location=str(work / "artifacts")),
+        "pipeline": PipelineSettings(home=str(work)),
+    }
+
+
+def run_job(work: Path, instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Execute the code location's ``full_retrain_job`` in process with the bench resources."""
+    from holley_gnn_assets.definitions import defs
+
+    job_def = defs.resolve_job_def(JOB)
+    log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return job_def.execute_in_process(run_config=log_config, instance=instance,
+                                      resources=bench_resources(work), raise_on_error=False)
+
+
+def step_rows(instance: DagsterInstance, run_id: str, rss: RssSampler) -> list[dict[str, Any]]:
+    """One row per step of the run, in start order: status, seconds, peak sampled RSS."""
+    rows = []
+    for st in instance.get_run_step_stats(run_id):
+        start, end = st.start_time, st.end_time
+        seconds = round(end - start, 3) if start is not None and end is not None else None
+        peak = rss.peak_between(start, end) if seconds is not None else None
+        rows.append({
+            "step": st.step_key,
+            "status": st.status.value if st.status else "NOT_STARTED",
+            "seconds": seconds,
+            "peak_rss_gb": None if peak is None else round(peak / GIB, 3),
+            "_start": start or float("inf"),
+        })
+    rows.sort(key=lambda r: (r["_start"], r["step"]))
     for r in rows:
-        notes = ", ".join(f"{k}={v}" for k, v in r.items()
-                          if k not in {"stage", "seconds", "peak_rss_gb"})
-        lines.append(f"| {r['stage']} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} | {notes} |")
+        del r["_start"]
+    return rows
+
+
+def training_figures(assets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Epochs, best validation MRR and epoch time from the gnn_model materialization."""
+    meta = assets.get("gnn_model")
+    if not meta:
+        return {}
+    epochs = int(meta.get("epochs_run", 0))
+    wall = float(meta.get("wall_seconds", 0.0))
+    return {"epochs_run": epochs, "best_epoch": meta.get("best_epoch"),
+            "best_val_mrr": round(float(meta.get("best_val_mrr", 0.0)), 4),
+            "stopped_early": meta.get("stopped_early"), "device": meta.get("device"),
+            "train_wall_s": wall, "mean_epoch_s": round(wall / epochs, 2) if epochs else None}
+
+
+def hit_rates(report_path: Path, since: float) -> dict[str, Any]:
+    """Hit Rate@4 per arm and tier from the eval report this run wrote ({} when absent)."""
+    if not report_path.exists() or report_path.stat().st_mtime < since:
+        return {}
+    report = json.loads(report_path.read_text())
+    out: dict[str, Any] = {"decision": report.get("decision"), "tiers": {}}
+    for tier, block in (report.get("tiers") or {}).items():
+        arms = {arm: round(float(m["hit_rate@4"]), 4) for arm, m in block.items()
+                if isinstance(m, dict) and m.get("hit_rate@4") is not None}
+        out["tiers"][tier] = {"n_users": block.get("n_users"), "hit_rate@4": arms}
+    return out
+
+
+def output_comparison(steps: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The GNN arm's output assembly, the SQL baseline and the output write (seconds)."""
+    by_key = {r["step"]: r["seconds"] for r in steps}
+    gnn, sql = by_key.get(GNN_OUTPUT_STEP), by_key.get(SQL_BASELINE_STEP)
+    return {"gnn_output_s": gnn, "sql_baseline_s": sql,
+            "output_write_s": by_key.get(OUTPUT_WRITE_STEP),
+            "gnn_over_sql": round(gnn / sql, 3) if gnn and sql else None}
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def step_table(steps: list[dict[str, Any]]) -> str:
+    """The printed step table (markdown)."""
+    lines = ["| step | status | seconds | peak RSS in step (GB) |", "|---|---|---:|---:|"]
+    lines += [f"| {r['step']} | {r['status']} | {_fmt(r['seconds'], '.3f')} | "
+              f"{_fmt(r['peak_rss_gb'], '.3f')} |" for r in steps]
     return "\n".join(lines)
 
 
-def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0, reuse: bool = True,
-              overrides: dict[str, Any] | None = None) -> int:
-    """Run every stage at ``scale``; print the table and write ``bench.json`` under the home."""
-    from holley_gnn_assets.evaluation import report as evaluation
-    from holley_gnn_assets.graph.builder import build_graph
-    from holley_gnn_assets.model import persistence as model_io
-    from holley_gnn_assets.quality import qa_gates as qa
-    from holley_gnn_assets.recommend.embeddings import compute_embeddings
-    from holley_gnn_assets.recommend.gnn_scores import score_gnn
-    from holley_gnn_assets.recommend.sql_baseline import run_sql_baseline, sql_ranked_for_test_users
-    from holley_gnn_assets.synth.generator import generate_warehouse
-    from holley_gnn_assets.training.loop import train
-    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
-    from holley_gnn_assets.warehouse.exports import export_file
-
-    cfg = load_config(overrides=overrides)
-    home = home_dir()
-    work = home / "bench" / f"{scale}_seed{seed}_signal{signal:g}"
-    work.mkdir(parents=True, exist_ok=True)
-    wh_path = work / "warehouse.duckdb"
-    timer = StageTimer()
-    t_all = time.perf_counter()
-
-    with timer.stage("synth", reused=bool(reuse and wh_path.exists())):
-        if not (reuse and wh_path.exists()):
-            generate_warehouse(wh_path, scale=scale, seed=seed, signal=signal, progress=True)
-    wh = DuckDBWarehouse(str(wh_path))
-    windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())
-    tables: dict[str, Any] = {}
-    with timer.stage("export") as row:
-        for sql_file in ("gnn/export_nodes.sql", "gnn/export_edges.sql",
-                         "gnn/export_test_set.sql"):
-            tables.update(export_file(wh, sql_file, cfg, windows))
-        row["users"] = len(tables["user_nodes"])
-        row["test_clicks"] = len(tables["test_clicks"])
-    with timer.stage("graph build") as row:
-        bundle = build_graph(tables, cfg)
-        row["edges"] = int(sum(bundle.data[et].edge_index.shape[1]
-                               for et in bundle.data.edge_types))
-    with timer.stage("training") as row, tempfile.TemporaryDirectory() as ckpt:
-        result = train(bundle, cfg, checkpoint_dir=Path(ckpt), device=cfg["training"]["device"],
-                       resume=False)
-        row.update(epochs=result.epochs_run, best_val_mrr=round(result.best_val_mrr, 4),
-                   device=str(result.device))
-    model_path = work / "model.pt"
-    model_io.save_model(model_path, result.model, cfg, bundle)
-    with timer.stage("embeddings"):
-        emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    with timer.stage("gnn scoring (output, all rules)") as row:
-        recs, _ = score_gnn(emb, tables, cfg, scoring_date=windows.as_of)
-        row["users_with_recs"] = len(recs)
-    gnn_s = timer.rows[-1]["seconds"]
-    with timer.stage("sql baseline (output)") as row:
-        sql_recs, _ = run_sql_baseline(wh, cfg, windows, scoring_date=windows.as_of,
-                                       with_ranked=False)
-        row["users_with_recs"] = len(sql_recs)
-    sql_s = timer.rows[-1]["seconds"]
-    eval_users = evaluation.test_window_users(tables["test_clicks"], tables["test_events"])
-    with timer.stage("ranked lists at the cutoff (GNN, test users, depth 20)") as row:
-        _, gnn_ranked = score_gnn(emb, tables, cfg, scoring_date=windows.cutoff,
-                                  only_users=eval_users)
-        row["users"] = int(gnn_ranked["email_lower"].nunique())
-    with timer.stage("ranked lists at the cutoff (SQL, test users, depth 20)") as row:
-        sql_ranked = sql_ranked_for_test_users(wh, cfg, windows, windows.cutoff)
-        row["users"] = int(sql_ranked["email_lower"].nunique())
-    with timer.stage("evaluation (metrics, bootstrap, references, report)") as row:
-        report = evaluation.evaluate({"gnn": gnn_ranked, "sql": sql_ranked},
-                                     tables["user_nodes"], tables["test_clicks"],
-                                     tables["test_events"], cfg, wh.read_truth(), tables=tables,
-                                     as_of=windows.as_of, cutoff=windows.cutoff)
-        row["decision"] = report.get("decision")
-    with timer.stage("qa checks") as row:
-        results = qa.run_qa(recs, tables["product_nodes"], tables["user_purchases"],
-                            tables["user_nodes"], cfg, windows.as_of)
-        row["failed"] = sum(not r.passed for r in results)
-    with timer.stage("output write"):
-        wh.write_output_table(recs, cfg["output"]["dataset"], cfg["output"]["table"])
-    total = round(time.perf_counter() - t_all, 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    ratio = gnn_s / sql_s if sql_s else float("nan")
-    print("\n" + _table(timer.rows))
-    print(f"\nend to end: {total:.1f}s; process peak RSS {peak:.2f} GB; "
-          f"GNN scoring / SQL baseline = {ratio:.2f}x ({gnn_s:.1f}s / {sql_s:.1f}s); "
+def _print_summary(out: dict[str, Any]) -> None:
+    print("\n" + step_table(out["steps"]))
+    cmp_ = out["output_vs_sql"]
+    print(f"\njob {JOB} run {out['run_id']}: {'SUCCESS' if out['success'] else 'FAILED'} "
+          f"in {out['job_s']:.1f}s (world {out['world']['seconds']:.1f}s"
+          f"{', cached' if out['world']['reused'] else ''}); process peak RSS "
+          f"{out['peak_rss_gb']:.2f} GB, sampled during the job {out['job_peak_rss_gb']:.2f} GB; "
           f"cpu threads {os.cpu_count()}")
-    print("\n" + evaluation.report_markdown(report))
-    out = {"scale": scale, "seed": seed, "signal": signal, "stages": timer.rows,
-           "end_to_end_s": total, "peak_rss_gb": round(peak, 2),
-           "gnn_over_sql_scoring": round(ratio, 3), "eval": report}
-    (home / "bench.json").write_text(json.dumps(out, indent=2, default=str))
-    print(f"wrote {home / 'bench.json'}")
-    return 0
+    print(f"GNN output assembly ({GNN_OUTPUT_STEP}) {_fmt(cmp_['gnn_output_s'], '.3f')}s vs "
+          f"SQL baseline ({SQL_BASELINE_STEP}) {_fmt(cmp_['sql_baseline_s'], '.3f')}s = "
+          f"{_fmt(cmp_['gnn_over_sql'], '.2f')}x; output write ({OUTPUT_WRITE_STEP}) "
+          f"{_fmt(cmp_['output_write_s'], '.3f')}s")
+    tr = out["training"]
+    if tr:
+        print(f"training: {tr['epochs_run']} epochs (best {tr['best_epoch']}), best val MRR "
+              f"{tr['best_val_mrr']:.4f}, {tr['train_wall_s']:.1f}s, "
+              f"{_fmt(tr['mean_epoch_s'], '.2f')}s/epoch on {tr['device']}")
+    ev = out["eval"]
+    for tier, block in ev.get("tiers", {}).items():
+        arms = ", ".join(f"{arm} {v:.4f}" for arm, v in block["hit_rate@4"].items())
+        print(f"Hit Rate@4 {tier} ({block['n_users']} users): {arms}")
+    if ev:
+        print(f"decision: {ev.get('decision')}")
+    if out["failed_steps"]:
+        print("failed steps: " + ", ".join(out["failed_steps"]))
+
+
+def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
+              reuse: bool = True) -> int:
+    """Generate (or reuse) the world, run the job, print the figures, write ``bench.json``."""
+    from holley_gnn_assets.runner import summarize
+
+    t_all = time.perf_counter()
+    work = world_dir(scale, seed, signal)
+    world = ensure_world(work, scale, seed, signal, fresh=not reuse)
+    print(f"bench: {JOB} on {world['path']}", flush=True)
+    started = time.time()
+    with DagsterInstance.ephemeral() as instance, RssSampler() as rss:
+        t_job = time.perf_counter()
+        result = run_job(work, instance)
+        job_s = time.perf_counter() - t_job
+        steps = step_rows(instance, result.run_id, rss)
+    summary = summarize(result)
+    out = {
+        "scale": scale, "seed": seed, "signal": signal, "world": world, "job": JOB,
+        "run_id": result.run_id, "success": result.success,
+        "failed_steps": summary["failed_steps"], "failed_checks": summary["failed_checks"],
+        "steps": steps, "job_s": round(job_s, 2),
+        "end_to_end_s": round(time.perf_counter() - t_all, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        "job_peak_rss_gb": round(max((s for _, s in rss.samples), default=0) / GIB, 2),
+        "output_vs_sql": output_comparison(steps),
+        "training": training_figures(summary["assets"]),
+        "eval": hit_rates(work / "eval_report.json", started),
+    }
+    _print_summary(out)
+    path = home_dir() / "bench.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {path}")
+    return 0 if result.success else 1

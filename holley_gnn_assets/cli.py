@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="holley-gnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from holley_gnn_assets.synth.scales import SCALES
+
     p = sub.add_parser("synth", help="write a synthetic Holley-like DuckDB warehouse")
-    p.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo")
+    p.add_argument("--scale", choices=list(SCALES), default="demo",
+                   help="dense, dense_tiny: every product fits every vehicle, most users engaged")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--signal", type=float, default=1.0,
                    help="0 = null world (popularity is optimal); > 0 plants vehicle affinity")
@@ -74,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job", choices=["full_retrain_job", "score_job"], default="full_retrain_job")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("bench", help="time and measure every stage at a scale")
-    p.add_argument("--scale", choices=["tiny", "demo", "full"], default="tiny")
+    p = sub.add_parser("bench", help="run full_retrain_job on a generated world; time every step")
+    p.add_argument("--scale", choices=list(SCALES), default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--signal", type=float, default=1.0)
     p.add_argument("--fresh", action="store_true", help="regenerate the warehouse")

@@ -1,9 +1,11 @@
-"""``holley-gnn bench --scale tiny`` end to end (the CI smoke test of the benchmark)."""
+"""``holley-gnn bench --scale tiny`` end to end: it runs the code location's full_retrain_job and
+prints (and writes to bench.json) the time of every step of that job."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,29 +16,61 @@ from holley_gnn_assets.settings import load_config
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["synth", "export", "graph build", "training", "embeddings",
-          "gnn scoring (output, all rules)", "sql baseline (output)",
-          "evaluation (metrics, bootstrap, references, report)", "qa checks", "output write"]
+ROW = re.compile(r"^\| (\S+) \| (\w+) \| ([0-9.]+) \| ([0-9.]+) \|$")
 
 
-def test_bench_tiny_prints_and_writes_every_stage(tmp_path):
-    cfg = load_config(overrides={"training": {"epochs": 4, "patience": 2},
+def _job_steps() -> set[str]:
+    from holley_gnn_assets.definitions import defs
+
+    job = defs.resolve_job_def("full_retrain_job")
+    return {node.name for node in job.nodes_in_topological_order}
+
+
+def test_bench_tiny_times_every_step_of_the_job(tmp_path):
+    cfg = load_config(overrides={"training": {"epochs": 3, "patience": 2},
                                  "eval": {"bootstrap_samples": 200}})
     config = tmp_path / "fast.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "HOLLEY_GNN_HOME": str(tmp_path / "home"),
-           "HOLLEY_GNN_CONFIG": str(config)}
+    home = tmp_path / "home"
+    env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_CONFIG": str(config)}
+    env.pop("HOLLEY_GNN_WAREHOUSE", None)
     proc = subprocess.run(
         [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", "tiny"],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "GNN scoring / SQL baseline =" in proc.stdout
-    assert "| stage | seconds | peak RSS (GB) |" in proc.stdout
-    bench = json.loads((tmp_path / "home" / "bench.json").read_text())
-    names = [row["stage"] for row in bench["stages"]]
-    for stage in STAGES:
-        assert stage in names
-    assert all(row["seconds"] >= 0 and row["peak_rss_gb"] > 0 for row in bench["stages"])
-    assert bench["end_to_end_s"] > 0 and bench["eval"]["n_test_clicks"] > 0
-    assert "@" not in proc.stdout.replace("@4", "").replace("@10", "").replace("@20", "")
+    out = proc.stdout
+
+    printed = {m[1]: (m[2], float(m[3]), float(m[4]))
+               for m in (ROW.match(line) for line in out.splitlines()) if m}
+    assert set(printed) == _job_steps()  # every asset and check step of the job, nothing else
+    assert all(status == "SUCCESS" and s > 0 and rss > 0 for status, s, rss in printed.values())
+
+    bench = json.loads((home / "bench.json").read_text())
+    assert bench["job"] == "full_retrain_job" and bench["success"] is True
+    assert {r["step"]: (r["status"], r["seconds"], r["peak_rss_gb"])
+            for r in bench["steps"]} == printed
+    assert sum(r["seconds"] for r in bench["steps"]) <= bench["job_s"] + 1.0
+
+    cmp_ = bench["output_vs_sql"]
+    assert cmp_["gnn_output_s"] == printed["gnn_recommendations"][1]
+    assert cmp_["sql_baseline_s"] == printed["sql_baseline_recommendations"][1]
+    assert (f"GNN output assembly (gnn_recommendations) {cmp_['gnn_output_s']:.3f}s vs "
+            f"SQL baseline (sql_baseline_recommendations) {cmp_['sql_baseline_s']:.3f}s") in out
+
+    train = bench["training"]
+    assert 1 <= train["epochs_run"] <= 3 and 0 < train["best_val_mrr"] <= 1
+    assert (f"training: {train['epochs_run']} epochs (best {train['best_epoch']}), "
+            f"best val MRR {train['best_val_mrr']:.4f}") in out
+    cold = bench["eval"]["tiers"]["cold"]
+    assert {"gnn", "sql"} <= set(cold["hit_rate@4"]) and cold["n_users"] > 0
+    assert (f"Hit Rate@4 cold ({cold['n_users']} users): gnn {cold['hit_rate@4']['gnn']:.4f}, "
+            f"sql {cold['hit_rate@4']['sql']:.4f}") in out
+    assert f"process peak RSS {bench['peak_rss_gb']:.2f} GB" in out and bench["peak_rss_gb"] > 0
+
+    # the job ran on the bench world only: nothing in the home that `holley-gnn run` reads
+    world = home / "bench" / "tiny_seed0_signal1"
+    assert (world / "warehouse.duckdb").exists() and (world / "eval_report.json").exists()
+    assert not (home / "warehouse_demo.duckdb").exists() and not (home / "tables").exists()
+    assert not (home / "artifacts").exists()
+    assert "@" not in out.replace("@4", "")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from holley_gnn_assets.synth import names
+from holley_gnn_assets.synth.person_names import EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES
+from holley_gnn_assets.synth.vehicle_names import GARBAGE_YEARS, NON_FITMENT_VEHICLES
 from holley_gnn_assets.synth.world import World
 
 DAY = 86_400
@@ -69,9 +70,9 @@ class Users:
 
 
 def emails(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    first = _obj(names.FIRST_NAMES)[rng.integers(0, len(names.FIRST_NAMES), len(idx))]
-    last = _obj(names.LAST_NAMES)[rng.integers(0, len(names.LAST_NAMES), len(idx))]
-    dom = _obj(names.EMAIL_DOMAINS)[rng.integers(0, len(names.EMAIL_DOMAINS), len(idx))]
+    first = _obj(FIRST_NAMES)[rng.integers(0, len(FIRST_NAMES), len(idx))]
+    last = _obj(LAST_NAMES)[rng.integers(0, len(LAST_NAMES), len(idx))]
+    dom = _obj(EMAIL_DOMAINS)[rng.integers(0, len(EMAIL_DOMAINS), len(idx))]
     num = idx.astype(str).astype(object)
     dotted = rng.random(len(idx)) < 0.6
     local = np.where(dotted, first + "." + last + num, first + last + num)
@@ -140,14 +141,14 @@ def attributes_table(
     make[ok], model[ok] = veh.make[vehicle[ok]], veh.model[vehicle[ok]]
     bad = np.flatnonzero(status == 1)
     donor = rng.integers(0, veh.n, len(bad))
-    year[bad] = _obj(names.GARBAGE_YEARS)[rng.integers(0, len(names.GARBAGE_YEARS), len(bad))]
+    year[bad] = _obj(GARBAGE_YEARS)[rng.integers(0, len(GARBAGE_YEARS), len(bad))]
     make[bad] = np.where(rng.random(len(bad)) < 0.15, None, veh.make[donor])
     model[bad] = veh.model[donor]
     nf = np.flatnonzero(status == 2)
-    pick = rng.integers(0, len(names.NON_FITMENT_VEHICLES), len(nf))
+    pick = rng.integers(0, len(NON_FITMENT_VEHICLES), len(nf))
     year[nf] = rng.integers(1985, 2021, len(nf)).astype(str)
-    make[nf] = _obj([m for m, _ in names.NON_FITMENT_VEHICLES])[pick]
-    model[nf] = _obj([m for _, m in names.NON_FITMENT_VEHICLES])[pick]
+    make[nf] = _obj([m for m, _ in NON_FITMENT_VEHICLES])[pick]
+    model[nf] = _obj([m for _, m in NON_FITMENT_VEHICLES])[pick]
     # messy rendering of make/model: case and whitespace
     mk, md = pd.Series(make, dtype=object), pd.Series(model, dtype=object)
     mode = rng.choice(4, n_rows, p=[0.55, 0.15, 0.15, 0.15])

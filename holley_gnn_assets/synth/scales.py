@@ -42,6 +42,25 @@ _COMMON: dict[str, Any] = {
     "engaged_click_boost": 5.0,  # warm/hot users click in the test window this much more often
 }
 
+# Dense worlds: every product fits every vehicle (one universal scope, full cover) and most
+# users are engaged (warm or hot) with about ``engaged_interactions`` pre-cutoff product
+# interactions each; the true per-vehicle preference (set by ``signal``) drives all of them.
+_DENSE: dict[str, Any] = {
+    **_COMMON,
+    "dense": True,
+    "warm_share": 0.35,
+    "hot_share": 0.55,
+    "engaged_interactions": 100.0,
+    "vehicle_zipf": 0.5,
+    "scope_group": 0.0,
+    "scope_family": 0.0,
+    "scope_era": 0.0,
+    "scope_universal": 1.0,
+    "scope_none": 0.0,
+    "cover_universal": (1.0, 1.0),
+    "cover_service": (1.0, 1.0),
+}
+
 SCALES: dict[str, dict[str, Any]] = {
     "tiny": {
         **_COMMON,
@@ -85,6 +104,34 @@ SCALES: dict[str, dict[str, Any]] = {
         "n_test_clicks": 3_500,
         "n_test_event_users": 3_000,
     },
+    "dense": {
+        **_DENSE,
+        "n_users": 1_000,
+        "n_products": 1_700,
+        "n_vehicles": 20,
+        "n_families": 4,
+        "n_eras": 2,
+        "n_clusters": 8,
+        "n_part_types": 40,
+        "n_outside_customers": 1_000,
+        "n_outside_orders": 3_000,
+        "n_test_clicks": 1_000,
+        "n_test_event_users": 300,
+    },
+    "dense_tiny": {
+        **_DENSE,
+        "n_users": 150,
+        "n_products": 200,
+        "n_vehicles": 6,
+        "n_families": 2,
+        "n_eras": 2,
+        "n_clusters": 4,
+        "n_part_types": 20,
+        "n_outside_customers": 200,
+        "n_outside_orders": 500,
+        "n_test_clicks": 150,
+        "n_test_event_users": 50,
+    },
 }
 
 _SHARE_KEYS = {k for k, v in _COMMON.items() if isinstance(v, float) and k.endswith("share")}
@@ -100,6 +147,8 @@ def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown synth override(s) {unknown}; known: {sorted(params)}")
     for key, value in overrides.items():
         base = params[key]
+        if isinstance(base, bool):
+            raise ValueError(f"synth parameter {key} is fixed by the scale")
         if isinstance(base, tuple):
             ok = (
                 isinstance(value, tuple | list)
@@ -124,8 +173,17 @@ def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
     }:
         if not 0.0 <= params[key] <= 1.0:
             raise ValueError(f"synth parameter {key}={params[key]!r} must lie in [0, 1]")
-    if params["warm_share"] + params["hot_share"] > 0.5:
-        raise ValueError("synth parameters warm_share + hot_share must not exceed 0.5")
+    engaged_max = 1.0 if params.get("dense") else 0.5
+    if params["warm_share"] + params["hot_share"] > engaged_max:
+        raise ValueError(
+            f"synth parameters warm_share + hot_share must not exceed {engaged_max} at {scale}"
+        )
+    if params.get("dense") and (
+        params["scope_universal"] != 1.0
+        or params["cover_universal"] != (1.0, 1.0)
+        or params["cover_service"] != (1.0, 1.0)
+    ):
+        raise ValueError(f"{scale} is dense: scope_universal and cover_* must stay 1.0")
     scope = sum(params[k] for k in params if k.startswith("scope_"))
     if scope > 1.0:
         raise ValueError(f"synth scope_* shares sum to {scope:.3f} > 1")
