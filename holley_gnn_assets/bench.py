@@ -3,10 +3,10 @@ executes) in process on a generated world, and report what each step cost.
 
 - The world is generated once per (scale, seed, signal) under
   ``HOLLEY_GNN_HOME/bench/<scale>_seed<N>_signal<S>/warehouse.duckdb`` (``--fresh`` rebuilds it).
-- The job runs on a temporary (ephemeral) Dagster instance with four resources pointed at that
-  folder: the DuckDB ``warehouse``, the ``io_manager`` (stored asset values), ``artifacts``
-  (model registry) and ``pipeline.home`` (eval reports), so a bench never changes what
-  ``holley-gnn run`` reads. MLflow runs go to the home's tracking store as usual.
+- The job runs on a temporary (ephemeral) Dagster instance with five resources pointed at that
+  folder: the DuckDB ``warehouse``, the ``io_manager`` (stored asset values), ``artifacts``,
+  ``mlflow`` (its own SQLite store, so its model registry and champion alias) and
+  ``pipeline.home`` (eval reports), so a bench never changes what ``holley-gnn run`` reads.
 - Step times are the run's step start/end events (``instance.get_run_step_stats``); each step's
   peak RSS is the maximum of a 20 ms background sample of this process's RSS over the step's
   window; the process peak is ``ru_maxrss`` (it includes generating the world).
@@ -95,18 +95,22 @@ def bench_resources(work: Path) -> dict[str, Any]:
     from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
     from holley_gnn_assets.defs.resources import (
         ArtifactsResource,
+        MlflowTracking,
         PipelineSettings,
         WarehouseResource,
     )
 
-    for stale in ("tables", "artifacts"):  # every bench starts from an empty registry
+    for stale in ("tables", "artifacts", "mlartifacts"):  # every bench starts from scratch
         shutil.rmtree(work / stale, ignore_errors=True)
+    (work / "mlflow.db").unlink(missing_ok=True)  # an empty model registry
     return {
         "warehouse": WarehouseResource(kind="duckdb",
                                        duckdb_path=str(work / "warehouse.duckdb")),
         "io_manager": LocalTablesIOManager(base_dir=str(work / "tables")),
         "artifacts": ArtifactsResource(location=str(work / "artifacts")),
         "pipeline": PipelineSettings(home=str(work)),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
+                                 artifact_location=(work / "mlartifacts").as_uri()),
     }
 
 
