@@ -22,6 +22,7 @@ def ranked_arms(
 
     ``tables``: the export tables the reference arms need (product_nodes, user_nodes,
     product_vehicle_edges, user_product_edges)."""
+    warehouse.validate_contract()
     arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff)
             for arm in ("gnn", "sql")}
     for arm, scores in reference_scores(tables, cfg, warehouse.read_truth()).items():

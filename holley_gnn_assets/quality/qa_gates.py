@@ -54,6 +54,7 @@ def run_qa(
 ) -> list[QAResult]:
     """Run every check of qa_checks.sql on the staged table ``recs_table`` (a dotted id);
     see ``DESCRIPTIONS``."""
+    warehouse.validate_contract()
     ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
     params = sql_params(cfg, windows, warehouse.dataset_refs())
     params.update(

@@ -142,6 +142,7 @@ def build_recommendations(
 ) -> dict[str, Any]:
     """Build the arm's output rows (every user with a vehicle) as a staging table, in the
     warehouse; return its id and row counts."""
+    warehouse.validate_contract()  # a missing table or column is named before any SQL runs
     params = rules_params(warehouse, cfg, windows, arm, scoring_date, test_users_only=False)
     _check_scores_in_warehouse(warehouse, params, arm)
     dataset, table = staging_dataset(cfg), recs_table(arm)

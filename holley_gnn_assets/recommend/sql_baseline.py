@@ -25,6 +25,7 @@ def build_sql_scores(
 ) -> dict[str, Any]:
     """Materialise the baseline's score table (one row per fitment pair) in the staging
     dataset; return its id, row count and seconds."""
+    warehouse.validate_contract()  # a missing table or column is named before any SQL runs
     params = sql_params(cfg, windows, warehouse.dataset_refs())
     dataset, table = staging_dataset(cfg), scores_table(ARM)
     t0 = time.perf_counter()

@@ -130,7 +130,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 # con.sql(...).df(): con.execute(...).df() stalled on the full-scale ranked list
                 return con.sql(duck_sql).df()
-            except (duckdb.CatalogException, duckdb.BinderException) as exc:
+            except duckdb.Error as exc:
                 raise WarehouseError(_explain(exc, self.path)) from exc
 
     def query_named(
@@ -143,15 +143,18 @@ class DuckDBWarehouse(Warehouse):
         running each statement with the CTEs prepended, without recomputing them.
         """
         out: dict[str, pd.DataFrame] = {}
+        step = ""
         with self._connect() as con:
             try:
                 for name, body in shared.items():
+                    step = f"shared CTE {name}"
                     _check_name(name, "shared CTE")
                     con.execute(f"CREATE TEMP TABLE {name} AS {to_duckdb(body)}")
                 for name, sql in statements.items():
+                    step = f"statement {name}"
                     out[name] = con.execute(to_duckdb(sql)).df()
-            except (duckdb.CatalogException, duckdb.BinderException) as exc:
-                raise WarehouseError(_explain(exc, self.path)) from exc
+            except duckdb.Error as exc:  # never a bare driver error: name what failed
+                raise WarehouseError(f"{step}: {_explain(exc, self.path)}") from exc
         return out
 
     def columns(self, role: str, table: str) -> list[str] | None:
