@@ -1,6 +1,7 @@
 """Graph, model and embeddings assets (logic in the ML packages)."""
 
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -83,12 +84,20 @@ def gnn_model(
     bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
     store = artifacts.store()
     run_key = _root_run_id(context)
-    # A restarted step (preempted GPU pod) resumes from the last checkpoint in the store.
+    # A restarted step (preempted GPU pod) resumes from its run's last checkpoint; a new run
+    # after a crash (kill -9) resumes from the last checkpoint of the same inputs and config
+    # (the graph fingerprint and the config hash name it). train() refuses a checkpoint whose
+    # fingerprint or config does not match.
     ckpt_dir = artifacts.work_dir("checkpoints", run_key)
     ckpt_key = checkpoint_key(run_key, checkpoints.CHECKPOINT_NAME)
-    if store.exists(ckpt_key):
-        store.get_file(ckpt_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
-        context.log.info(f"found checkpoint {ckpt_key}: resuming if it matches")
+    same_inputs = hashlib.sha256(
+        f"{heterodata['fingerprint']}|{checkpoints.config_hash(cfg)}".encode()).hexdigest()[:16]
+    shared_key = checkpoint_key(f"inputs-{same_inputs}", checkpoints.CHECKPOINT_NAME)
+    for key in (ckpt_key, shared_key):
+        if store.exists(key):
+            store.get_file(key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
+            context.log.info(f"found checkpoint {key}: resuming if it matches")
+            break
     mlflow_run = mlflow.start_run(
         f"train-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "stage": "train"}
     )
@@ -97,6 +106,7 @@ def gnn_model(
 
     def on_epoch(row: dict) -> None:
         store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, ckpt_key)
+        store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, shared_key)
         context.log.info(
             f"epoch {row['epoch']}: train_loss={row['train_loss']:.4f} "
             f"val_loss={row['val_loss']:.4f} val_mrr={row['val_mrr']:.4f} ({row['seconds']:.1f}s)"
@@ -139,6 +149,7 @@ def gnn_model(
             "best_val_mrr": float(result.best_val_mrr),
             "stopped_early": bool(result.stopped_early),
             "resumed_from_epoch": result.resumed_from_epoch or 0,
+            "checkpoint_for_these_inputs": shared_key,
             "wall_seconds": round(result.wall_s, 1),
             "device": str(result.device),
             "fallback": result.fallback or "none",
