@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -170,3 +171,34 @@ def test_oracle_scores_are_the_truth_among_fitting_products() -> None:
     assert "V9" not in set(ref["oracle"]["vehicle_id"])
     with pytest.raises(ValueError, match="prob"):
         reference_scores(_ref_tables(), load_config(), truth.drop(columns="prob"))
+
+
+def test_headroom_share_of_each_arm() -> None:
+    """share = (arm - SQL) / (oracle - SQL) per tier, with an interval; vehicle_pop's too."""
+    arms, users, clicks, events = _setup()
+    oracle = _ranked({"a": ["S1"], "b": ["S6"], "c": ["S2"], "d": ["S5"], "e": ["S9"]})
+    rep = evaluate({**arms, "oracle": oracle, "vehicle_pop": arms["sql"]}, users, clicks, None,
+                   load_config())
+    cold = rep["tiers"]["cold"]["headroom_share"]
+    assert cold["gnn"]["share"] == pytest.approx((2 / 3 - 1 / 3) / (1 - 1 / 3))
+    assert cold["vehicle_pop"]["share"] == pytest.approx(0.0)
+    lo, hi = cold["gnn"]["ci95"]
+    assert lo is not None and lo <= cold["gnn"]["share"] <= hi
+    md = report_markdown(rep)
+    assert "Share of the oracle's headroom over SQL" in md and "| cold | +0.6667 | 50%" in md
+    # without an oracle arm there is no headroom block
+    plain = evaluate(arms, users, clicks, None, load_config())
+    assert "headroom_share" not in plain["tiers"]["cold"]
+
+
+def test_headroom_share_statistics() -> None:
+    from holley_gnn_assets.evaluation.statistics import headroom_share
+
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.2).astype(float)
+    oracle = np.maximum(base, rng.random(400) < 0.2)
+    arm = np.where(rng.random(400) < 0.5, oracle, base)  # about half of the headroom
+    clusters = rng.integers(0, 40, 400)
+    share, (lo, hi) = headroom_share(arm, base, oracle, clusters, 2000, 0)
+    assert 0.35 < share < 0.65 and lo < share < hi and hi - lo < 0.6
+    assert np.isnan(headroom_share(base, base, base)[0])  # no headroom: no share

@@ -70,6 +70,28 @@ def report_markdown(report: dict[str, Any]) -> str:
     ]
     for tier, b in report["tiers"].items():
         lines.append(f"| {tier} | " + " | ".join(_num(b[a]["hit_rate@4"]) for a in arms) + " |")
+    head = {tier: b["headroom_share"] for tier, b in report["tiers"].items()
+            if "headroom_share" in b}
+    if head:
+        refs = sorted({arm for block in head.values() for arm in block})
+        lines += [
+            "",
+            "## Share of the oracle's headroom over SQL (Hit Rate@4, 95% CI by vehicle)",
+            "",
+            "| tier | oracle - SQL | " + " | ".join(refs) + " |",
+            "|---" * (len(refs) + 2) + "|",
+        ]
+        for tier, block in head.items():
+            b = report["tiers"][tier]
+            room = (None if b["oracle"]["hit_rate@4"] is None
+                    else b["oracle"]["hit_rate@4"] - b["sql"]["hit_rate@4"])
+            cells = []
+            for arm in refs:
+                s = block.get(arm, {})
+                lo, hi = s.get("ci95", [None, None])
+                ci = "" if lo is None else f" [{lo:+.0%}, {hi:+.0%}]"
+                cells.append("n/a" if s.get("share") is None else f"{s['share']:.0%}{ci}")
+            lines.append(f"| {tier} | {_num(room, '+.4f')} | " + " | ".join(cells) + " |")
     te = report.get("test_events")
     if te:
         lines += [
