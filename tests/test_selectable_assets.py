@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, AssetSelection, DagsterInstance
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,8 +84,9 @@ def test_edge_table_alone_checks_against_stored_nodes(world):
 def test_embeddings_with_all_its_upstream(world):
     defs = world["defs"]
     graph = defs.get_repository_def().asset_graph
-    keys = {k for k in graph.get_ancestor_asset_keys({AssetKey("embeddings")})
-            if graph.get(k).is_materializable} | {AssetKey("embeddings")}
+    upstream = AssetSelection.assets("embeddings").upstream().resolve(graph)  # *embeddings
+    keys = {k for k in upstream if graph.get(k).is_materializable}
+    assert AssetKey("heterodata") in keys and AssetKey("user_purchases") not in keys
     result = _run(world, *(k.to_user_string() for k in keys))
     assert result.success
     assert _materialized(result) == {k.to_user_string() for k in keys}
