@@ -10,7 +10,6 @@ from __future__ import annotations
 from dagster import Definitions
 
 from holley_gnn_assets.defs import alert_sensors, schedules
-from holley_gnn_assets.defs import checks as data_checks
 from holley_gnn_assets.defs.assets import evaluation, exports, model, output, recommendations
 from holley_gnn_assets.defs.executor import executor_from_settings
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
@@ -21,15 +20,16 @@ from holley_gnn_assets.settings import Settings, get_settings
 def build_defs(settings: Settings | None = None) -> Definitions:
     """Assemble the code location from ``settings`` (default: the current environment's)."""
     settings = settings or get_settings()
+    freshness = output.output_freshness_checks(settings.config.qa.max_output_age_days)
     return Definitions(
         assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
                 *recommendations.recommendation_assets, evaluation.eval_report,
                 *output.output_assets],
-        asset_checks=[*data_checks.data_checks, *recommendations.qa_checks,
-                      *output.output_checks],
+        asset_checks=[*recommendations.qa_checks, *freshness],
         jobs=[full_retrain_job, score_job],
         schedules=schedules.all_schedules(settings),
-        sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings)],
+        sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings),
+                 output.output_freshness_sensor(freshness)],
         resources=pipeline_resources(settings),
         executor=executor_from_settings(settings),
     )

@@ -246,6 +246,8 @@ class K8sConfig(Section):
     tolerations: list[Toleration]
     train_cpu: K8sQuantity
     train_memory: K8sQuantity
+    step_cpu: K8sQuantity
+    step_memory: K8sQuantity
 
     @field_serializer("tolerations")
     def _tolerations(self, value: list[Toleration]) -> list[dict[str, Any]]:
@@ -264,6 +266,12 @@ class AlertsConfig(Section):
     webhook_backoff_s: NonNegativeFloat
 
 
+class RetriesConfig(Section):
+    warehouse_max_retries: NonNegativeInt
+    training_max_retries: NonNegativeInt
+    delay_s: NonNegativeFloat
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -278,6 +286,7 @@ class PipelineConfig(Section):
     output: OutputConfig
     warehouse: WarehouseConfig
     k8s: K8sConfig
+    retries: RetriesConfig
     schedule: ScheduleConfig
     alerts: AlertsConfig
 

@@ -16,11 +16,17 @@ changed only inside ``emulator_environment`` (function scope) and restored after
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+# gcsfs >= 2026.10 probes each bucket's type over gRPC (Storage Control API) unless this is
+# off; the emulator does not serve that API (60 s timeout per probe). Read at gcsfs import.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
 from emulator_processes import (
     EmulatorProcess,
     bigquery_client,

@@ -276,32 +276,18 @@ def test_valid_webhook_env_and_redaction(monkeypatch):
     assert [s.name for s in alerts.all_sensors()] == [
         "check_alert_sensor",
         "run_failure_alert_sensor",
-        "staleness_sensor",
     ]
 
 
-def test_webhook_retries_and_staleness_limit_come_from_the_settings():
+def test_webhook_retries_come_from_the_settings():
     settings = load_settings(
         env={WEBHOOK_ENV: "https://hooks.example.com/T/SECRET-TOKEN"},
         overrides={"alerts": {"webhook_tries": 5, "webhook_timeout_s": 0.5,
-                              "webhook_backoff_s": 0.0}, "qa": {"max_output_age_days": 3}},
+                              "webhook_backoff_s": 0.0}},
     )
     assert "SECRET-TOKEN" not in repr(settings)
     sink = alerts.webhook_from_settings(settings)
     assert (sink.tries, sink.timeout_s, sink.backoff_s) == (5, 0.5, 0.0)
-    stale = _sensor(alerts.all_sensors(settings), "staleness_sensor")
-    assert "3 days" in stale.description
-
-
-def test_staleness_message_known_answers():
-    now = 1_800_000_000.0
-    day = 86400.0
-    assert alerts.staleness_message(None, now, 7) is None
-    assert alerts.staleness_message(now - 6.9 * day, now, 7) is None
-    assert alerts.staleness_message(now - 7 * day, now, 7) is None
-    msg = alerts.staleness_message(now - 9.5 * day, now, 7)
-    assert msg is not None and "9.5 days ago" in msg and "limit 7 days" in msg
-    assert "recommendations_table" in msg
 
 
 def _store_materialization(instance, asset_key: str, timestamp: float) -> None:
@@ -314,26 +300,62 @@ def _store_materialization(instance, asset_key: str, timestamp: float) -> None:
     instance.report_dagster_event(event, run_id=RUNLESS_RUN_ID, timestamp=timestamp)
 
 
-def test_staleness_sensor_alerts_on_old_materialization(instance, hook):
-    now = time.time()
-    sensors = alerts.build_alert_sensors(
-        webhook=_fast_sink(hook.url), max_output_age_days=7, now=lambda: now
-    )
-    sensor = _sensor(sensors, "staleness_sensor")
-    never = sensor.evaluate_tick(build_sensor_context(instance=instance))
-    assert "never been materialized" in never.skip_message and not hook.posts
+def _evaluate_freshness(defs, instance):
+    """One tick of the freshness sensor, then the run it requests (as the daemon would)."""
+    sensor = defs.get_sensor_def("recommendations_freshness_sensor")
+    tick = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+    (request,) = tick.run_requests
+    job = defs.get_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(request.asset_check_keys))
+    return request, job.execute_in_process(instance=instance, raise_on_error=False)
 
-    _store_materialization(instance, "recommendations_table", now - 10 * 86400)
-    assert alerts._latest_materialization_ts(instance, "recommendations_table") == pytest.approx(
-        now - 10 * 86400
-    )
-    stale = sensor.evaluate_tick(build_sensor_context(instance=instance))
-    assert "STALE" in stale.skip_message and "10.0 days ago" in stale.skip_message
-    assert len(hook.posts) == 1 and "recommendations_table" in hook.posts[0]["text"]
 
-    instance.report_runless_asset_event(AssetMaterialization("recommendations_table"))
-    fresh = sensor.evaluate_tick(build_sensor_context(instance=instance))
-    assert "is fresh" in fresh.skip_message and len(hook.posts) == 1
+def test_freshness_check_fails_on_an_old_output_and_alerts(instance, hook):
+    """Dagster's freshness check, launched by its sensor outside any writing run, fails on an
+    output older than qa.max_output_age_days (7) and check_alert_sensor alerts on it."""
+    from holley_gnn_assets.definitions import build_defs
+
+    defs = build_defs()
+    assert load_settings().config.qa.max_output_age_days == 7
+    _store_materialization(instance, "recommendations_table", time.time() - 8 * 86400)
+    request, result = _evaluate_freshness(defs, instance)
+    assert [k.to_user_string() for k in request.asset_check_keys] == [
+        "recommendations_table:freshness_check"]
+    assert result.success and not result.get_asset_materialization_events()
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    assert "8 days" in (evaluation.description or "")
+
+    sensor = _sensor(alerts.build_alert_sensors(webhook=_fast_sink(hook.url)),
+                     "check_alert_sensor")
+    ctx, records = _status_context(instance, result, sensor.name, result.get_run_success_event())
+    sensor(ctx)
+    (post,) = hook.posts
+    for part in ("check FAILED", "`recommendations_table`", "`freshness_check`", "WARN",
+                 "non-blocking", result.run_id, "8 days"):
+        assert part in post["text"], part
+    assert any("freshness_check" in m for lvl, m in records.lines if lvl == "WARNING")
+
+
+def test_freshness_check_passes_on_a_recent_output(instance):
+    from holley_gnn_assets.definitions import build_defs
+
+    defs = build_defs()
+    _store_materialization(instance, "recommendations_table", time.time() - 6 * 86400)
+    _, result = _evaluate_freshness(defs, instance)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    assert alerts.failed_checks(instance, result.run_id) == []
+
+
+def test_freshness_check_is_not_part_of_the_writing_runs():
+    from holley_gnn_assets.definitions import build_defs
+
+    defs = build_defs()
+    for name in ("full_retrain_job", "score_job"):
+        nodes = defs.get_job_def(name).graph.node_dict
+        assert "recommendations_table" in nodes
+        assert not [n for n in nodes if n.startswith("freshness_check")], name
 
 
 def test_alert_text_has_no_email():

@@ -1,8 +1,9 @@
 """Render the Kubernetes Job the k8s_job_executor would launch for a step, offline.
 
 The rendering follows dagster_k8s.executor.K8sStepHandler (0.29.27): the run launcher's
-container context (here: the settings of k8s/helm/values.yaml), deep-merged with the step's
-``dagster-k8s/config`` op tag, then ``construct_dagster_k8s_job``.
+container context (here: the settings of k8s/helm/values.yaml), merged with the configured
+executor's ``step_k8s_config`` (``defs/executor.py``: every step's CPU/memory default), then
+deep-merged with the step's ``dagster-k8s/config`` op tag, then ``construct_dagster_k8s_job``.
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ def run_launcher_context() -> K8sContainerContext:
     )
 
 
-def render_step_job(op_tags: Mapping[str, Any]) -> kubernetes.client.V1Job:
-    """The V1Job of one step whose op carries ``op_tags`` (as the k8s_job_executor builds it)."""
+def render_step_job(
+    op_tags: Mapping[str, Any], executor_step_config: Mapping[str, Any] | None = None
+) -> kubernetes.client.V1Job:
+    """The V1Job of one step whose op carries ``op_tags`` (as the k8s_job_executor builds it),
+    under an executor configured with ``executor_step_config`` (its ``step_k8s_config``)."""
     step_config = get_user_defined_k8s_config(step_tags(op_tags))
-    context = run_launcher_context().merge(K8sContainerContext(run_k8s_config=step_config))
+    executor = UserDefinedDagsterK8sConfig.from_dict(dict(executor_step_config or {}))
+    context = (run_launcher_context()
+               .merge(K8sContainerContext(run_k8s_config=executor))
+               .merge(K8sContainerContext(run_k8s_config=step_config)))
     job_config = DagsterK8sJobConfig(
         job_image=RUN_IMAGE,
         dagster_home="/opt/dagster/dagster_home",
@@ -252,3 +259,75 @@ def test_user_defined_config_round_trip_is_lossless() -> None:
     expected = UserDefinedDagsterK8sConfig.from_dict(tags[K8S_CONFIG_TAG])
     assert parsed.container_config == expected.container_config
     assert parsed.pod_spec_config == expected.pod_spec_config
+
+
+# ---------------------------------------------------------------- the configured executor
+
+
+def prod_defs_and_step_config() -> tuple[dg.Definitions, dict[str, Any]]:
+    """build_defs() for HOLLEY_GNN_EXECUTOR=k8s and its executor's resolved step_k8s_config."""
+    from holley_gnn_assets.definitions import build_defs
+
+    settings = load_settings(env={"HOLLEY_GNN_EXECUTOR": "k8s", "HOLLEY_GNN_IO": "gcs",
+                                  "HOLLEY_GNN_GCS_BUCKET": "bucket-x"})
+    defs = build_defs(settings)
+    executor = defs.get_repository_def().get_job("full_retrain_job").executor_def
+    assert executor.name == "k8s"
+    config = executor.config_schema.resolve_config({}).value["config"]
+    assert config["retries"] == {"enabled": {}}
+    return defs, config["step_k8s_config"]
+
+
+@pytest.mark.parametrize("node", ["recommendations_table", "gnn_recommendations_qa",
+                                  "sql_baseline_recommendations_qa"])
+def test_untagged_steps_get_the_executor_defaults(node: str) -> None:
+    """The output step and a check step, without op tags, request k8s.step_cpu/step_memory."""
+    defs, step_config = prod_defs_and_step_config()
+    k8s = get_settings().config.k8s
+    raw = defs.get_job_def("full_retrain_job").graph.node_named(node).definition.tags
+    assert K8S_CONFIG_TAG not in raw  # the default really comes from the executor
+    job = render_step_job(json_tags(raw), step_config)
+    resources = container_of(job).resources
+    assert resources.requests == {"cpu": k8s.step_cpu, "memory": k8s.step_memory}
+    assert resources.limits == {"memory": k8s.step_memory}
+    assert not job.spec.template.spec.node_selector
+    assert_valid_k8s(job)
+
+
+def test_step_tags_override_the_executor_defaults_and_gpu_only_on_gnn_model() -> None:
+    defs, step_config = prod_defs_and_step_config()
+    job = defs.get_job_def("full_retrain_job")
+    with_gpu = []
+    for node in job.graph.node_dict:
+        tags = json_tags(job.graph.node_named(node).definition.tags)
+        resources = container_of(render_step_job(tags, step_config)).resources
+        if GPU in (resources.limits or {}):
+            with_gpu.append(node)
+    assert with_gpu == ["gnn_model"]
+    k8s = get_settings().config.k8s
+    gpu = container_of(render_step_job(gnn_model_op_tags(), step_config)).resources
+    assert gpu.requests["cpu"] == k8s.train_cpu and gpu.limits["memory"] == k8s.train_memory
+    export = json_tags(job.graph.node_named("node_tables").definition.tags)
+    assert container_of(render_step_job(export, step_config)).resources.requests["cpu"] == "4"
+
+
+def json_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    """Op tags as declared: the ``dagster-k8s/config`` tag parsed back from its JSON string."""
+    import json
+
+    return {K8S_CONFIG_TAG: json.loads(tags[K8S_CONFIG_TAG])} if K8S_CONFIG_TAG in tags else {}
+
+
+def test_retry_policies_from_the_settings() -> None:
+    defs, _ = prod_defs_and_step_config()
+    retries = get_settings().config.retries
+    job = defs.get_job_def("full_retrain_job")
+    policies = {node: job.graph.node_named(node).definition.retry_policy
+                for node in job.graph.node_dict}
+    warehouse_steps = ["node_tables", "edge_tables", "test_tables", "gnn_recommendations",
+                       "sql_baseline_recommendations", "recommendations_table"]
+    for node in warehouse_steps:
+        assert policies[node].max_retries == retries.warehouse_max_retries, node
+        assert policies[node].backoff == dg.Backoff.EXPONENTIAL
+    assert policies["gnn_model"].max_retries == retries.training_max_retries
+    assert policies["gnn_recommendations_qa"] is None  # checks are not retried

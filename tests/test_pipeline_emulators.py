@@ -127,7 +127,7 @@ def emulator_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Both runs (emulators first, then DuckDB) with one config and one as-of date, once."""
-    from holley_gnn_assets.defs.io_managers import LocalTablesIOManager, gcs_io_manager
+    from holley_gnn_assets.defs.io_managers import TablesIOManager, gcs_io_manager
     from holley_gnn_assets.defs.resources import (
         ArtifactsResource,
         MlflowTracking,
@@ -172,7 +172,7 @@ def emulator_run(
 
         settings = PipelineSettings(config_path=str(cfg_path), as_of=as_of.isoformat())
         production = _with_resources({
-            "io_manager": gcs_io_manager(bucket, f"{prefix}/dagster"),
+            "io_manager": gcs_io_manager(bucket, f"{prefix}/dagster", token="anon"),
             "warehouse": WarehouseResource(
                 kind="bigquery", bq_project=project, bq_company_dataset=company_ds,
                 bq_data_dataset=data_ds, bq_output_project=project,
@@ -186,7 +186,7 @@ def emulator_run(
             bq_result, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp)
 
         embedded = _with_resources({
-            "io_manager": LocalTablesIOManager(base_dir=str(tmp / "home_duck" / "tables")),
+            "io_manager": TablesIOManager(base_path=str(tmp / "home_duck" / "tables")),
             "warehouse": WarehouseResource(kind="duckdb", duckdb_path=str(duck_path)),
             "pipeline": settings,
             "mlflow": MlflowTracking(),

@@ -265,17 +265,15 @@ def test_only_settings_py_reads_the_environment() -> None:
 
 def test_resources_executor_and_io_manager_from_one_settings_object(tmp_path: Path) -> None:
     from dagster import in_process_executor
-    from dagster_gcp.gcs import GCSPickleIOManager
-    from dagster_k8s import k8s_job_executor
 
     from holley_gnn_assets.defs.executor import executor_from_settings
-    from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
+    from holley_gnn_assets.defs.io_managers import TablesIOManager
     from holley_gnn_assets.defs.resources import pipeline_resources
 
     local = load_settings(env={"HOLLEY_GNN_HOME": str(tmp_path)})
     res = pipeline_resources(local)
-    assert isinstance(res["io_manager"], LocalTablesIOManager)
-    assert res["io_manager"].base_dir == str(tmp_path.resolve() / "tables")
+    assert isinstance(res["io_manager"], TablesIOManager)
+    assert res["io_manager"].base_path == str(tmp_path.resolve() / "tables")
     assert res["warehouse"].kind == "duckdb"
     assert res["warehouse"].bq_project == YAML["warehouse"]["bigquery"]["project"]
     assert res["warehouse"].bq_use_storage_api is False
@@ -289,11 +287,14 @@ def test_resources_executor_and_io_manager_from_one_settings_object(tmp_path: Pa
                               "HOLLEY_GNN_WAREHOUSE_KIND": "bigquery",
                               "HOLLEY_GNN_BQ_PROJECT": "p1", "HOLLEY_GNN_AS_OF": "2026-01-05"})
     res = pipeline_resources(prod)
-    assert isinstance(res["io_manager"], GCSPickleIOManager)
-    assert (res["io_manager"].gcs_bucket, res["io_manager"].gcs_prefix) == ("b", "dagster")
+    assert isinstance(res["io_manager"], TablesIOManager)
+    assert res["io_manager"].base_path == "gs://b/dagster"
     assert (res["warehouse"].kind, res["warehouse"].bq_project) == ("bigquery", "p1")
     assert res["pipeline"].as_of == "2026-01-05"
-    assert executor_from_settings(prod) is k8s_job_executor
+    executor = executor_from_settings(prod)
+    assert executor.name == "k8s"  # dagster-k8s k8s_job_executor, configured (defs/executor.py)
+    step = executor.config_schema.resolve_config({}).value["config"]["step_k8s_config"]
+    assert step["container_config"]["resources"]["requests"]["cpu"] == YAML["k8s"]["step_cpu"]
 
 
 def test_an_empty_warehouse_resource_takes_the_settings_values(clean_env: Path, monkeypatch):

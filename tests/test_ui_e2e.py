@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LOCATION = "holley_gnn"
 GRAPH_ASSETS = ["gnn_model", "eval_report", "recommendations_table"]
-OUTPUT_CHECK = ("recommendations_table", "recommendations_table_fresh")
+OUTPUT_CHECK = ("recommendations_table", "freshness_check")
 RUN_TIMEOUT_S = float(os.environ.get("HOLLEY_GNN_E2E_RUN_TIMEOUT_S", "480"))
 LEAD_COPY = Path("/tmp/holley_ui_asset_graph.png")
 DAGSTER_YAML = {

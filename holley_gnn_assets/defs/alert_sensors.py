@@ -1,4 +1,4 @@
-"""Alerts: failed asset checks, failed runs and a stale output table.
+"""Alerts: failed asset checks (the output table's freshness check included) and failed runs.
 
 Sinks: the Dagster log always (the sensor tick's log in the UI), plus a Slack-compatible webhook
 when ``HOLLEY_GNN_ALERT_WEBHOOK`` is set (validated at load; see ``webhook``).
@@ -7,22 +7,22 @@ when ``HOLLEY_GNN_ALERT_WEBHOOK`` is set (validated at load; see ``webhook``).
   checks, so it reads the run's ASSET_CHECK_EVALUATION events and reports every failed one.
 - ``run_failure_alert_sensor`` (run failed): reports the failure, its failed steps and every
   failed check of the run (a failed blocking ERROR check fails the run).
-- ``staleness_sensor`` (daily): the last materialization of ``recommendations_table`` older than
-  ``qa.max_output_age_days`` is reported (the ``recommendations_table_fresh`` check reports the
-  same condition when it runs; this sensor also catches a pipeline that stopped running).
+
+A stale output table is reported through the first path: Dagster's freshness check on
+``recommendations_table`` (``defs/assets/output.py``) is launched by its own sensor, outside
+any writing run, and fails (WARN) once the table is older than ``qa.max_output_age_days``;
+``check_alert_sensor`` then alerts on that run's failed check. It also catches a pipeline
+that stopped running, which is what the former hand-written staleness sensor was for.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
-    AssetKey,
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
@@ -30,11 +30,8 @@ from dagster import (
     RunFailureSensorContext,
     RunStatusSensorContext,
     SensorDefinition,
-    SensorEvaluationContext,
-    SkipReason,
     run_failure_sensor,
     run_status_sensor,
-    sensor,
 )
 
 from holley_gnn_assets.settings import Settings, get_settings
@@ -101,25 +98,6 @@ def failed_checks(instance: DagsterInstance, run_id: str) -> list[FailedCheck]:
         cursor = conn.cursor
 
 
-def staleness_message(
-    last_materialized: float | None, now: float, max_age_days: float, asset: str = OUTPUT_ASSET
-) -> str | None:
-    """The alert text when the asset's last materialization is older than the limit, else None.
-
-    Returns None when the asset was never materialized (nothing to be stale yet).
-    """
-    if last_materialized is None:
-        return None
-    age_days = (now - last_materialized) / 86400.0
-    if age_days <= max_age_days:
-        return None
-    when = dt.datetime.fromtimestamp(last_materialized, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"output STALE: asset `{asset}` was last materialized {when}, {age_days:.1f} days "
-        f"ago (limit {max_age_days:g} days)"
-    )
-
-
 class Alerter:
     """Sends alert text to the Dagster log and, when configured, to the webhook."""
 
@@ -184,23 +162,8 @@ def report_failed_run(
     return checks
 
 
-def _latest_materialization_ts(instance: DagsterInstance, asset: str) -> float | None:
-    entry = instance.get_latest_materialization_event(AssetKey(asset))
-    return None if entry is None else float(entry.timestamp)
-
-
-def build_alert_sensors(
-    webhook: WebhookSink | None = None,
-    max_output_age_days: float | None = None,
-    now: Callable[[], float] = time.time,
-    output_asset: str = OUTPUT_ASSET,
-) -> list[SensorDefinition]:
-    """The three alert sensors, sharing one sink (parameters injectable for tests).
-
-    ``max_output_age_days`` defaults to the settings' ``qa.max_output_age_days``.
-    """
-    if max_output_age_days is None:
-        max_output_age_days = get_settings().config.qa.max_output_age_days
+def build_alert_sensors(webhook: WebhookSink | None = None) -> list[SensorDefinition]:
+    """The two alert sensors, sharing one sink (injectable for tests)."""
     alerter = Alerter(webhook)
 
     @run_status_sensor(
@@ -231,24 +194,7 @@ def build_alert_sensors(
             steps,
         )
 
-    @sensor(
-        name="staleness_sensor",
-        minimum_interval_seconds=24 * 3600,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=f"Daily: alerts when `{output_asset}` is older than "
-        f"{max_output_age_days:g} days.",
-    )
-    def staleness_sensor(context: SensorEvaluationContext):
-        last = _latest_materialization_ts(context.instance, output_asset)
-        if last is None:
-            return SkipReason(f"`{output_asset}` has never been materialized")
-        message = staleness_message(last, now(), max_output_age_days, output_asset)
-        if message is None:
-            return SkipReason(f"`{output_asset}` is fresh (within {max_output_age_days:g} days)")
-        alerter.emit(context.log, [("warning", message)], f"`{output_asset}` is stale")
-        return SkipReason(message)
-
-    return [check_alert_sensor, run_failure_alert_sensor, staleness_sensor]
+    return [check_alert_sensor, run_failure_alert_sensor]
 
 
 def webhook_from_settings(settings: Settings | None = None) -> WebhookSink | None:
@@ -268,7 +214,4 @@ def webhook_from_settings(settings: Settings | None = None) -> WebhookSink | Non
 def all_sensors(settings: Settings | None = None) -> list[SensorDefinition]:
     """Alert sensors of the code location, configured from the settings."""
     settings = settings or get_settings()
-    return build_alert_sensors(
-        webhook=webhook_from_settings(settings),
-        max_output_age_days=settings.config.qa.max_output_age_days,
-    )
+    return build_alert_sensors(webhook=webhook_from_settings(settings))

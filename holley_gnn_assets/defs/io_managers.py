@@ -1,72 +1,122 @@
-"""IO managers: Parquet/pickle files locally, GCS in production (steps in separate pods)."""
+"""The IO manager of the asset values: one ``UPathIOManager``, local folder or ``gs://``.
+
+``<base>/<asset key>.parquet`` for a DataFrame, ``<base>/<asset key>.pkl`` for anything else;
+``<base>`` is ``HOME/tables`` (``HOLLEY_GNN_IO=local``) or ``gs://<bucket>/<prefix>``
+(``HOLLEY_GNN_IO=gcs``, through gcsfs: steps in separate pods share it). Writes are atomic:
+locally a temporary file renamed over the target; on GCS one upload of the serialised bytes
+(an object appears whole or not at all). Writing one format removes the other's stale file.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext
-from dagster_gcp.gcs import GCSPickleIOManager, GCSResource
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    UPathIOManager,
+)
+from dagster_gcp.gcs import GCSResource
+from upath import UPath
 
 from holley_gnn_assets.settings import Settings
 from holley_gnn_assets.storage.artifact_store import GCSArtifactStore
 
+PARQUET, PICKLE = ".parquet", ".pkl"
+LOCAL_PROTOCOLS = ("", "file", "local")
 
-class LocalTablesIOManager(ConfigurableIOManager):
-    """Stores asset values under ``base_dir/<asset key>.parquet`` (DataFrames) or ``.pkl``."""
 
-    base_dir: str
+class TablesUPathIOManager(UPathIOManager):
+    """Parquet for DataFrames, pickle otherwise, under a local or ``gs://`` base path."""
 
-    def _stem(self, context: InputContext | OutputContext) -> Path:
-        key = context.asset_key.path if context.has_asset_key else [context.name]
-        return Path(self.base_dir, *key)
+    extension = None  # chosen per value: see _target
 
-    def handle_output(self, context: OutputContext, obj: Any) -> None:
-        """Write atomically; a DataFrame becomes Parquet."""
-        if obj is None:
-            return
-        stem = self._stem(context)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(obj, pd.DataFrame):
-            path = stem.with_suffix(".parquet")
-            tmp = path.with_suffix(".parquet.tmp")
-            obj.to_parquet(tmp, index=False)
-            stale = stem.with_suffix(".pkl")
+    def _target(self, path: UPath, obj: Any) -> tuple[UPath, UPath]:
+        """(file to write, stale file of the other format) for ``obj`` at ``path``."""
+        parquet, pkl = path.with_suffix(PARQUET), path.with_suffix(PICKLE)
+        return (parquet, pkl) if isinstance(obj, pd.DataFrame) else (pkl, parquet)
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        """Write ``obj`` atomically next to ``path`` (suffix by type); drop the stale format."""
+        target, stale = self._target(path, obj)
+        if target.protocol in LOCAL_PROTOCOLS:
+            tmp = target.with_name(target.name + ".tmp")
+            if isinstance(obj, pd.DataFrame):
+                obj.to_parquet(tmp.path, index=False)
+            else:
+                with open(tmp.path, "wb") as fh:
+                    pickle.dump(obj, fh)
+            os.replace(tmp.path, target.path)
         else:
-            path = stem.with_suffix(".pkl")
-            tmp = path.with_suffix(".pkl.tmp")
-            with open(tmp, "wb") as fh:
-                pickle.dump(obj, fh)
-            stale = stem.with_suffix(".parquet")
-        os.replace(tmp, path)
+            buf = io.BytesIO()
+            if isinstance(obj, pd.DataFrame):
+                obj.to_parquet(buf, index=False)
+            else:
+                pickle.dump(obj, buf)
+            target.write_bytes(buf.getvalue())  # one upload: the object appears whole
         if stale.exists():
             stale.unlink()
-        context.add_output_metadata({"path": str(path)})
 
-    def load_input(self, context: InputContext) -> Any:
-        """Read what handle_output wrote; a clear error when the upstream was never built."""
-        stem = self._stem(context)
-        if stem.with_suffix(".parquet").exists():
-            return pd.read_parquet(stem.with_suffix(".parquet"))
-        if stem.with_suffix(".pkl").exists():
-            with open(stem.with_suffix(".pkl"), "rb") as fh:
+    def load_from_path(self, context: InputContext, path: UPath) -> Any:
+        """Read what dump_to_path wrote; a clear error when the upstream was never built."""
+        parquet, pkl = path.with_suffix(PARQUET), path.with_suffix(PICKLE)
+        if parquet.exists():
+            with parquet.open("rb") as fh:
+                return pd.read_parquet(fh)
+        if pkl.exists():
+            with pkl.open("rb") as fh:
                 return pickle.load(fh)
+        key = "/".join(context.asset_key.path) if context.has_asset_key else str(path)
         raise FileNotFoundError(
-            f"no stored value for asset {'/'.join(context.asset_key.path)} under {self.base_dir}:"
-            " materialize it first (e.g. `holley-gnn run`)"
+            f"no stored value for asset {key} under {self._base_path}: materialize it first "
+            "(e.g. `holley-gnn run`, or select it with its upstream: `--select +<asset>`)"
         )
 
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
+        """The written file's path (with its suffix) replaces the suffix-less default."""
+        if obj is None or not context.has_asset_key:
+            return {}
+        target, _ = self._target(self._get_path(context), obj)
+        return {"path": MetadataValue.path(str(target))}
 
-def gcs_io_manager(bucket: str, prefix: str = "dagster", project: str | None = None):
-    """A configured ``GCSPickleIOManager`` writing under ``gs://bucket/prefix``."""
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        """Nothing is stored for ``None`` (an asset that wrote nothing)."""
+        if obj is not None:
+            super().handle_output(context, obj)
+
+
+class TablesIOManager(ConfigurableIOManagerFactory):
+    """Asset values under ``base_path`` (a folder or ``gs://bucket/prefix``).
+
+    ``gcs_token`` is gcsfs's ``token`` (empty: Google default credentials; ``anon`` for the
+    emulator, with ``STORAGE_EMULATOR_HOST`` set).
+    """
+
+    base_path: str
+    gcs_token: str = ""
+
+    def create_io_manager(self, context) -> TablesUPathIOManager:  # noqa: ANN001 (dagster API)
+        """The UPath IO manager at ``base_path``."""
+        options = {"token": self.gcs_token} if self.gcs_token else {}
+        base = UPath(self.base_path, **options) if self.base_path.startswith("gs://") \
+            else UPath(self.base_path)
+        if base.protocol in LOCAL_PROTOCOLS:
+            os.makedirs(base.path, exist_ok=True)
+        return TablesUPathIOManager(base_path=base)
+
+
+def gcs_io_manager(bucket: str, prefix: str = "dagster", token: str = "") -> TablesIOManager:
+    """The IO manager writing under ``gs://bucket/prefix``."""
     if not bucket or "/" in bucket or bucket.startswith("gs:"):
         raise ValueError(f"GCS bucket {bucket!r}: give the bare bucket name, e.g. 'my-bucket'")
-    return GCSPickleIOManager(
-        gcs=GCSResource(project=project), gcs_bucket=bucket, gcs_prefix=prefix.strip("/")
-    )
+    path = "/".join(p for p in (bucket, prefix.strip("/")) if p)
+    return TablesIOManager(base_path=f"gs://{path}", gcs_token=token)
 
 
 def gcs_artifact_store(
@@ -77,8 +127,8 @@ def gcs_artifact_store(
     return GCSArtifactStore(bucket, prefix, client_factory=resource.get_client)
 
 
-def io_manager_from_settings(settings: Settings) -> ConfigurableIOManager:
-    """``local`` (files under the home) or ``gcs`` (bucket/prefix), per ``HOLLEY_GNN_IO``."""
+def io_manager_from_settings(settings: Settings) -> TablesIOManager:
+    """``local`` (``HOME/tables``) or ``gcs`` (bucket/prefix), per ``HOLLEY_GNN_IO``."""
     if settings.io_manager == "gcs":
         return gcs_io_manager(settings.gcs_bucket or "", settings.gcs_prefix)
-    return LocalTablesIOManager(base_dir=str(settings.home / "tables"))
+    return TablesIOManager(base_path=str(settings.home / "tables"))

@@ -1,17 +1,24 @@
-"""Warehouse source tables (external assets) and the exported node/edge/test tables."""
+"""Warehouse source tables (external assets) and the exported node/edge/test tables.
+
+The three export multi-assets are subsettable: a run that selects some of their tables (or
+only some checks) runs only the statements those need. The blocking data checks of
+``defs/checks.py`` are check specs of the asset that produces the table.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
-from dagster import AssetOut, AssetSpec, MetadataValue, Output, multi_asset
+from dagster import AssetIn, AssetOut, AssetSpec, MetadataValue, Output, multi_asset
 
+from holley_gnn_assets.defs.checks import NODE_TABLES, DataCheck, check_result, checks_on
+from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
-from holley_gnn_assets.warehouse.exports import export_file
+from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
 
 SOURCE_SPECS = [
     AssetSpec(
@@ -79,36 +86,93 @@ def table_metadata(name: str, df: pd.DataFrame) -> dict[str, Any]:
     return meta
 
 
-def _make_export_asset(sql_file: str, spec: dict[str, Any]):
-    outs = {name: AssetOut(description=DESCRIPTIONS[name], group_name="exports",
-                           kinds={"parquet"}) for name in spec["outs"]}
-
-    @multi_asset(name=spec["name"], outs=outs, deps=spec["deps"], can_subset=False,
-                 op_tags=cpu_op_tags(get_settings(), "4", "8Gi"))
-    def _export(
-        context,  # AssetExecutionContext (left unannotated: the hint is a string in a closure)
-        warehouse: WarehouseResource,
-        pipeline: PipelineSettings,
-    ):
-        wh = warehouse.get()
-        windows = pipeline.windows(wh)
-        context.log.info(
-            f"exporting {sql_file}: as_of={windows.as_of} cutoff={windows.cutoff}"
-        )
-        tables = export_file(wh, sql_file, pipeline.cfg, windows)
-        quality = tables.pop("input_quality", None)
-        for name in spec["outs"]:
-            df = tables[name]
-            meta = table_metadata(name, df)
-            meta.update({"as_of": str(windows.as_of), "cutoff": str(windows.cutoff)})
-            if quality is not None and name == spec["outs"][0]:
-                meta["input_quality"] = MetadataValue.md(
-                    quality.to_markdown(index=False) if hasattr(quality, "to_markdown")
-                    else str(quality)
-                )
-            yield Output(df, output_name=name, metadata=meta)
-
-    return _export
+def _needed_tables(context, outs: list[str]) -> tuple[list[str], list[DataCheck]]:
+    """The selected outputs and checks' tables (file order), and the selected checks."""
+    selected_checks = [c for c in checks_on(outs) if c.key in context.selected_asset_check_keys]
+    wanted = set(context.selected_output_names) | {c.table for c in selected_checks}
+    return [name for name in outs if name in wanted], selected_checks
 
 
-export_assets = [_make_export_asset(f, s) for f, s in EXPORTS.items()]
+def _run_export(
+    context,  # AssetExecutionContext (unannotated: the hint is a string in a closure)
+    sql_file: str,
+    spec: dict[str, Any],
+    warehouse: WarehouseResource,
+    pipeline: PipelineSettings,
+    nodes: dict[str, pd.DataFrame] | None = None,
+):
+    """Run only the statements the selection needs; yield their outputs and check results."""
+    outs: list[str] = spec["outs"]
+    names, selected_checks = _needed_tables(context, outs)
+    wh = warehouse.get()
+    windows = pipeline.windows(wh)
+    with_quality = outs[0] in context.selected_output_names and sql_file == INPUT_QUALITY[0]
+    context.log.info(f"exporting {sql_file} {names}: as_of={windows.as_of} "
+                     f"cutoff={windows.cutoff}")
+    tables = export_file(wh, sql_file, pipeline.cfg, windows,
+                         names=[*names, *([INPUT_QUALITY[1]] if with_quality else [])])
+    quality = tables.pop(INPUT_QUALITY[1], None)
+    for name in names:
+        if name not in context.selected_output_names:
+            continue
+        df = tables[name]
+        meta = table_metadata(name, df)
+        meta.update({"as_of": str(windows.as_of), "cutoff": str(windows.cutoff)})
+        if quality is not None and name == outs[0]:
+            meta["input_quality"] = MetadataValue.md(quality.to_markdown(index=False))
+        yield Output(df, output_name=name, metadata=meta)
+    available = {**(nodes or {}), **tables}
+    for data_check in selected_checks:
+        yield check_result(data_check, available, windows)
+
+
+def _outs(names: list[str]) -> dict[str, AssetOut]:
+    return {name: AssetOut(description=DESCRIPTIONS[name], group_name="exports", is_required=False,
+                           kinds={"parquet"}) for name in names}
+
+
+def _specs(names: list[str]) -> list:
+    return [c.spec() for c in checks_on(names)]
+
+
+def _decorate(sql_file: str, **kwargs: Any):
+    spec = EXPORTS[sql_file]
+    return multi_asset(
+        name=spec["name"], outs=_outs(spec["outs"]), check_specs=_specs(spec["outs"]),
+        deps=spec["deps"], can_subset=True, retry_policy=warehouse_retry_policy(),
+        op_tags=cpu_op_tags(get_settings(), "4", "8Gi"), **kwargs,
+    )
+
+
+_NODES_FILE, _EDGES_FILE, _TEST_FILE = EXPORTS
+
+
+@_decorate(_NODES_FILE)
+def node_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings):
+    """User, product and vehicle node tables (and the input-quality counts)."""
+    yield from _run_export(context, _NODES_FILE, EXPORTS[_NODES_FILE], warehouse, pipeline)
+
+
+@_decorate(_EDGES_FILE, ins={name: AssetIn(name) for name in NODE_TABLES})
+def edge_tables(
+    context,
+    warehouse: WarehouseResource,
+    pipeline: PipelineSettings,
+    user_nodes: pd.DataFrame,
+    product_nodes: pd.DataFrame,
+    vehicle_nodes: pd.DataFrame,
+):
+    """Edge tables and purchases; endpoint checks compare against the stored node tables."""
+    nodes = {"user_nodes": user_nodes, "product_nodes": product_nodes,
+             "vehicle_nodes": vehicle_nodes}
+    yield from _run_export(context, _EDGES_FILE, EXPORTS[_EDGES_FILE], warehouse, pipeline,
+                           nodes)
+
+
+@_decorate(_TEST_FILE)
+def test_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings):
+    """Held-out test clicks and site events."""
+    yield from _run_export(context, _TEST_FILE, EXPORTS[_TEST_FILE], warehouse, pipeline)
+
+
+export_assets = [node_tables, edge_tables, test_tables]

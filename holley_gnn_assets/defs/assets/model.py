@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, PipelineSettings
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
@@ -71,6 +72,7 @@ def heterodata(
     group_name="model",
     kinds={"pytorch"},
     op_tags=gpu_op_tags(get_settings()),
+    retry_policy=training_retry_policy(),
     description="HeteroGAT trained on the graph (GPU pod in production; CPU locally).",
 )
 def gnn_model(

@@ -9,22 +9,24 @@ import time
 from typing import Any
 
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetKey,
+    DefaultSensorStatus,
     MaterializeResult,
+    SensorDefinition,
     asset,
-    asset_check,
+    build_last_update_freshness_checks,
+    build_sensor_for_freshness_checks,
 )
 
+from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.recommend import apply_rules
 
 
 @asset(group_name="output", kinds={"duckdb", "bigquery"}, output_required=False,
-       deps=["sql_baseline_recommendations"],
+       retry_policy=warehouse_retry_policy(), deps=["sql_baseline_recommendations"],
        description="The recommendations table (same schema as the SQL pipeline's), replaced in "
                    "the warehouse in one statement only after every blocking check passed.")
 def recommendations_table(
@@ -58,20 +60,26 @@ def recommendations_table(
     })
 
 
-@asset_check(asset="recommendations_table", blocking=False,
-             description="The output table was written within qa.max_output_age_days (7).")
-def recommendations_table_fresh(
-    context: AssetCheckExecutionContext, pipeline: PipelineSettings
-) -> AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(AssetKey("recommendations_table"))
-    max_days = float(pipeline.cfg["qa"]["max_output_age_days"])
-    if event is None:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                metadata={"age_days": -1, "detail": "never written"})
-    age = (time.time() - event.timestamp) / 86400
-    return AssetCheckResult(passed=age <= max_days, severity=AssetCheckSeverity.WARN,
-                            metadata={"age_days": round(age, 3), "max_age_days": max_days})
+def output_freshness_checks(max_age_days: float) -> list[AssetChecksDefinition]:
+    """Dagster's last-update freshness check on ``recommendations_table`` (WARN), named
+    ``freshness_check`` (``defs/jobs.py`` keeps it out of the pipeline jobs).
+
+    Evaluated outside the writing run by :func:`output_freshness_sensor`: it fails once the
+    last materialization is older than ``max_age_days`` (``qa.max_output_age_days``), or when
+    the table was never written; ``check_alert_sensor`` alerts on the failed evaluation.
+    """
+    return list(build_last_update_freshness_checks(
+        assets=[recommendations_table], lower_bound_delta=dt.timedelta(days=max_age_days),
+        severity=AssetCheckSeverity.WARN,
+    ))
+
+
+def output_freshness_sensor(checks: list[AssetChecksDefinition]) -> SensorDefinition:
+    """Launches the freshness check when it may have become overdue (hourly at most)."""
+    return build_sensor_for_freshness_checks(
+        freshness_checks=checks, minimum_interval_seconds=3600,
+        name="recommendations_freshness_sensor", default_status=DefaultSensorStatus.RUNNING,
+    )
 
 
 output_assets = [recommendations_table]
-output_checks = [recommendations_table_fresh]

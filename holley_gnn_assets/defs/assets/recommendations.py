@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
+from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
 from holley_gnn_assets.quality import qa_gates as qa
@@ -47,6 +48,7 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
 
 
 @asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY,
+       retry_policy=warehouse_retry_policy(),
        description="GNN scores (vehicle and own-node users) loaded into the warehouse, then "
                    "the output rows built there by sql/rules/recommend.sql.")
 def gnn_recommendations(
@@ -76,6 +78,7 @@ def gnn_recommendations(
 
 
 @asset(group_name="scoring", kinds={"sql"}, deps=SOURCE_KEYS, op_tags=_HEAVY,
+       retry_policy=warehouse_retry_policy(),
        description="Today's SQL pipeline: order-count popularity among fitting parts, under "
                    "the same rules file as the GNN.")
 def sql_baseline_recommendations(
