@@ -112,6 +112,10 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
         if key == "eval_report":
             extra = f" decision={meta.get('decision')} promote={meta.get('promote')}"
         print(f"  {key:<32} {'' if rows is None else f'{rows:>10,} rows'}{extra}")
+    counted = {k.split("/", 1)[1]: v for meta in summary["assets"].values()
+               for k, v in meta.items() if k.startswith("input_quality/")}
+    if counted:
+        print("input counted and handled: " + ", ".join(f"{k}={v:,}" for k, v in counted.items()))
     if summary["failed_checks"]:
         print("failed checks: " + ", ".join(summary["failed_checks"]))
     for step in summary["failed_steps"]:

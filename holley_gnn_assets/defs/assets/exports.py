@@ -120,6 +120,10 @@ def _run_export(
         meta.update({"as_of": str(windows.as_of), "cutoff": str(windows.cutoff)})
         if quality is not None and name == outs[0]:
             meta["input_quality"] = MetadataValue.md(quality.to_markdown(index=False))
+            # every non-zero count as its own number (the run summary prints them)
+            for col, value in quality.iloc[0].items():
+                if int(value or 0):
+                    meta[f"input_quality/{col}"] = int(value)
         yield Output(df, output_name=name, metadata=meta)
     available = {**(nodes or {}), **tables}
     for data_check in selected_checks:
