@@ -47,9 +47,7 @@ def bootstrap_delta_ci(
         return (float("nan"), float("nan"))
     d = a - b
     sums, counts = _cluster_sums(d, clusters)
-    rng = np.random.default_rng(seed)
-    c = len(sums)
-    w = rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+    w = _cluster_weights(len(sums), n_boot, seed)
     deltas = (w @ sums) / np.maximum(w @ counts, 1.0)
     lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
     return (float(lo), float(hi))
@@ -77,9 +75,7 @@ def headroom_share(
     share = float((arm.mean() - base.mean()) / head) if head != 0 else nan
     gain, _ = _cluster_sums(arm - base, clusters)
     room, _ = _cluster_sums(oracle - base, clusters)
-    rng = np.random.default_rng(seed)
-    c = len(gain)
-    w = rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+    w = _cluster_weights(len(gain), n_boot, seed)
     num, den = w @ gain, w @ room
     ratios = np.divide(num, den, out=np.full(n_boot, np.nan), where=den != 0)
     ratios = ratios[np.isfinite(ratios)]
@@ -87,6 +83,12 @@ def headroom_share(
         return share, (nan, nan)
     lo, hi = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
     return share, (float(lo), float(hi))
+
+
+def _cluster_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, c] bootstrap weights: how often each of ``c`` clusters is drawn per resample."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
 
 
 def _cluster_sums(d: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
