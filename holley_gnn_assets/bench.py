@@ -92,7 +92,7 @@ def ensure_world(work: Path, scale: str, seed: int, signal: float, fresh: bool) 
 
 def bench_resources(work: Path) -> dict[str, Any]:
     """The code location's resources pointed at the bench world (see the module doc)."""
-    from holley_gnn_assets.defs.io_managers import LocalTablesIOManager
+    from holley_gnn_assets.defs.io_managers import TablesIOManager
     from holley_gnn_assets.defs.resources import (
         ArtifactsResource,
         MlflowTracking,
@@ -106,7 +106,7 @@ def bench_resources(work: Path) -> dict[str, Any]:
     return {
         "warehouse": WarehouseResource(kind="duckdb",
                                        duckdb_path=str(work / "warehouse.duckdb")),
-        "io_manager": LocalTablesIOManager(base_dir=str(work / "tables")),
+        "io_manager": TablesIOManager(base_path=str(work / "tables")),
         "artifacts": ArtifactsResource(location=str(work / "artifacts")),
         "pipeline": PipelineSettings(home=str(work)),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
