@@ -59,8 +59,11 @@ def env(tmp_path, monkeypatch):
 
 
 def _defs(*extra, artifacts: ArtifactsResource | None = None) -> Definitions:
+    from holley_gnn_assets.defs.assets.output import output_freshness_checks
+
     return Definitions(
         assets=[heterodata, gnn_model, recommendations_table],
+        asset_checks=output_freshness_checks(7.0),  # the jobs' selections leave it out by key
         jobs=[full_retrain_job, score_job],
         schedules=[e for e in extra if hasattr(e, "cron_schedule")],
         sensors=[e for e in extra if not hasattr(e, "cron_schedule")],
