@@ -240,14 +240,14 @@ def test_artifacts_land_in_gcs_under_spec_keys(emulator_run) -> None:  # noqa: A
     expected = [
         f"{prefix}/gnn/data/{run_id}/heterodata.pt",
         f"{prefix}/gnn/checkpoints/{run_id}/model.pt",
-        f"{prefix}/gnn/registry/promoted.json",
-        f"{prefix}/gnn/registry/latest.json",
-    ]
+        f"{prefix}/gnn/checkpoints/{run_id}/checkpoint.pt",  # resumable training state
+    ]  # (which model scoring uses lives in the MLflow Model Registry, not in GCS)
     missing = [key for key in expected if key not in blobs]
     assert not missing, f"missing in gs://{emulator_run['bucket']}: {missing}"
     # every asset value crossed steps through the GCS IO manager
-    for asset_name in ("user_nodes", "heterodata", "gnn_model", "gnn_recommendations"):
-        assert f"{prefix}/dagster/{asset_name}" in blobs, asset_name
+    for asset_name, suffix in (("user_nodes", "parquet"), ("heterodata", "pkl"),
+                               ("gnn_model", "pkl"), ("gnn_recommendations", "pkl")):
+        assert f"{prefix}/dagster/{asset_name}.{suffix}" in blobs, (asset_name, sorted(blobs))
 
 
 def test_output_write_creates_a_missing_dataset(bq_warehouse, bq_client) -> None:  # noqa: ANN001
@@ -255,13 +255,13 @@ def test_output_write_creates_a_missing_dataset(bq_warehouse, bq_client) -> None
     row = {c: (1.5 if c.endswith(("_price", "_score")) else f"{c}-x") for c in OUTPUT_COLUMNS}
     frame = pd.DataFrame([row, {**row, "email_lower": "second", "rec1_score": 0.5}])
     try:
-        bq_warehouse.write_output_table(frame, dataset, "recommendations")
+        bq_warehouse.load_table(frame, dataset, "recommendations")
         meta = bq_client.get_dataset(f"{bq_warehouse.output_project}.{dataset}", timeout=30)
         assert meta.dataset_id == dataset
         stored = bq_warehouse.read_output_table(dataset, "recommendations")
         assert stored is not None
         assert sorted(stored["rec1_score"].tolist()) == [0.5, 1.5]
-        bq_warehouse.write_output_table(frame.head(1), dataset, "recommendations")  # exists now
+        bq_warehouse.load_table(frame.head(1), dataset, "recommendations")  # exists now
         assert len(bq_warehouse.read_output_table(dataset, "recommendations")) == 1
     finally:
         bq_client.delete_dataset(
