@@ -54,15 +54,16 @@ def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
 
 
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
-    """The error text of each failed step (its first lines), by step key."""
+    """The first line of the error each failed step raised (the innermost cause, not Dagster's
+    wrapper), by step key."""
     out: dict[str, str] = {}
     for event in result.all_events:
         if event.is_step_failure and event.step_key:
-            error, lines = event.step_failure_data.error, []
-            while error is not None:  # Dagster's wrapper first, then the cause that was raised
-                lines.append(error.message.strip().splitlines()[0] if error.message else "")
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
                 error = error.cause
-            out[event.step_key] = lines[-1] if lines else "no error recorded"
+            text = (error.message or "").strip() if error is not None else ""
+            out[event.step_key] = text.splitlines()[0] if text else "no error recorded"
     return out
 
 
