@@ -272,6 +272,10 @@ class RetriesConfig(Section):
     delay_s: NonNegativeFloat
 
 
+class ComparisonConfig(Section):
+    history_runs: PositiveInt
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -289,6 +293,7 @@ class PipelineConfig(Section):
     retries: RetriesConfig
     schedule: ScheduleConfig
     alerts: AlertsConfig
+    comparison: ComparisonConfig
 
 
 # -- merging and error messages (used by settings.load_settings) ----------------------------

@@ -265,6 +265,31 @@ class MlflowTracking(ConfigurableResource):
         name = Path(path).name
         return f"{run.info.artifact_uri}/{artifact_path + '/' if artifact_path else ''}{name}"
 
+    def search_runs(self, filter_string: str, max_results: int) -> list[Any]:
+        """The experiment's runs matching ``filter_string``, newest first (MLflow ``Run``s)."""
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None or max_results <= 0:
+            return []
+        return list(client.search_runs([exp.experiment_id], filter_string,
+                                       max_results=max_results,
+                                       order_by=["attributes.start_time DESC"]))
+
+    def read_json_artifact(self, run_id: str, path: str) -> Any | None:
+        """A run's JSON artifact, or None when it has none (or none that parses) at ``path``."""
+        import json
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self.client().download_artifacts(run_id, path, tmp)
+                return json.loads(Path(local).read_text())
+            except (MlflowException, OSError, ValueError) as exc:
+                logging.getLogger(__name__).warning(f"run {run_id}: no readable {path}: {exc}")
+                return None
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close the run."""
         self.client().set_terminated(run_id, status=status)

@@ -5,6 +5,7 @@ promoted (the alias moves in ``recommendations_table``, after the output write).
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.evaluation import report as evaluation
+from holley_gnn_assets.evaluation import run_history
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
@@ -74,11 +76,17 @@ def eval_report(
     }
     (home / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
 
+    history, comparison = _compare_with_previous_runs(mlflow, cfg)
+    context.log.info(f"config {comparison['config_hash'][:10]}: {comparison['change']}")
     run_id = mlflow.start_run(f"eval-{context.run.run_id[:8]}",
                               tags={"dagster_run_id": context.run.run_id, "stage": "eval",
-                                    "model_run_id": embeddings["model_run_id"]})
+                                    "model_run_id": embeddings["model_run_id"],
+                                    run_history.TAG_HASH: comparison["config_hash"],
+                                    run_history.TAG_CHANGE: comparison["change"][:5000],
+                                    run_history.TAG_DECISION: str(report.get("decision"))})
     mlflow.log_params(run_id, flatten(cfg))
     mlflow.log_metrics(run_id, report_metrics(report))
+    runs_md = _log_comparison(mlflow, run_id, cfg, report, comparison, history, home)
     plot_uri = mlflow.log_artifact(run_id, plot, "plots")
     mlflow.log_artifact(run_id, home / "eval_report.json")
     mlflow.log_artifact(run_id, home / "eval_report.md")
@@ -92,6 +100,9 @@ def eval_report(
             "promotion_reason": report["promotion"]["reason"],
             "n_test_clicks": int(report.get("n_test_clicks", 0)),
             "report": MetadataValue.md(markdown),
+            "config_hash": comparison["config_hash"],
+            "config_change": comparison["change"],
+            "runs_compared": MetadataValue.md(runs_md),
             "comparison_plot": MetadataValue.url(plot_uri),
             "plot_png": MetadataValue.path(str(plot)),
             "mlflow_run_id": run_id,
@@ -99,6 +110,39 @@ def eval_report(
             "ranking_seconds": report["ranking_seconds"],
         },
     )
+
+
+EVAL_RUNS = "tags.stage = 'eval' and attributes.status = 'FINISHED'"
+
+
+def _compare_with_previous_runs(mlflow: MlflowTracking, cfg: dict) -> tuple[list, dict]:
+    """The previous eval runs (newest first, as many as the table shows) and this config's
+    hash and diff against the newest one's config record."""
+    history = [run_history.RunRecord.from_run(r) for r in mlflow.search_runs(
+        EVAL_RUNS, max(int(cfg["comparison"]["history_runs"]) - 1, 1))]
+    previous = history[0] if history else None
+    return history, run_history.compare_with_previous(cfg, previous, previous and (
+        mlflow.read_json_artifact(previous.run_id, run_history.CONFIG_ARTIFACT)))
+
+
+def _log_comparison(mlflow: MlflowTracking, run_id: str, cfg: dict, report: dict[str, Any],
+                    comparison: dict[str, Any], history: list, home: Path) -> str:
+    """Log the config, its diff against the previous run (with both runs' per-tier deltas)
+    and the table of the last runs to MLflow; return the table (Markdown)."""
+    current = run_history.RunRecord.from_run(mlflow.client().get_run(run_id))
+    table = run_history.history_markdown(run_history.history_frame(
+        current, history, int(cfg["comparison"]["history_runs"])))
+    out = home / "comparison"
+    out.mkdir(exist_ok=True)
+    files = {"config.json": cfg, "config_diff.json": {
+        **comparison, "tier_deltas": run_history.tier_deltas(report),
+        "previous_tier_deltas": history[0].tiers if history else None}}
+    for name, payload in files.items():
+        (out / name).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    (out / "run_history.md").write_text(table)
+    for name in (*files, "run_history.md"):
+        mlflow.log_artifact(run_id, out / name, "comparison")
+    return table
 
 
 def report_metrics(report: dict[str, Any]) -> dict[str, float]:
