@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from holley_gnn_assets.defs.assets.evaluation import report_metrics
 from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.evaluation import run_history as rh
 from holley_gnn_assets.settings import deep_merge, load_config
@@ -84,12 +85,16 @@ def test_history_table_from_mlflow_records(cfg: dict, tmp_path: Path):
     tracking = MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                               artifact_location=(tmp_path / "mlartifacts").as_uri())
     assert tracking.search_runs("tags.stage = 'eval'", 5) == []  # no experiment yet
-    legacy = _eval_run(tracking, "eval-legacy", {}, {"cold.delta_hit_rate_at_4": 0.01}, None,
-                       tmp_path)
+    legacy = _eval_run(tracking, "eval-legacy", {}, report_metrics(
+        {"tiers": {"cold": {"delta_hit_rate@4": 0.01, "bootstrap_ci95": [None, None]}}}),
+        None, tmp_path)
     tags = {rh.TAG_HASH: rh.config_hash(cfg), rh.TAG_CHANGE: "model.hidden_dim 128->256",
             rh.TAG_DECISION: "marginal_win"}
-    metrics = {"cold.delta_hit_rate_at_4": 0.0312, "cold.bootstrap_ci95.lo": -0.004,
-               "cold.bootstrap_ci95.hi": 0.0651, "warm.delta_hit_rate_at_4": 0.002}
+    report = {"tiers": {"cold": {"n_users": 40, "delta_hit_rate@4": 0.0312,
+                                 "bootstrap_ci95": [-0.004, 0.0651], "gnn": {"mrr": 0.2}},
+                        "warm": {"n_users": 9, "delta_hit_rate@4": 0.002,
+                                 "bootstrap_ci95": [-0.01, 0.02]}}}
+    metrics = report_metrics(report)  # the names eval_report logs
     newer = _eval_run(tracking, "eval-new", tags, metrics, cfg, tmp_path)
     tracking.start_run("train-x", tags={"stage": "train"})  # not an eval run
     runs = tracking.search_runs("tags.stage = 'eval'", 5)
@@ -98,8 +103,7 @@ def test_history_table_from_mlflow_records(cfg: dict, tmp_path: Path):
     assert tracking.read_json_artifact(legacy, rh.CONFIG_ARTIFACT) is None
 
     records = [rh.RunRecord.from_run(r) for r in runs]
-    assert records[0].tiers["cold"] == {"n_users": None, "delta": 0.0312,
-                                        "ci95": [-0.004, 0.0651]}
+    assert records[0].tiers == rh.tier_deltas(report)  # read back as the report gave them
     assert records[1].missing() == [rh.TAG_HASH, rh.TAG_CHANGE, rh.TAG_DECISION]
     frame = rh.history_frame(records[0], records[1:], n=10)
     assert frame["config change vs previous run"].tolist() == [

@@ -4,7 +4,8 @@ the last runs' cold-tier GNN-SQL delta and decision.
 The records are the eval runs of the MLflow experiment (``tags.stage = 'eval'``): each run
 tags its ``config_hash``, its ``config_change`` against the run before it and its
 ``decision``, logs the full validated config as the artifact :data:`CONFIG_ARTIFACT`, and
-its per-tier deltas as metrics (``cold.delta_hit_rate_at_4``, ``cold.bootstrap_ci95.lo``...).
+its per-tier deltas as metrics (``tiers.cold.delta_hit_rate_at_4``,
+``tiers.cold.bootstrap_ci95.lo``...).
 Nothing here talks to MLflow or Dagster: the caller passes the runs (objects with
 ``info``/``data`` as ``MlflowClient.search_runs`` returns them) and the previous config.
 
@@ -80,13 +81,15 @@ def tier_deltas(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def metric_tier_deltas(metrics: Mapping[str, float]) -> dict[str, dict[str, Any]]:
-    """:func:`tier_deltas` read back from a run's MLflow metrics (``cold.delta_hit_rate_at_4``,
-    ``cold.bootstrap_ci95.lo``...)."""
-    tiers = sorted({k.split(".", 1)[0] for k in metrics if k.endswith(".delta_hit_rate_at_4")})
-    return {t: {"n_users": metrics.get(f"{t}.n_users"),
-                "delta": metrics.get(f"{t}.delta_hit_rate_at_4"),
-                "ci95": [metrics.get(f"{t}.bootstrap_ci95.lo"),
-                         metrics.get(f"{t}.bootstrap_ci95.hi")]} for t in tiers}
+    """:func:`tier_deltas` read back from a run's MLflow metrics
+    (``tiers.cold.delta_hit_rate_at_4``, ``tiers.cold.bootstrap_ci95.lo``...)."""
+    names = [k.split(".") for k in metrics]
+    tiers = sorted(p[1] for p in names if len(p) == 3 and p[0] == "tiers"
+                   and p[2] == "delta_hit_rate_at_4")
+    m = {k.removeprefix("tiers."): v for k, v in metrics.items()}
+    return {t: {"n_users": m.get(f"{t}.n_users"), "delta": m.get(f"{t}.delta_hit_rate_at_4"),
+                "ci95": [m.get(f"{t}.bootstrap_ci95.lo"), m.get(f"{t}.bootstrap_ci95.hi")]}
+            for t in tiers}
 
 
 @dataclass(frozen=True)
