@@ -100,6 +100,8 @@ def test_judge_says_why_nothing_was_compared():
     other = gs.judge(_meta(PREV), _meta({"edges/fits": 1.0}, "h2"), "run abc", 0.5, 0.1)
     assert other.status == "nothing_to_compare" and "another graph config" in other.reason
     assert "h2" in other.reason and "h1" in other.reason
+    no_hash = gs.judge(_meta(PREV), {"graph_stats/edges/fits": 1.0}, "run abc", 0.5, 0.1)
+    assert no_hash.status == "nothing_to_compare" and "no config hash" in no_hash.reason
     compared = gs.judge(_meta({**PREV, "edges/fits": 10.0}), _meta(PREV), "run abc", 0.5, 0.1)
     assert compared.status == "fail"
     with pytest.raises(ValueError, match="graph_stats/"):

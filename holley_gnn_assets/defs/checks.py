@@ -198,8 +198,8 @@ def _values(record: EventLogRecord) -> dict:
                          "successful run's: a drop beyond regression.max_drop_share blocks the "
                          "output, a shift beyond regression.warn_shift_share warns.")
 def graph_regression(context, pipeline: PipelineSettings) -> AssetCheckResult:
-    # context: AssetCheckExecutionContext (unannotated: the hint is a string here)
     """Compare this run's graph statistics with the last successful run's."""
+    # context: AssetCheckExecutionContext (unannotated: the hint is a string here)
     bounds = pipeline.cfg["regression"]
     current, previous = current_and_previous(context.instance, GRAPH_ASSET, context.run.run_id)
     if current is None:
@@ -219,7 +219,8 @@ def graph_regression(context, pipeline: PipelineSettings) -> AssetCheckResult:
         meta["previous_materialized_at"] = MetadataValue.timestamp(previous.timestamp)
     if outcome.shifts:
         meta["comparison"] = MetadataValue.md(outcome.table_md())
-    message = f"graph regression against {label}: {outcome.reason}"
+    message = (f"graph regression against {label}: {outcome.reason}" if previous is not None
+               else f"graph regression: {outcome.reason}")
     log = {"fail": context.log.error, "warn": context.log.warning}.get(outcome.status,
                                                                       context.log.info)
     log(message)

@@ -200,6 +200,9 @@ def judge(current: Mapping[str, Any], previous: Mapping[str, Any] | None, previo
     if not prev_stats:
         return Comparison("nothing_to_compare", f"the previous run ({previous_label}) recorded "
                           "no graph statistics (it predates the regression check)")
+    if prev_hash is None:
+        return Comparison("nothing_to_compare", f"the previous run ({previous_label}) recorded "
+                          "no config hash with its graph statistics")
     if prev_hash != config_hash:
         return Comparison("nothing_to_compare", f"the previous run ({previous_label}) was built "
                           f"under another graph config (hash {prev_hash} here {config_hash}: "
