@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from holley_gnn_assets.defs import alert_sensors, schedules
+from holley_gnn_assets.defs import alert_sensors, checks, schedules
 from holley_gnn_assets.defs.assets import evaluation, exports, model, output, recommendations
 from holley_gnn_assets.defs.executor import executor_from_settings
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
@@ -25,7 +25,7 @@ def build_defs(settings: Settings | None = None) -> Definitions:
         assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
                 *recommendations.recommendation_assets, evaluation.eval_report,
                 *output.output_assets],
-        asset_checks=[*recommendations.qa_checks, *freshness],
+        asset_checks=[*recommendations.qa_checks, *checks.regression_checks, *freshness],
         jobs=[full_retrain_job, score_job],
         schedules=schedules.all_schedules(settings),
         sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings),

@@ -276,6 +276,20 @@ class ComparisonConfig(Section):
     history_runs: PositiveInt
 
 
+class RegressionConfig(Section):
+    """Graph statistics compared with the last successful run's (``quality/graph_stats.py``)."""
+
+    max_drop_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    warn_shift_share: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+    @model_validator(mode="after")
+    def _warn_below_drop(self) -> RegressionConfig:
+        if self.warn_shift_share >= self.max_drop_share:
+            raise ValueError(f"warn_shift_share ({self.warn_shift_share}) must be below "
+                             f"max_drop_share ({self.max_drop_share})")
+        return self
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -294,6 +308,7 @@ class PipelineConfig(Section):
     schedule: ScheduleConfig
     alerts: AlertsConfig
     comparison: ComparisonConfig
+    regression: RegressionConfig
 
 
 # -- merging and error messages (used by settings.load_settings) ----------------------------

@@ -1,9 +1,14 @@
-"""Blocking data-quality checks on the exported tables, as the export assets' check specs.
+"""Blocking checks: data quality of the exported tables, and the graph against the last run's.
 
-Each check is declared here once (name, checked table, description, the node tables it
+Data checks: each check is declared here once (name, checked table, description, the node tables it
 needs) and evaluated inside the export step that produced the table (``defs/assets/
 exports.py``), on the DataFrame in memory: nothing is reloaded through the IO manager except
 the node tables an edge check compares against. The logic lives in ``quality.table_checks``.
+
+``graph_regression``: the ``heterodata`` asset records its graph statistics as materialization
+metadata; this check compares them with the last successful run's, read from the Dagster
+instance (logic in ``quality.graph_stats``). Blocking: a drop stops the run before anything
+downstream of the graph, ``recommendations_table`` included.
 """
 
 from __future__ import annotations
@@ -12,8 +17,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSpec, AssetKey, MetadataValue
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    EventLogRecord,
+    MetadataValue,
+    asset_check,
+)
 
+from holley_gnn_assets.defs.resources import PipelineSettings
+from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.quality import table_checks as tc
 from holley_gnn_assets.settings import TimeWindows
 
@@ -115,3 +133,102 @@ def check_result(check: DataCheck, tables: Tables, windows: TimeWindows) -> Asse
         meta["samples"] = MetadataValue.json(outcome.samples)
     return AssetCheckResult(asset_key=AssetKey(check.table), check_name=check.name,
                             passed=outcome.passed, metadata=meta)
+
+
+# -- graph regression against the last successful run ---------------------------------------
+
+GRAPH_ASSET = AssetKey("heterodata")
+_PAGE, _MOST = 25, 500  # materializations read per page, and at most
+
+
+def _records(instance: DagsterInstance, key: AssetKey):
+    """The asset's materialization records, newest first (at most ``_MOST``)."""
+    cursor, seen = None, 0
+    while seen < _MOST:
+        page = instance.fetch_materializations(key, limit=_PAGE, cursor=cursor)
+        yield from page.records
+        seen += len(page.records)
+        if not page.has_more or not page.records:
+            return
+        cursor = page.cursor
+
+
+def _succeeded(instance: DagsterInstance, run_id: str) -> bool:
+    """The run succeeded, or a re-execution of it did (and so used this materialization)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return False
+    if run.status == DagsterRunStatus.SUCCESS:
+        return True
+    _root, group = instance.get_run_group(run_id) or (None, [])
+    lineage, grown = {run_id}, True
+    while grown:  # re-executions of this run, of those, ...
+        grown = False
+        for later in group:
+            if later.parent_run_id in lineage and later.run_id not in lineage:
+                if later.status == DagsterRunStatus.SUCCESS:
+                    return True
+                lineage.add(later.run_id)
+                grown = True
+    return False
+
+
+def current_and_previous(instance: DagsterInstance, key: AssetKey, run_id: str
+                         ) -> tuple[EventLogRecord | None, EventLogRecord | None]:
+    """This run's materialization of ``key`` (else the newest one), and the newest one before
+    it from another run that succeeded (``None`` when there is none)."""
+    records = list(_records(instance, key))
+    current = next((r for r in records if r.run_id == run_id), records[0] if records else None)
+    if current is None:
+        return None, None
+    for record in records[records.index(current) + 1:]:
+        if record.run_id != current.run_id and _succeeded(instance, record.run_id):
+            return current, record
+    return current, None
+
+
+def _values(record: EventLogRecord) -> dict:
+    mat = record.asset_materialization
+    return {k: getattr(v, "value", v) for k, v in (mat.metadata if mat else {}).items()}
+
+
+@asset_check(asset=GRAPH_ASSET, name="graph_regression", blocking=True,
+             description="Graph statistics (node and edge counts, density, tier shares, users "
+                         "with a vehicle, fitting products per vehicle) against the last "
+                         "successful run's: a drop beyond regression.max_drop_share blocks the "
+                         "output, a shift beyond regression.warn_shift_share warns.")
+def graph_regression(context, pipeline: PipelineSettings) -> AssetCheckResult:
+    """Compare this run's graph statistics with the last successful run's."""
+    # context: AssetCheckExecutionContext (unannotated: the hint is a string here)
+    bounds = pipeline.cfg["regression"]
+    current, previous = current_and_previous(context.instance, GRAPH_ASSET, context.run.run_id)
+    if current is None:
+        raise RuntimeError("graph_regression: heterodata was never materialized")
+    label = f"run {previous.run_id[:8]}" if previous is not None else "none"
+    outcome = graph_stats.judge(_values(current), _values(previous) if previous else None,
+                                label, bounds["max_drop_share"], bounds["warn_shift_share"])
+    meta: dict = {
+        "verdict": outcome.status, "reason": outcome.reason,
+        "checked_run": current.run_id,
+        "compared_with_run": previous.run_id if previous is not None else "none",
+        "max_drop_share": bounds["max_drop_share"],
+        "warn_shift_share": bounds["warn_shift_share"],
+        "drops": len(outcome.of_level("drop")), "shifts": len(outcome.of_level("warn")),
+    }
+    if previous is not None:
+        meta["previous_materialized_at"] = MetadataValue.timestamp(previous.timestamp)
+    if outcome.shifts:
+        meta["comparison"] = MetadataValue.md(outcome.table_md())
+    message = (f"graph regression against {label}: {outcome.reason}" if previous is not None
+               else f"graph regression: {outcome.reason}")
+    log = {"fail": context.log.error, "warn": context.log.warning}.get(outcome.status,
+                                                                      context.log.info)
+    log(message)
+    return AssetCheckResult(
+        passed=outcome.status in ("pass", "nothing_to_compare"),
+        severity=AssetCheckSeverity.WARN if outcome.status == "warn" else AssetCheckSeverity.ERROR,
+        metadata=meta, description=message,
+    )
+
+
+regression_checks = [graph_regression]

@@ -14,6 +14,7 @@ from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, PipelineSettings
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model import persistence as model_io
+from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.settings import flatten, get_settings
 from holley_gnn_assets.storage.artifact_store import (
@@ -59,12 +60,15 @@ def heterodata(
     key = heterodata_key(context.run_id)
     uri = artifacts.store().put_file(path, key)
     stats = {k: v for k, v in bundle.stats.items() if isinstance(v, int | float | str)}
+    # compared with the last successful run's by the blocking check defs/checks.graph_regression
+    regression_stats = graph_stats.as_metadata(graph_stats.graph_stats(bundle.data, tables),
+                                               graph_stats.graph_config_hash(pipeline.cfg))
     context.log.info(f"graph built in {time.perf_counter() - start:.1f}s: {stats}")
     return Output(
         {"graph_key": key, "fingerprint": bundle.fingerprint, "stats": bundle.stats},
         metadata={**stats, "snapshot": uri, "fingerprint": bundle.fingerprint,
                   "build_seconds": round(time.perf_counter() - start, 2),
-                  "stats_table": MetadataValue.md(_dict_md(bundle.stats))},
+                  "stats_table": MetadataValue.md(_dict_md(bundle.stats)), **regression_stats},
     )
 
 
