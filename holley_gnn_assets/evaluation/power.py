@@ -114,6 +114,8 @@ def _fmt(value: Any, kind: str = "") -> str:
         return f"{int(value):,}"
     if kind == "pct":
         return f"{100 * float(value):.2f}%"
+    if kind == "rate":
+        return f"{float(value):.4f}"
     if kind == "signed":
         return f"{float(value):+.4f}"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -124,7 +126,7 @@ def power_markdown(analysis: Mapping[str, Any]) -> str:
     a = analysis
     rows = [
         (f"offline {a['tier']} delta Hit Rate@4 (GNN - SQL)", _fmt(a["offline_delta"], "signed")),
-        (f"SQL {a['tier']} Hit Rate@4", _fmt(a["sql_hit_rate"])),
+        (f"SQL {a['tier']} Hit Rate@4", _fmt(a["sql_hit_rate"], "rate")),
         ("relative lift", _fmt(a["relative_lift"], "pct")),
         ("base click rate per send (SQL arm)", _fmt(a["base_click_rate"], "pct")),
         ("expected click rate per send (GNN arm)", _fmt(a["expected_click_rate_gnn"], "pct")),
