@@ -10,7 +10,14 @@ from __future__ import annotations
 from dagster import Definitions
 
 from holley_gnn_assets.defs import alert_sensors, checks, schedules
-from holley_gnn_assets.defs.assets import evaluation, exports, model, output, recommendations
+from holley_gnn_assets.defs.assets import (
+    ab_test,
+    evaluation,
+    exports,
+    model,
+    output,
+    recommendations,
+)
 from holley_gnn_assets.defs.executor import executor_from_settings
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import pipeline_resources
@@ -24,7 +31,7 @@ def build_defs(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
                 *recommendations.recommendation_assets, evaluation.eval_report,
-                *output.output_assets],
+                *output.output_assets, *ab_test.ab_test_assets],
         asset_checks=[*recommendations.qa_checks, *checks.regression_checks, *freshness],
         jobs=[full_retrain_job, score_job],
         schedules=schedules.all_schedules(settings),

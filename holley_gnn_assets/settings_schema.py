@@ -290,6 +290,26 @@ class RegressionConfig(Section):
         return self
 
 
+def _salt(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the A/B salt is empty: set a non-empty string (a new salt reshuffles "
+                         "every user's arm)")
+    return value
+
+
+class AbTestConfig(Section):
+    """Phase 2 (spec section 7): the A/B assignment table and the power analysis' assumptions."""
+
+    salt: Annotated[str, AfterValidator(_salt)]
+    write_assignment: Literal["on_clear_win", "always", "never"]
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    treatment_share: Annotated[float, Field(gt=0.0, lt=1.0)]
+    weekly_sends_per_user: PositiveFloat
+    base_click_rate: Annotated[float, Field(gt=0.0, lt=1.0)]
+    power: Annotated[float, Field(gt=0.0, lt=1.0)]
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -309,6 +329,7 @@ class PipelineConfig(Section):
     alerts: AlertsConfig
     comparison: ComparisonConfig
     regression: RegressionConfig
+    ab_test: AbTestConfig
 
 
 # -- merging and error messages (used by settings.load_settings) ----------------------------

@@ -27,6 +27,7 @@ import pandas as pd
 from holley_gnn_assets.settings import flatten
 
 NOT_COMPARED = ("k8s.", "retries.", "schedule.", "alerts.", "output.", "comparison.",
+                "regression.", "ab_test.",
                 "training.reuse_freed_memory")
 """Prefixes of flattened keys that do not change the experiment: pod sizes, retries, the
 schedule, alert delivery, where the output is written, this table's length, the allocator."""
