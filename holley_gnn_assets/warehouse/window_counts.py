@@ -11,8 +11,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
 from holley_gnn_assets.time_windows import TimeWindows, choose_test_window
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.sql import sql_params
@@ -27,8 +25,8 @@ def click_counts_by_day(warehouse: Warehouse, cfg: Mapping[str, Any],
     path, name = CLICK_DAYS_SQL
     frame = warehouse.run_named(path, sql_params(cfg, widest, warehouse.dataset_refs()), [name])
     frame = frame[name]
-    days = pd.to_datetime(frame["day"]).dt.date
-    return {day: int(n) for day, n in zip(days, frame["n_clicks"], strict=True)}
+    return {dt.date.fromisoformat(str(day)): int(n)
+            for day, n in zip(frame["day"], frame["n_clicks"], strict=True)}
 
 
 def adaptive_windows(warehouse: Warehouse, cfg: Mapping[str, Any],
