@@ -213,3 +213,12 @@ def test_the_export_asset_uses_the_grown_window(click_world, tmp_path: Path) -> 
     assert meta["test_clicks"]["cutoff"].value == GROWN_CUTOFF.isoformat()
     assert meta["test_clicks"]["dagster/row_count"].value == 6
     assert all(ev.passed for ev in result.get_asset_check_evaluations())
+
+
+def test_an_empty_test_set_stays_no_test_data() -> None:
+    arms, users, clicks = _clear_win_world()
+    cfg = _cfg(40)
+    windows = choose_test_window(cfg, AS_OF, {})
+    assert windows.enough_test_clicks is False and windows.window_clicks == 0
+    report = evaluate(arms, users, clicks.iloc[:0], None, cfg, windows=windows)
+    assert report["decision"] == "no_test_data"
