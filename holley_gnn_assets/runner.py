@@ -112,6 +112,9 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
                      f"{meta.get('wall_seconds')}s")
         if key == "eval_report":
             extra = f" decision={meta.get('decision')} promote={meta.get('promote')}"
+            if meta.get("test_window_days") is not None:
+                extra += (f" test_window={meta['test_window_days']}d "
+                          f"({meta.get('test_window_reason')})")
         print(f"  {key:<32} {'' if rows is None else f'{rows:>10,} rows'}{extra}")
     counted = {k.split("/", 1)[1]: v for meta in summary["assets"].values()
                for k, v in meta.items() if k.startswith("input_quality/")}

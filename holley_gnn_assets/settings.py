@@ -17,7 +17,6 @@ import datetime as dt
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from holley_gnn_assets.settings_schema import (
     describe_errors,
     merge_sections,
 )
+from holley_gnn_assets.time_windows import TimeWindows  # noqa: F401  (re-exported)
 from holley_gnn_assets.webhook import validate_webhook_url
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -328,28 +328,6 @@ def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-@dataclass(frozen=True)
-class TimeWindows:
-    """The as-of date T, cutoff C = T - test_window_days, and the derived windows."""
-
-    as_of: dt.date
-    cutoff: dt.date
-    interaction_start: dt.date
-    purchase_exclusion_days: int
-    decay_half_life_days: float
-
-    @classmethod
-    def from_config(cls, cfg: dict, as_of: dt.date) -> TimeWindows:
-        t = cfg["time"]
-        return cls(
-            as_of=as_of,
-            cutoff=as_of - dt.timedelta(days=int(t["test_window_days"])),
-            interaction_start=dt.date.fromisoformat(str(t["interaction_start"])),
-            purchase_exclusion_days=int(t["purchase_exclusion_days"]),
-            decay_half_life_days=float(t["decay_half_life_days"]),
-        )
 
 
 def parse_date(value: str, what: str) -> dt.date:

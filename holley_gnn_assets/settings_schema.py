@@ -110,9 +110,19 @@ class Section(BaseModel):
 class TimeConfig(Section):
     as_of: dt.date | None
     test_window_days: PositiveInt
+    test_window_step_days: PositiveInt
+    max_test_window_days: PositiveInt
     interaction_start: dt.date
     purchase_exclusion_days: NonNegativeInt
     decay_half_life_days: PositiveFloat
+
+    @model_validator(mode="after")
+    def _window_max(self) -> TimeConfig:
+        if self.max_test_window_days < self.test_window_days:
+            raise ValueError(
+                f"time.max_test_window_days={self.max_test_window_days} is below "
+                f"time.test_window_days={self.test_window_days}: the test window only grows")
+        return self
 
 
 class EventWeights(Section):

@@ -75,6 +75,10 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     report = json.loads((pipeline_run["home"] / "eval_report.json").read_text())
     for key in ("as_of", "cutoff", "n_test_clicks", "n_test_users", "tiers", "decision"):
         assert key in report
+    # the tiny world holds ~430 test clicks in any window < eval.min_test_clicks=2000: the
+    # default window is kept and the decision is inconclusive (tests/test_adaptive_window.py)
+    assert report["test_window"]["days"] == 30 and report["decision"] == "inconclusive"
+    assert "even the maximum 90 d" in report["decision_reason"]
     for tier in ("cold", "warm", "hot", "all"):
         block = report["tiers"][tier]
         assert {"n_users", "gnn", "sql", "delta_hit_rate@4", "mcnemar_p",
@@ -84,6 +88,8 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags.get("stage") for r in runs}
     assert {"train", "eval"} <= stages
+    eval_run = next(r for r in runs if r.data.tags.get("stage") == "eval")
+    assert eval_run.data.params["test_window.days"] == "30"
     train_run = next(r for r in runs if r.data.tags.get("stage") == "train")
     assert client.get_metric_history(train_run.info.run_id, "val_mrr")
     assert train_run.data.tags["dagster_run_id"] == result.run_id

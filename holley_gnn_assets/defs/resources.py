@@ -26,6 +26,7 @@ from holley_gnn_assets.settings import (
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
+from holley_gnn_assets.warehouse.window_counts import adaptive_windows
 
 
 def _home(home: str) -> Path:
@@ -132,8 +133,13 @@ class PipelineSettings(ConfigurableResource):
         return warehouse.synthetic_as_of() or dt.date.today()
 
     def windows(self, warehouse: Warehouse) -> TimeWindows:
-        """The time windows for this run."""
-        return TimeWindows.from_config(self.cfg, self.resolve_as_of(warehouse))
+        """The time windows for this run, the test window grown (time.test_window_step_days,
+        up to time.max_test_window_days) until it holds eval.min_test_clicks.
+
+        Recomputed from the warehouse and the config in every step (one grouped count), so
+        every step of a run sees the same cutoff.
+        """
+        return adaptive_windows(warehouse, self.cfg, self.resolve_as_of(warehouse))
 
 
 class ArtifactsResource(ConfigurableResource):

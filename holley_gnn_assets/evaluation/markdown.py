@@ -15,6 +15,14 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
     return format(value, fmt)
 
 
+def _window_lines(window: dict[str, Any] | None) -> list[str]:
+    """The test window used and why (none for a report without one)."""
+    if not window:
+        return []
+    return [f"Test window: {window['days']} d, [{window['cutoff']}, {window['as_of']}): "
+            f"{window['reason']}.", ""]
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """Markdown summary: per tier GNN vs SQL (delta, CI, p), the references, the decision."""
     lines = [
@@ -25,6 +33,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"({report['n_test_users_evaluated']} with a vehicle evaluated, "
         f"{report['n_test_users_without_vehicle']} without).",
         "",
+        *_window_lines(report.get("test_window")),
         f"**Decision (cold users): {report['decision']}** ({report.get('decision_reason')})",
         "",
     ]

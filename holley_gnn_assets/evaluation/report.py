@@ -18,6 +18,7 @@ import pandas as pd
 from holley_gnn_assets.evaluation import statistics as stats
 from holley_gnn_assets.evaluation.decision import decide
 from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
+from holley_gnn_assets.time_windows import TimeWindows
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,16 @@ def evaluate(
     *,
     as_of: dt.date | None = None,
     cutoff: dt.date | None = None,
+    windows: TimeWindows | None = None,
 ) -> dict[str, Any]:
     """Build the eval_report.json dict. ``arms`` (ranked lists at the cutoff) needs ``gnn`` and
-    ``sql``; the other arms (``global_pop``, ``vehicle_pop``, ``oracle``) are references."""
+    ``sql``; the other arms (``global_pop``, ``vehicle_pop``, ``oracle``) are references.
+
+    ``windows`` (the run's, test window chosen by clicks) adds ``test_window`` to the report;
+    when even the widest window held too few clicks the decision is ``inconclusive``.
+    """
+    if windows is not None:
+        as_of, cutoff = as_of or windows.as_of, cutoff or windows.cutoff
     for name in MAIN_ARMS:
         if name not in arms:
             raise ValueError(f"evaluate: arms lacks {name!r} (has {sorted(arms)})")
@@ -133,11 +141,16 @@ def evaluate(
             f"only {len(test_clicks)} test clicks (< eval.min_test_clicks={ev['min_test_clicks']}):"
             " differences below the MDE are noise"
         )
+    too_few = None
+    if windows is not None:
+        report["test_window"] = windows.window_summary()
+        too_few = _window_too_small(windows, len(test_clicks), report["warnings"])
     report["tiers"] = _tier_report(arms, with_vehicle, eval_user_ids, clicks, ev)
     cold = report["tiers"]["cold"]
     ci = tuple(np.nan if x is None else x for x in cold["bootstrap_ci95"])
     delta = cold["delta_hit_rate@4"]
-    decision, reason = decide(np.nan if delta is None else delta, ci, cold["n_users"], ev)
+    decision, reason = decide(np.nan if delta is None else delta, ci, cold["n_users"], ev,
+                              too_few_clicks=too_few)
     report["decision"] = decision
     report["decision_reason"] = reason
     if test_events is not None:
@@ -151,6 +164,31 @@ def evaluate(
             "tiers": _tier_report(arms, with_vehicle, ev_eval, ev_df, ev),
         }
     return report
+
+
+def _window_too_small(windows: TimeWindows, n_clicks: int, warnings: list[str]) -> str | None:
+    """Why the test set is too small for a decision (None: large enough, or not counted)."""
+    if windows.window_clicks is None or windows.min_test_clicks is None:
+        return None
+    if n_clicks != windows.window_clicks:
+        warnings.append(f"the test window was chosen on {windows.window_clicks} clicks but the "
+                        f"test set holds {n_clicks} (the warehouse changed during the run?)")
+    if windows.enough_test_clicks and n_clicks >= windows.min_test_clicks:
+        return None
+    if not windows.enough_test_clicks:
+        return windows.test_window_reason
+    return (f"the test set holds {n_clicks} clicks < eval.min_test_clicks="
+            f"{windows.min_test_clicks} ({windows.test_window_reason})")
+
+
+def window_params(report: dict[str, Any]) -> dict[str, str]:
+    """The test window actually used, as MLflow params (``test_window.*``); {} without one."""
+    w = report.get("test_window")
+    if not w:
+        return {}
+    return {"test_window.days": str(w["days"]), "test_window.cutoff": str(w["cutoff"]),
+            "test_window.test_clicks": str(w["test_clicks"]),
+            "test_window.reason": str(w["reason"])}
 
 
 def _tier_report(

@@ -12,3 +12,13 @@ SELECT email_lower, sku, ts FROM test_click_rows;
 
 -- name: test_events
 SELECT email_lower, sku, event_name, ts FROM test_event_rows;
+
+-- name: test_click_days
+-- the test clicks above (the same rows as test_clicks) per UTC day: the adaptive test window
+-- (holley_gnn_assets/time_windows.py) renders this once with the widest window's cutoff and
+-- sums the days of each candidate window; a cutoff is midnight UTC, so a window's count is
+-- exactly the row count test_clicks exports for it. The day is YYYY-MM-DD text (one type on
+-- both engines).
+SELECT CAST(DATE(ts) AS STRING) AS day, COUNT(*) AS n_clicks
+FROM test_click_rows
+GROUP BY day;

@@ -50,7 +50,7 @@ def eval_report(
     arms = ranked_arms(wh, cfg, windows, tables)
     rank_s = time.perf_counter() - start
     report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
-                                 as_of=windows.as_of, cutoff=windows.cutoff)
+                                 as_of=windows.as_of, cutoff=windows.cutoff, windows=windows)
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["ranking_seconds"] = round(rank_s, 2)
     home = pipeline.home_dir()
@@ -84,7 +84,7 @@ def eval_report(
                                     run_history.TAG_HASH: comparison["config_hash"],
                                     run_history.TAG_CHANGE: comparison["change"][:5000],
                                     run_history.TAG_DECISION: str(report.get("decision"))})
-    mlflow.log_params(run_id, flatten(cfg))
+    mlflow.log_params(run_id, {**flatten(cfg), **evaluation.window_params(report)})
     mlflow.log_metrics(run_id, report_metrics(report))
     runs_md = _log_comparison(mlflow, run_id, cfg, report, comparison, history, home)
     plot_uri = mlflow.log_artifact(run_id, plot, "plots")
@@ -99,6 +99,8 @@ def eval_report(
             "promote": str(report["promotion"]["promote"]),
             "promotion_reason": report["promotion"]["reason"],
             "n_test_clicks": int(report.get("n_test_clicks", 0)),
+            "test_window_days": int(windows.test_window_days),
+            "test_window_reason": windows.test_window_reason,
             "report": MetadataValue.md(markdown),
             "config_hash": comparison["config_hash"],
             "config_change": comparison["change"],
@@ -159,5 +161,6 @@ def report_metrics(report: dict[str, Any]) -> dict[str, float]:
         elif isinstance(node, int | float) and not isinstance(node, bool):
             out[prefix] = float(node)
 
-    walk("", {k: report[k] for k in ("tiers", "n_test_clicks", "n_test_users") if k in report})
+    walk("", {k: report[k] for k in ("tiers", "n_test_clicks", "n_test_users", "test_window")
+              if k in report})
     return out
