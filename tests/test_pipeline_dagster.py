@@ -79,6 +79,11 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     # default window is kept and the decision is inconclusive (tests/test_adaptive_window.py)
     assert report["test_window"]["days"] == 30 and report["decision"] == "inconclusive"
     assert "even the maximum 90 d" in report["decision_reason"]
+    # the report sizes the A/B test the offline delta would need (phase 2)
+    power = report["power_analysis"]
+    assert power["offline_delta"] == report["tiers"]["cold"]["delta_hit_rate@4"]
+    assert power["detectable"] == (report["tiers"]["cold"]["delta_hit_rate@4"] > 0)
+    assert "A/B test size" in (pipeline_run["home"] / "eval_report.md").read_text()
     for tier in ("cold", "warm", "hot", "all"):
         block = report["tiers"][tier]
         assert {"n_users", "gnn", "sql", "delta_hit_rate@4", "mcnemar_p",

@@ -17,6 +17,7 @@ from holley_gnn_assets.evaluation import report as evaluation
 from holley_gnn_assets.evaluation import run_history
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
+from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
 from holley_gnn_assets.settings import flatten, get_settings
 
@@ -54,7 +55,11 @@ def eval_report(
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["ranking_seconds"] = round(rank_s, 2)
     home = pipeline.home_dir()
-    markdown = report_markdown(report)
+    # phase 2: the online test this offline delta would need (users with a vehicle = audience)
+    report["power_analysis"] = power_analysis(
+        report, cfg["ab_test"], int(user_nodes["vehicle_id"].notna().sum()))
+    markdown = (report_markdown(report) + "\n\n## A/B test size (phase 2, cold tier)\n\n"
+                + power_markdown(report["power_analysis"]))
     (home / "eval_report.md").write_text(markdown)
     plot = plot_tiers(report, home / "eval_tiers.png")
 
