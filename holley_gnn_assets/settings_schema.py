@@ -147,6 +147,8 @@ class ModelConfig(Section):
     part_type_dim: PositiveInt
     id_embeddings: bool
     logit_scale_init: PositiveFloat
+    popularity_prior: bool
+    propagation: list[Literal["fitment", "owners", "history"]]
 
 
 class Negatives(Section):
@@ -176,6 +178,7 @@ class TrainingConfig(Section):
     simulated_cold_share: Share
     warm_supervision_share: Share
     positive_weight: Literal["max_event_weight", "weight", "none"]
+    loss: Literal["bce", "softmax"]
     fanout: Annotated[list[PositiveInt], Field(min_length=1)]
     max_steps_per_epoch: PositiveInt | None
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
