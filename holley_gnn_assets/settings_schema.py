@@ -148,7 +148,8 @@ class ModelConfig(Section):
     id_embeddings: bool
     logit_scale_init: PositiveFloat
     popularity_prior: bool
-    propagation: list[Literal["fitment", "owners", "history"]]
+    attention_fitment: bool
+    propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
 
 
 class Negatives(Section):

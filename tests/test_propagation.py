@@ -57,8 +57,8 @@ def test_owners_leave_out_users_whose_ownership_is_hidden() -> None:
 
 
 def test_unknown_kind_is_named() -> None:
-    with pytest.raises(ValueError, match="model.propagation.*'neighbours'"):
-        check_kinds(["fitment", "neighbours"])
+    with pytest.raises(ValueError, match="model.propagation.*'cousins'"):
+        check_kinds(["fitment", "cousins"])
 
 
 def test_prior_serving_vectors_reproduce_the_training_logit() -> None:
@@ -91,3 +91,36 @@ def test_prior_needs_the_order_counts() -> None:
     z = torch.nn.functional.normalize(torch.randn(4, model.embedding_dim), dim=1)
     with pytest.raises(ValueError, match="popularity_prior needs the order counts"):
         model.logits(z, z)
+
+
+def test_fitment_neighbours_are_the_vehicles_sharing_fitment() -> None:
+    """Vehicles with the same fitment rows are each other's heaviest neighbours; a vehicle with
+    no fitting product in common is never one."""
+    from torch_geometric.data import HeteroData
+
+    from holley_gnn_assets.model.propagation import fitment_neighbours
+
+    data = HeteroData()
+    data["vehicle"].num_nodes, data["product"].num_nodes = 4, 6
+    # vehicles 0 and 1 fit products 0-2; vehicle 2 fits 0-1 and 3; vehicle 3 fits 4-5 only
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 3), (3, 4),
+             (3, 5)]
+    data[FITS].edge_index = torch.tensor([[p for _, p in pairs], [v for v, _ in pairs]])
+    s = fitment_neighbours(data, k=3).to_dense()
+    assert s[0, 1] == s[0, 0] > s[0, 2] > 0
+    assert s[0, 3] == 0 and s[3, 0] == 0 and s[3, 3] > 0
+    assert torch.all(s.sum(1) < 1.0)
+
+
+def test_without_attention_on_fitment_the_model_has_no_fitment_convs() -> None:
+    from holley_gnn_assets.model.hetero_gat import attention_edge_types
+
+    bundle = _bundle()
+    cfg = load_config(overrides={"model": {"attention_fitment": False,
+                                           "propagation": ["pooled", "neighbours"]}})
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]).eval()
+    assert FITS not in attention_edge_types(cfg["model"])
+    assert all("fits" not in "".join(k) for k in model.convs[0].convs.keys())
+    with torch.no_grad():
+        h = encode_full(model, bundle.data)
+    assert torch.isfinite(h["vehicle"]).all()

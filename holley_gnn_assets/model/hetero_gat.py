@@ -50,11 +50,22 @@ from torch_geometric.nn import GATConv, HeteroConv
 from holley_gnn_assets.graph.types import (
     COLD,
     EDGE_TYPES,
+    FITS,
     NODE_TYPES,
+    REV_FITS,
     TIER_INDEX,
     WEIGHTED_EDGE_TYPES,
 )
 from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
+
+
+def attention_edge_types(model_cfg: Mapping) -> tuple[tuple[str, str, str], ...]:
+    """The edge types the attention layers run on: all, or all but fitment
+    (``model.attention_fitment: false``; fitment then reaches the model through the
+    ``fitment``/``pooled`` propagation only, and the ~1M fitment edges leave every step)."""
+    if model_cfg.get("attention_fitment", True):
+        return EDGE_TYPES
+    return tuple(et for et in EDGE_TYPES if et not in (FITS, REV_FITS))
 
 
 @dataclass
@@ -149,7 +160,7 @@ class HeteroGAT(nn.Module):
                     residual=False,
                     edge_dim=1 if et in WEIGHTED_EDGE_TYPES else None,
                 )
-                for et in EDGE_TYPES
+                for et in attention_edge_types(model_cfg)
             }
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.skips.append(nn.ModuleDict({nt: nn.Linear(n_in, n_out) for nt in NODE_TYPES}))
@@ -193,23 +204,26 @@ class HeteroGAT(nn.Module):
             rows("user", data["user"].x)
         )
         x_vehicle = self.vehicle_lin(rows("vehicle", data["vehicle"].x))
+        if self.vehicle_id_emb is not None:
+            x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
         if self.propagation:
+            x_vehicle_all = self.vehicle_lin(data["vehicle"].x)
+            if self.vehicle_id_emb is not None:
+                x_vehicle_all = x_vehicle_all + self.vehicle_id_emb.weight
             # every product's input is needed by the mean operators
             x_all = self._product_inputs(data, None)
             x_product = x_all if index is None else x_all[index["product"]]
             prop = prop if prop is not None else build_propagation(data, self.propagation)
             for kind in self.propagation:
-                op = getattr(prop, kind)
                 nt = "user" if kind == "history" else "vehicle"
-                mean = self.prop_lins[kind](torch.sparse.mm(op, x_all))
+                src = x_vehicle_all if kind == "neighbours" else x_all
+                mean = self.prop_lins[kind](prop.mean(kind, src))
                 if nt == "user":
                     x_user = x_user + rows("user", mean)
                 else:
                     x_vehicle = x_vehicle + rows("vehicle", mean)
         else:
             x_product = self._product_inputs(data, index)
-        if self.vehicle_id_emb is not None:
-            x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
         return {"user": x_user, "product": x_product, "vehicle": x_vehicle}
 
     def _product_inputs(self, data, index: dict[str, Tensor] | None) -> Tensor:
