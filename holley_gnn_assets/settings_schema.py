@@ -157,6 +157,9 @@ class ModelConfig(Section):
     part_type_dim: PositiveInt
     id_embeddings: bool
     logit_scale_init: PositiveFloat
+    popularity_prior: bool
+    attention_fitment: bool
+    propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
 
 
 class Negatives(Section):
@@ -186,6 +189,7 @@ class TrainingConfig(Section):
     simulated_cold_share: Share
     warm_supervision_share: Share
     positive_weight: Literal["max_event_weight", "weight", "none"]
+    loss: Literal["bce", "softmax"]
     fanout: Annotated[list[PositiveInt], Field(min_length=1)]
     max_steps_per_epoch: PositiveInt | None
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]

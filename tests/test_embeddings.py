@@ -36,23 +36,33 @@ def test_index_covers_every_user_with_a_vehicle(emb_world) -> None:
     # own rows: exactly the graph users with a vehicle
     graph_with_v = set(bundle.user_ids) & set(with_v["email_lower"])
     assert set(own["email_lower"]) == graph_with_v
-    assert emb.user_matrix.shape == (len(own), 128)
+    # embedding_dim + the popularity prior's column
+    assert emb.user_matrix.shape == (len(own), 129) and emb.product_matrix.shape[1] == 129
     assert sorted(own["row"]) == list(range(len(own)))
     # groups: one row per (vehicle, tier) of users without own edges, computed once per group
     grouped = idx[idx["source"] == "group"]
     n_groups = len(grouped[["vehicle_id", "tier"]].drop_duplicates())
-    assert emb.group_matrix.shape == (n_groups, 128) == (len(emb.group_keys), 128)
+    assert emb.group_matrix.shape == (n_groups, 129) == (len(emb.group_keys), 129)
     keys = emb.group_keys.iloc[grouped["row"].to_numpy()].reset_index(drop=True)
     assert (keys["vehicle_id"].to_numpy() == grouped["vehicle_id"].to_numpy()).all()
     assert (keys["tier"].to_numpy() == grouped["tier"].to_numpy()).all()
 
 
-def test_rows_are_unit_norm_and_products_ordered(emb_world) -> None:
+def test_rows_are_serving_vectors_and_products_ordered(emb_world) -> None:
+    """With the popularity prior (the default): user/group rows are [unit vector, 1], product
+    rows [scale x unit vector, prior weight x log1p(order_count)], so a dot product is the
+    model's logit; products keep the graph's order."""
     _, bundle, emb = emb_world
     assert emb.product_ids == bundle.product_ids
     for m in (emb.product_matrix, emb.group_matrix, emb.user_matrix):
         assert m.dtype == np.float32
-        assert np.allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-5)
+    for m in (emb.group_matrix, emb.user_matrix):
+        assert np.allclose(np.linalg.norm(m[:, :-1], axis=1), 1.0, atol=1e-5)
+        assert np.all(m[:, -1] == 1.0)
+    norms = np.linalg.norm(emb.product_matrix[:, :-1], axis=1)
+    assert np.allclose(norms, norms[0], atol=1e-3) and norms[0] > 1.0  # the learned scale
+    prior = np.log1p(bundle.data["product"].order_count.numpy())  # weight 1 before training
+    assert np.allclose(emb.product_matrix[:, -1], prior, atol=1e-5)
 
 
 def test_save_load_roundtrip(emb_world, tmp_path) -> None:

@@ -40,7 +40,8 @@ def test_forward_shapes_and_norms() -> None:
     assert pz.shape == (bundle.data["product"].num_nodes, d)
     assert torch.allclose(pz.norm(dim=1), torch.ones(len(pz)), atol=1e-5)
     assert torch.allclose(uz.norm(dim=1), torch.ones(len(uz)), atol=1e-5)
-    assert torch.isfinite(model.logits(uz, pz[: len(uz)])).all()
+    count = bundle.data["product"].order_count[: len(uz)]
+    assert torch.isfinite(model.logits(uz, pz[: len(uz)], count)).all()
 
 
 def test_cold_users_share_their_vehicle_representation() -> None:

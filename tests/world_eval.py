@@ -42,11 +42,12 @@ ENGAGED_BROAD = {
 
 
 def evaluate_tiny_world(
-    tmp_path: Path, seed: int, signal: float, **synth: Any
+    tmp_path: Path, seed: int, signal: float, scale: str = "tiny", **synth: Any
 ) -> dict[str, Any]:
-    """The eval_report dict of one generated ``tiny`` world (500 bootstrap samples)."""
+    """The eval_report dict of one generated ``tiny`` (or ``scale``) world (500 bootstrap
+    samples)."""
     path = tmp_path / "world.duckdb"
-    generate_warehouse(path, scale="tiny", seed=seed, signal=signal, progress=False, **synth)
+    generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=False, **synth)
     cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
     wh = DuckDBWarehouse(str(path))
     windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())

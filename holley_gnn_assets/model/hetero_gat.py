@@ -26,6 +26,15 @@ is their dot product (logit = learned scale x dot). A user with an own node is
 simulated-cold in training) is ``cold_user_repr = user_tower([vehicle_h, 0, tier_emb(cold)])``,
 the ONE definition that training, validation and serving share: every cold user on one vehicle
 has the same representation.
+
+Popularity prior (``model.popularity_prior``): logit = scale x dot + w x log1p(order_count), w
+learned (init 1): the towers learn a correction over SQL's ranking, and a model with nothing to
+say ranks like SQL. Serving keeps a plain dot product: ``query_vectors`` = [user, 1] and
+``product_vectors`` = [scale x product, w x log1p(order_count)].
+
+Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means of the
+products' layer-0 inputs over fitment (vehicle), owners' interactions (vehicle) and own
+interactions (user), each through one linear, added to the layer-0 inputs next to attention.
 """
 
 from __future__ import annotations
@@ -41,10 +50,22 @@ from torch_geometric.nn import GATConv, HeteroConv
 from holley_gnn_assets.graph.types import (
     COLD,
     EDGE_TYPES,
+    FITS,
     NODE_TYPES,
+    REV_FITS,
     TIER_INDEX,
     WEIGHTED_EDGE_TYPES,
 )
+from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
+
+
+def attention_edge_types(model_cfg: Mapping) -> tuple[tuple[str, str, str], ...]:
+    """The edge types the attention layers run on: all, or all but fitment
+    (``model.attention_fitment: false``; fitment then reaches the model through the
+    ``fitment``/``pooled`` propagation only, and the ~1M fitment edges leave every step)."""
+    if model_cfg.get("attention_fitment", True):
+        return EDGE_TYPES
+    return tuple(et for et in EDGE_TYPES if et not in (FITS, REV_FITS))
 
 
 @dataclass
@@ -139,7 +160,7 @@ class HeteroGAT(nn.Module):
                     residual=False,
                     edge_dim=1 if et in WEIGHTED_EDGE_TYPES else None,
                 )
-                for et in EDGE_TYPES
+                for et in attention_edge_types(model_cfg)
             }
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.skips.append(nn.ModuleDict({nt: nn.Linear(n_in, n_out) for nt in NODE_TYPES}))
@@ -152,6 +173,13 @@ class HeteroGAT(nn.Module):
         self.log_scale = nn.Parameter(
             torch.tensor(float(model_cfg.get("logit_scale_init", 10.0))).log()
         )
+        # popularity prior: logit += prior_weight * log1p(order_count); None when off
+        self.prior_weight = (
+            nn.Parameter(torch.tensor(1.0)) if model_cfg.get("popularity_prior", False) else None
+        )
+        # LightGCN-style mean propagation (``model.propagation``), one linear per kind
+        self.propagation = check_kinds(list(model_cfg.get("propagation", [])))
+        self.prop_lins = nn.ModuleDict({k: nn.Linear(d, d) for k in self.propagation})
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Learned embedding tables (trained with the embedding learning rate)."""
@@ -162,8 +190,12 @@ class HeteroGAT(nn.Module):
         emb = {id(p) for p in self.embedding_parameters()}
         return [p for p in self.parameters() if id(p) not in emb]
 
-    def node_inputs(self, data, index: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """Layer-0 node representations, for all nodes or the global ids in ``index``."""
+    def node_inputs(
+        self, data, index: dict[str, Tensor] | None = None, prop: Propagation | None = None
+    ) -> dict[str, Tensor]:
+        """Layer-0 node representations, for all nodes or the global ids in ``index``; with
+        ``model.propagation``, plus the mean of the products' inputs over ``prop`` (the graph's
+        own edges when None)."""
 
         def rows(nt: str, t: Tensor) -> Tensor:
             return t if index is None else t[index[nt]]
@@ -171,19 +203,40 @@ class HeteroGAT(nn.Module):
         x_user = self.tier_emb(rows("user", data["user"].tier)) + self.user_lin(
             rows("user", data["user"].x)
         )
-        pin = torch.cat(
-            [
-                self.part_type_emb(rows("product", data["product"].part_type)),
-                rows("product", data["product"].x),
-            ],
-            dim=1,
-        )
-        x_product = self.product_mlp(pin)
         x_vehicle = self.vehicle_lin(rows("vehicle", data["vehicle"].x))
-        if self.product_id_emb is not None:
-            x_product = x_product + rows("product", self.product_id_emb.weight)
+        if self.vehicle_id_emb is not None:
             x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
+        if self.propagation:
+            x_vehicle_all = self.vehicle_lin(data["vehicle"].x)
+            if self.vehicle_id_emb is not None:
+                x_vehicle_all = x_vehicle_all + self.vehicle_id_emb.weight
+            # every product's input is needed by the mean operators
+            x_all = self._product_inputs(data, None)
+            x_product = x_all if index is None else x_all[index["product"]]
+            prop = prop if prop is not None else build_propagation(data, self.propagation)
+            for kind in self.propagation:
+                nt = "user" if kind == "history" else "vehicle"
+                src = x_vehicle_all if kind == "neighbours" else x_all
+                mean = self.prop_lins[kind](prop.mean(kind, src))
+                if nt == "user":
+                    x_user = x_user + rows("user", mean)
+                else:
+                    x_vehicle = x_vehicle + rows("vehicle", mean)
+        else:
+            x_product = self._product_inputs(data, index)
         return {"user": x_user, "product": x_product, "vehicle": x_vehicle}
+
+    def _product_inputs(self, data, index: dict[str, Tensor] | None) -> Tensor:
+        def rows(t: Tensor) -> Tensor:
+            return t if index is None else t[index["product"]]
+
+        pin = torch.cat(
+            [self.part_type_emb(rows(data["product"].part_type)), rows(data["product"].x)], dim=1
+        )
+        x = self.product_mlp(pin)
+        if self.product_id_emb is not None:
+            x = x + rows(self.product_id_emb.weight)
+        return x
 
     def encode(self, x_dict: dict[str, Tensor], blocks: list[Block]) -> dict[str, Tensor]:
         """Run the message-passing layers over one ``Block`` per layer (sampled or full).
@@ -210,13 +263,18 @@ class HeteroGAT(nn.Module):
         return h
 
     def forward(
-        self, data, blocks: list[Block] | None = None, index: dict[str, Tensor] | None = None
+        self,
+        data,
+        blocks: list[Block] | None = None,
+        index: dict[str, Tensor] | None = None,
+        prop: Propagation | None = None,
     ) -> dict[str, Tensor]:
         """Node states after message passing: over ``blocks`` (one per layer; the full graph
-        when None) from the layer-0 inputs of all nodes or of the global ids in ``index``."""
+        when None) from the layer-0 inputs of all nodes or of the global ids in ``index``
+        (``prop``: the propagation operators of the message graph in use)."""
         if blocks is None:
             blocks = full_blocks(data, len(self.convs))
-        return self.encode(self.node_inputs(data, index), blocks)
+        return self.encode(self.node_inputs(data, index, prop), blocks)
 
     def user_repr(self, vehicle_h: Tensor, own_h: Tensor, tier: Tensor) -> Tensor:
         """L2-normalised representation of users with an own node (vehicle state, own state,
@@ -236,9 +294,30 @@ class HeteroGAT(nn.Module):
         """L2-normalised product representation."""
         return F.normalize(self.product_tower(product_h), dim=1)
 
-    def logits(self, user_z: Tensor, product_z: Tensor) -> Tensor:
-        """Row-wise scaled dot products (for BCE)."""
-        return self.log_scale.exp() * (user_z * product_z).sum(-1)
+    def logits(
+        self, user_z: Tensor, product_z: Tensor, order_count: Tensor | None = None
+    ) -> Tensor:
+        """Row-wise scaled dot products (for BCE), plus the popularity prior of the products'
+        ``order_count`` when ``model.popularity_prior`` is on."""
+        out = self.log_scale.exp() * (user_z * product_z).sum(-1)
+        if self.prior_weight is not None:
+            if order_count is None:
+                raise ValueError("HeteroGAT.logits: popularity_prior needs the order counts")
+            out = out + self.prior_weight * torch.log1p(order_count.clamp_min(0))
+        return out
+
+    def query_vectors(self, user_z: Tensor) -> Tensor:
+        """Serving form of user representations: ``query . product_vectors = logit``."""
+        if self.prior_weight is None:
+            return user_z
+        return torch.cat([user_z, torch.ones_like(user_z[:, :1])], dim=1)
+
+    def product_vectors(self, product_z: Tensor, order_count: Tensor) -> Tensor:
+        """Serving form of product representations: scaled, plus one prior column."""
+        if self.prior_weight is None:
+            return product_z
+        prior = self.prior_weight * torch.log1p(order_count.clamp_min(0)).unsqueeze(1)
+        return torch.cat([self.log_scale.exp() * product_z, prior], dim=1)
 
 
 def full_blocks(data, n_layers: int) -> list[Block]:

@@ -27,7 +27,8 @@ INDEX_COLUMNS = ["email_lower", "vehicle_id", "tier", "source", "row"]
 
 @dataclass
 class Embeddings:
-    """Product, group and user matrices (float32, L2-normalised rows) plus their keys."""
+    """Product, group and user matrices (float32; a user/group row . a product row = the
+    model's logit: ``HeteroGAT.query_vectors`` / ``product_vectors``) plus their keys."""
 
     product_ids: list[str]
     product_matrix: np.ndarray  # [P, D]
@@ -110,7 +111,8 @@ def compute_embeddings(
     model = model.cpu().eval()
     data = bundle.data.to("cpu")
     h = encode_full(model, data)
-    pz = model.product_repr(h["product"]).numpy().astype(np.float32)
+    pz = model.product_vectors(model.product_repr(h["product"]), data["product"].order_count)
+    pz = pz.numpy().astype(np.float32)
 
     users = user_nodes.loc[user_nodes["vehicle_id"].notna(), ["email_lower", "vehicle_id", "tier"]]
     users = users.astype({"email_lower": object, "vehicle_id": object, "tier": object})
@@ -131,7 +133,9 @@ def compute_embeddings(
     own_users = users[own]
     g_idx = torch.from_numpy(grow[own].astype(np.int64))
     v_idx = torch.from_numpy(own_users["_v"].to_numpy(np.int64))
-    uz = model.user_repr(h["vehicle"][v_idx], h["user"][g_idx], data["user"].tier[g_idx])
+    uz = model.query_vectors(
+        model.user_repr(h["vehicle"][v_idx], h["user"][g_idx], data["user"].tier[g_idx])
+    )
     user_matrix = uz.numpy().astype(np.float32).reshape(-1, pz.shape[1])
 
     # groups: users without own edges, one row per (vehicle, tier)
@@ -143,7 +147,7 @@ def compute_embeddings(
         .reset_index(drop=True)
     )
     kv = torch.from_numpy(keys["_v"].to_numpy(np.int64))
-    gz = model.cold_user_repr(h["vehicle"][kv])
+    gz = model.query_vectors(model.cold_user_repr(h["vehicle"][kv]))
     group_matrix = gz.numpy().astype(np.float32).reshape(-1, pz.shape[1])
     keys = keys.drop(columns="_v")
     key_row = pd.MultiIndex.from_frame(keys).get_indexer(

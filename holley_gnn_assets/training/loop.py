@@ -97,7 +97,9 @@ def _epoch(
     """One pass over this epoch's supervision edges; returns the mean training loss."""
     model.train()
     sup_idx, sup_cold, message = st.epoch_split(rng)
-    total, count = 0.0, 0
+    prop = st.propagation(model.propagation, message)
+    count = st.data["product"].order_count
+    total, n_seen = 0.0, 0
     bs = st.step_batch(len(sup_idx))
     for step, lo in enumerate(range(0, len(sup_idx), bs)):
         e, cold_b = sup_idx[lo : lo + bs], sup_cold[lo : lo + bs]
@@ -107,7 +109,7 @@ def _epoch(
         warm_b = ~cold_b
         need = st.needed_nodes(users[warm_b], torch.cat([pos, neg.reshape(-1)]), veh)
         ids0, blocks, rows = st.sampled_blocks(len(model.convs), message, need)
-        h = model(st.data, blocks, ids0)
+        h = model(st.data, blocks, ids0, prop)
         vrow = rows["vehicle"][veh.clamp_min(0)]
         vh = torch.where((veh >= 0).unsqueeze(1), h["vehicle"][vrow.clamp_min(0)], 0.0)
         uz = vh.new_empty(len(users), model.embedding_dim)
@@ -115,11 +117,9 @@ def _epoch(
         own = h["user"][rows["user"][users[warm_b]]]
         uz[warm_b] = model.user_repr(vh[warm_b], own, st.user_tier[users[warm_b]])
         pz = model.product_repr(h["product"])
-        pos_logit = model.logits(uz, pz[rows["product"][pos]])
-        neg_logit = model.logits(uz.unsqueeze(1), pz[rows["product"][neg]])
-        w = st.pos_weight[e]
-        loss = F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit), weight=w)
-        loss = loss + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+        pos_logit = model.logits(uz, pz[rows["product"][pos]], count[pos])
+        neg_logit = model.logits(uz.unsqueeze(1), pz[rows["product"][neg]], count[neg])
+        loss = pair_loss(st.loss, pos_logit, neg_logit, st.pos_weight[e])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"train loss is not finite at epoch {epoch} step {step}")
         for opt in optimizers:
@@ -129,8 +129,25 @@ def _epoch(
         for opt in optimizers:
             opt.step()
         total += float(loss.detach()) * len(e)
-        count += len(e)
-    return total / max(1, count)
+        n_seen += len(e)
+    return total / max(1, n_seen)
+
+
+def pair_loss(kind: str, pos_logit: Tensor, neg_logit: Tensor, weight: Tensor) -> Tensor:
+    """``bce``: binary cross-entropy on each positive and negative; ``softmax``: cross-entropy
+    of the positive against its own negatives (sampled softmax; the negatives are drawn
+    uniformly among the products that fit the vehicle, the set evaluation ranks, so no
+    proposal correction), both weighted per positive by ``weight``."""
+    if kind == "bce":
+        loss = F.binary_cross_entropy_with_logits(
+            pos_logit, torch.ones_like(pos_logit), weight=weight
+        )
+        return loss + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+    if kind == "softmax":
+        logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
+        per_row = torch.logsumexp(logits, dim=1) - pos_logit
+        return (per_row * weight).sum() / weight.sum().clamp_min(1e-9)
+    raise ValueError(f"training.loss={kind!r}: expected bce or softmax")
 
 
 def train(

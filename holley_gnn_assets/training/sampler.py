@@ -25,14 +25,18 @@ from torch import Tensor
 
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.graph.types import (
-    EDGE_TYPES,
     INTERACTS,
     OWNS,
     REV_INTERACTS,
     REV_OWNS,
     WEIGHTED_EDGE_TYPES,
 )
-from holley_gnn_assets.model.hetero_gat import Block
+from holley_gnn_assets.model.hetero_gat import Block, attention_edge_types
+from holley_gnn_assets.model.propagation import (
+    Propagation,
+    build_propagation,
+    fitment_neighbours,
+)
 from holley_gnn_assets.training.fitment import FitmentIndex
 from holley_gnn_assets.training.negatives import NegativeSampler, negative_counts
 
@@ -122,6 +126,8 @@ class TrainingSetup:
         self.batch_size = int(tr["batch_size"])
         self.max_steps = tr.get("max_steps_per_epoch")
         self.cold_share = float(tr.get("simulated_cold_share", 0.5))
+        self.loss = str(tr.get("loss", "bce"))
+        self.edge_types = attention_edge_types(cfg["model"])
         self.warm_sup_share = float(tr.get("warm_supervision_share", 0.3))
 
         # fixed validation negatives for val_loss: uniform among fitting products
@@ -131,6 +137,8 @@ class TrainingSetup:
 
         # message edges for validation: everything but the validation edges
         self.val_message = self.message_edges(self.train_idx, cold_users=None)
+        self._val_prop: tuple[tuple[str, ...], Propagation] | None = None
+        self._neighbours: Tensor | None = None
 
     def step_batch(self, n_sup: int) -> int:
         """Supervision edges per step: ``batch_size``, grown so an epoch has at most
@@ -156,6 +164,20 @@ class TrainingSetup:
         perm = torch.from_numpy(rng.permutation(len(sup_idx))).to(dev)
         return sup_idx[perm], sup_cold[perm], message
 
+    def propagation(self, kinds: tuple[str, ...], message: MessageEdges) -> Propagation:
+        """The model's propagation operators over ``message`` (the epoch's message edges)."""
+        if self._neighbours is None and {"pooled", "neighbours"} & set(kinds):
+            self._neighbours = fitment_neighbours(self.data).to(self.device)
+        return build_propagation(
+            self.data, kinds, message[INTERACTS], message[OWNS][0], self._neighbours
+        )
+
+    def val_propagation(self, kinds: tuple[str, ...]) -> Propagation:
+        """The propagation operators of the validation message graph (built once)."""
+        if self._val_prop is None or self._val_prop[0] != kinds:
+            self._val_prop = (kinds, self.propagation(kinds, self.val_message))
+        return self._val_prop[1]
+
     def needed_nodes(self, users: Tensor, products: Tensor, vehicles: Tensor) -> dict[str, Tensor]:
         """Bool masks per node type of the nodes a batch reads (vehicle -1 is skipped)."""
         need = {
@@ -179,7 +201,7 @@ class TrainingSetup:
             owns = owns[:, ~cold_users[owns[0]]]
         out[OWNS] = (owns, None)
         out[REV_OWNS] = (owns.flip(0), None)
-        for et in EDGE_TYPES:
+        for et in self.edge_types:
             if et not in out:
                 out[et] = (data[et].edge_index, data[et].get("edge_attr"))
         return out

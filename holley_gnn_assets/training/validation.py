@@ -110,21 +110,23 @@ def evaluate(model: HeteroGAT, st: TrainingSetup) -> dict[str, float]:
     block = Block(
         {et: v[0] for et, v in msg.items()}, {et: msg[et][1] for et in WEIGHTED_EDGE_TYPES}
     )
-    h = model(st.data, [block] * len(model.convs))
+    h = model(st.data, [block] * len(model.convs), prop=st.val_propagation(model.propagation))
+    count = st.data["product"].order_count
     pz = model.product_repr(h["product"])
     check_finite(pz, "product embeddings (validation)")
+    pv = model.product_vectors(pz, count)
     gz = model.cold_user_repr(h["vehicle"])  # one row per vehicle
     check_finite(gz, "cold group embeddings (validation)")
     u, p, v = _val_rows(st)
     vehicles = torch.arange(st.num_vehicles, device=st.device)
-    cold = rank_metrics(dot_scores(gz, pz), v, vehicles, p, st.fitment)
+    cold = rank_metrics(dot_scores(model.query_vectors(gz), pv), v, vehicles, p, st.fitment)
     uz = model.user_repr(h["vehicle"][v], h["user"][u], st.user_tier[u])
     check_finite(uz, "warm user embeddings (validation)")
     rows = torch.arange(len(u), device=st.device)
-    warm = rank_metrics(dot_scores(uz, pz), rows, v, p, st.fitment)
+    warm = rank_metrics(dot_scores(model.query_vectors(uz), pv), rows, v, p, st.fitment)
     # val loss: cold mode, fixed fitment negatives
-    pos = model.logits(gz[v], pz[p])
-    neg = model.logits(gz[v].unsqueeze(1), pz[st.val_neg])
+    pos = model.logits(gz[v], pz[p], count[p])
+    neg = model.logits(gz[v].unsqueeze(1), pz[st.val_neg], count[st.val_neg])
     val_loss = float(
         F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
         + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))

@@ -1,0 +1,126 @@
+"""The popularity prior and the LightGCN-style propagation of HeteroGAT."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.graph.types import FITS, INTERACTS, OWNS
+from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT, encode_full
+from holley_gnn_assets.model.propagation import build_propagation, check_kinds
+from holley_gnn_assets.settings import load_config
+from tests.ml_fixtures import make_tables, single_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
+
+def _bundle(seed: int = 0):
+    tables, _ = make_tables(n_users=300, seed=seed)
+    return build_graph(tables, load_config())
+
+
+def test_operators_are_row_means_of_the_given_edges() -> None:
+    data = _bundle().data
+    prop = build_propagation(data, ("fitment", "owners", "history"))
+    fit = prop.fitment.to_dense()
+    fp, fv = data[FITS].edge_index
+    deg = torch.bincount(fv, minlength=data["vehicle"].num_nodes).float()
+    # each fitting product weighs 1 / (degree + 1); a product that does not fit weighs 0
+    assert torch.allclose(fit.sum(1), deg / (deg + 1))
+    assert torch.all(fit[fv, fp] > 0) and int((fit > 0).sum()) == fp.numel()
+    hist = prop.history.to_dense()
+    ui, pi = data[INTERACTS].edge_index
+    assert int((hist > 0).sum()) == len({(int(u), int(p)) for u, p in zip(ui, pi, strict=True)})
+    assert torch.all(hist.sum(1) < 1.0)
+
+
+def test_owners_leave_out_users_whose_ownership_is_hidden() -> None:
+    """Training hides a simulated-cold user's owns edge: its interactions must not reach its
+    vehicle's ``owners`` mean (no target leakage)."""
+    data = _bundle().data
+    owns = data[OWNS].edge_index
+    ei, ea = data[INTERACTS].edge_index, data[INTERACTS].edge_attr
+    user = int(ei[0, 0])
+    vehicle = int(owns[1, owns[0] == user][0])
+    full = build_propagation(data, ("owners",), (ei, ea), owns).owners.to_dense()
+    hidden = build_propagation(data, ("owners",), (ei, ea), owns[:, owns[0] != user])
+    others = ei[0] != user
+    others_own = owns[:, owns[0] != user]
+    expect = build_propagation(data, ("owners",), (ei[:, others], ea[others]), others_own)
+    assert torch.allclose(hidden.owners.to_dense(), expect.owners.to_dense())
+    assert not torch.allclose(full[vehicle], hidden.owners.to_dense()[vehicle])
+
+
+def test_unknown_kind_is_named() -> None:
+    with pytest.raises(ValueError, match="model.propagation.*'cousins'"):
+        check_kinds(["fitment", "cousins"])
+
+
+def test_prior_serving_vectors_reproduce_the_training_logit() -> None:
+    bundle = _bundle()
+    cfg = load_config(overrides={"model": {"popularity_prior": True,
+                                           "propagation": ["fitment", "owners", "history"]}})
+    torch.manual_seed(0)
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]).eval()
+    count = bundle.data["product"].order_count
+    with torch.no_grad():
+        h = encode_full(model, bundle.data)
+        pz = model.product_repr(h["product"])
+        gz = model.cold_user_repr(h["vehicle"])
+        logits = model.logits(gz[:3].unsqueeze(1), pz.unsqueeze(0), count)
+        served = model.query_vectors(gz[:3]) @ model.product_vectors(pz, count).T
+    assert torch.allclose(logits, served, atol=1e-4)
+    # the prior is a residual over popularity: with the learned part at zero, the ranking is
+    # the order-count ranking
+    with torch.no_grad():
+        model.log_scale.fill_(-30.0)
+        flat = model.query_vectors(gz[:1]) @ model.product_vectors(pz, count).T
+    order = torch.argsort(flat[0], descending=True, stable=True)
+    assert torch.all(count[order][:-1] >= count[order][1:])
+
+
+def test_prior_needs_the_order_counts() -> None:
+    bundle = _bundle()
+    cfg = load_config(overrides={"model": {"popularity_prior": True}})
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"])
+    z = torch.nn.functional.normalize(torch.randn(4, model.embedding_dim), dim=1)
+    with pytest.raises(ValueError, match="popularity_prior needs the order counts"):
+        model.logits(z, z)
+
+
+def test_fitment_neighbours_are_the_vehicles_sharing_fitment() -> None:
+    """Vehicles with the same fitment rows are each other's heaviest neighbours; a vehicle with
+    no fitting product in common is never one."""
+    from torch_geometric.data import HeteroData
+
+    from holley_gnn_assets.model.propagation import fitment_neighbours
+
+    data = HeteroData()
+    data["vehicle"].num_nodes, data["product"].num_nodes = 4, 6
+    # vehicles 0 and 1 fit products 0-2; vehicle 2 fits 0-1 and 3; vehicle 3 fits 4-5 only
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 3), (3, 4),
+             (3, 5)]
+    data[FITS].edge_index = torch.tensor([[p for _, p in pairs], [v for v, _ in pairs]])
+    s = fitment_neighbours(data, k=3).to_dense()
+    assert s[0, 1] == s[0, 0] > s[0, 2] > 0
+    assert s[0, 3] == 0 and s[3, 0] == 0 and s[3, 3] > 0
+    assert torch.all(s.sum(1) < 1.0)
+
+
+def test_without_attention_on_fitment_the_model_has_no_fitment_convs() -> None:
+    from holley_gnn_assets.model.hetero_gat import attention_edge_types
+
+    bundle = _bundle()
+    cfg = load_config(overrides={"model": {"attention_fitment": False,
+                                           "propagation": ["pooled", "neighbours"]}})
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]).eval()
+    assert FITS not in attention_edge_types(cfg["model"])
+    assert all("fits" not in "".join(k) for k in model.convs[0].convs.keys())
+    with torch.no_grad():
+        h = encode_full(model, bundle.data)
+    assert torch.isfinite(h["vehicle"]).all()
