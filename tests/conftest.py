@@ -20,3 +20,16 @@ def tiny_signal_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wh") / "tiny_signal2.duckdb"
     generate_warehouse(path, scale="tiny", seed=0, signal=2.0, progress=False)
     return path
+
+
+def pipeline_env(home: Path, warehouse: Path, config: Path | None = None) -> pytest.MonkeyPatch:
+    """Settings pointed at an isolated home, warehouse and (optionally) config file, with no
+    fixed as-of date and the home's own MLflow store; the caller undoes it when done."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOLLEY_GNN_HOME", str(home))
+    mp.setenv("HOLLEY_GNN_WAREHOUSE", str(warehouse))
+    if config is not None:
+        mp.setenv("HOLLEY_GNN_CONFIG", str(config))
+    mp.delenv("HOLLEY_GNN_AS_OF", raising=False)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return mp

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, Output, asset, materialize
 
+from tests.conftest import pipeline_env
+
 pytestmark = pytest.mark.slow
 FITMENT = "data_company_1950.vehicle_product_fitment_data"
 GRAPH_INPUTS = ["user_nodes", "product_nodes", "vehicle_nodes", "user_product_edges",
@@ -67,12 +69,7 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
     home = tmp_path_factory.mktemp("regress_home")
     warehouse = home / "world.duckdb"
     shutil.copy(tiny_signal_warehouse, warehouse)
-    mp = pytest.MonkeyPatch()
-    for key, value in {"HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(warehouse),
-                       "HOLLEY_GNN_CONFIG": str(_config(home, "fast.yaml"))}.items():
-        mp.setenv(key, value)
-    mp.delenv("HOLLEY_GNN_AS_OF", raising=False)
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp = pipeline_env(home, warehouse, _config(home, "fast.yaml"))
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.runner import execute_job
     from holley_gnn_assets.settings import get_settings

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from holley_gnn_assets.defs.resources import WarehouseResource
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
+from tests.conftest import pipeline_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +28,7 @@ pytestmark = pytest.mark.slow
 def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     """Run full_retrain_job once on the tiny world with an isolated home and instance."""
     home = tmp_path_factory.mktemp("home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HOLLEY_GNN_HOME", str(home))
-    mp.setenv("HOLLEY_GNN_WAREHOUSE", str(tiny_signal_warehouse))
-    mp.delenv("HOLLEY_GNN_AS_OF", raising=False)
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mp.setenv("HOLLEY_GNN_CONFIG", str(_fast_config(home)))
+    mp = pipeline_env(home, tiny_signal_warehouse, _fast_config(home))
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.runner import execute_job
 

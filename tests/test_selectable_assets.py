@@ -16,6 +16,8 @@ import pytest
 import yaml
 from dagster import AssetKey, AssetSelection, DagsterInstance
 
+from tests.conftest import pipeline_env
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,13 +31,9 @@ def world(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory)
     config = home / "fast.yaml"
     config.write_text(yaml.safe_dump(load_config(overrides={"training": {"epochs": 2,
                                                                          "patience": 1}})))
-    mp = pytest.MonkeyPatch()
     env = {"HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(tiny_signal_warehouse),
-           "HOLLEY_GNN_CONFIG": str(config)}
-    for key, value in env.items():
-        mp.setenv(key, value)
-    mp.delenv("HOLLEY_GNN_AS_OF", raising=False)
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+           "HOLLEY_GNN_CONFIG": str(config)}  # also for the CLI subprocess below
+    mp = pipeline_env(home, tiny_signal_warehouse, config)
     from holley_gnn_assets.definitions import build_defs
 
     with DagsterInstance.ephemeral() as instance:
