@@ -15,6 +15,12 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
     return format(value, fmt)
 
 
+def _section(title: str, columns: list[str]) -> list[str]:
+    """A Markdown section heading and the header of its table."""
+    return ["", f"## {title}", "", "| " + " | ".join(columns) + " |",
+            "|---" * len(columns) + "|"]
+
+
 def _window_lines(window: dict[str, Any] | None) -> list[str]:
     """The test window used and why (none for a report without one)."""
     if not window:
@@ -39,57 +45,30 @@ def report_markdown(report: dict[str, Any]) -> str:
     ]
     for w in report.get("warnings", []):
         lines.append(f"> warning: {w}")
-    lines += [
-        "",
-        "## Hit Rate@4 per tier",
-        "",
-        "| tier | users | GNN | SQL | delta | 95% CI (vehicle bootstrap) | McNemar p | MDE |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines += _section("Hit Rate@4 per tier", ["tier", "users", "GNN", "SQL", "delta",
+                                               "95% CI (vehicle bootstrap)", "McNemar p", "MDE"])
     for tier, b in report["tiers"].items():
         ci = b["bootstrap_ci95"]
         ci_s = "n/a" if ci[0] is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
-        p = "n/a" if b["mcnemar_p"] is None else f"{b['mcnemar_p']:.3g}"
-        d = "n/a" if b["delta_hit_rate@4"] is None else f"{b['delta_hit_rate@4']:+.4f}"
-        mde = b.get("mde_hit_rate@4")
-        mde_s = (
-            "n/a" if mde is None or (isinstance(mde, float) and math.isnan(mde)) else f"{mde:.4f}"
-        )
         lines.append(
             f"| {tier} | {b['n_users']} | {_num(b['gnn']['hit_rate@4'])} | "
-            f"{_num(b['sql']['hit_rate@4'])} | {d} | {ci_s} | {p} | {mde_s} |"
+            f"{_num(b['sql']['hit_rate@4'])} | {_num(b['delta_hit_rate@4'], '+.4f')} | {ci_s} | "
+            f"{_num(b['mcnemar_p'], '.3g')} | {_num(b.get('mde_hit_rate@4'))} |"
         )
     arms = report["arms"]
-    lines += [
-        "",
-        "## All metrics per arm (all tiers)",
-        "",
-        "| arm | " + " | ".join(METRICS) + " |",
-        "|---" * (len(METRICS) + 1) + "|",
-    ]
+    lines += _section("All metrics per arm (all tiers)", ["arm", *METRICS])
     allb = report["tiers"]["all"]
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(_num(allb[arm][m]) for m in METRICS) + " |")
-    lines += [
-        "",
-        "## Hit Rate@4 per tier, every arm",
-        "",
-        "| tier | " + " | ".join(arms) + " |",
-        "|---" * (len(arms) + 1) + "|",
-    ]
+    lines += _section("Hit Rate@4 per tier, every arm", ["tier", *arms])
     for tier, b in report["tiers"].items():
         lines.append(f"| {tier} | " + " | ".join(_num(b[a]["hit_rate@4"]) for a in arms) + " |")
     head = {tier: b["headroom_share"] for tier, b in report["tiers"].items()
             if "headroom_share" in b}
     if head:
         refs = sorted({arm for block in head.values() for arm in block})
-        lines += [
-            "",
-            "## Share of the oracle's headroom over SQL (Hit Rate@4, 95% CI by vehicle)",
-            "",
-            "| tier | oracle - SQL | " + " | ".join(refs) + " |",
-            "|---" * (len(refs) + 2) + "|",
-        ]
+        lines += _section("Share of the oracle's headroom over SQL (Hit Rate@4, 95% CI by "
+                          "vehicle)", ["tier", "oracle - SQL", *refs])
         for tier, block in head.items():
             b = report["tiers"][tier]
             room = (None if b["oracle"]["hit_rate@4"] is None
@@ -103,19 +82,13 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {tier} | {_num(room, '+.4f')} | " + " | ".join(cells) + " |")
     te = report.get("test_events")
     if te:
-        lines += [
-            "",
-            f"## Second test set: site events ({te['n_events']} events, "
-            f"{te['n_users_evaluated']} users evaluated), Hit Rate@4",
-            "",
-            "| tier | users | " + " | ".join(arms) + " | delta GNN-SQL |",
-            "|---" * (len(arms) + 3) + "|",
-        ]
+        lines += _section(f"Second test set: site events ({te['n_events']} events, "
+                          f"{te['n_users_evaluated']} users evaluated), Hit Rate@4",
+                          ["tier", "users", *arms, "delta GNN-SQL"])
         for tier, b in te["tiers"].items():
-            d = b["delta_hit_rate@4"]
             lines.append(
                 f"| {tier} | {b['n_users']} | "
                 + " | ".join(_num(b[a]["hit_rate@4"]) for a in arms)
-                + f" | {'n/a' if d is None else f'{d:+.4f}'} |"
+                + f" | {_num(b['delta_hit_rate@4'], '+.4f')} |"
             )
     return "\n".join(lines) + "\n"
