@@ -32,9 +32,10 @@ learned (init 1): the towers learn a correction over SQL's ranking, and a model 
 say ranks like SQL. Serving keeps a plain dot product: ``query_vectors`` = [user, 1] and
 ``product_vectors`` = [scale x product, w x log1p(order_count)].
 
-Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means of the
-products' layer-0 inputs over fitment (vehicle), owners' interactions (vehicle) and own
-interactions (user), each through one linear, added to the layer-0 inputs next to attention.
+Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means over
+owners' interactions, fitment look-alike vehicles, fitting products (vehicle rows) and own
+interactions (user rows), each through one linear, added to the layer-0 inputs next to
+attention. ``model.attention_fitment: false`` leaves the fitment edges out of the attention.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ from holley_gnn_assets.model.propagation import Propagation, build_propagation, 
 def attention_edge_types(model_cfg: Mapping) -> tuple[tuple[str, str, str], ...]:
     """The edge types the attention layers run on: all, or all but fitment
     (``model.attention_fitment: false``; fitment then reaches the model through the
-    ``fitment``/``pooled`` propagation only, and the ~1M fitment edges leave every step)."""
+    ``fitment``/``pooled``/``neighbours`` propagation only, and the ~1M fitment edges leave
+    every step)."""
     if model_cfg.get("attention_fitment", True):
         return EDGE_TYPES
     return tuple(et for et in EDGE_TYPES if et not in (FITS, REV_FITS))
@@ -194,48 +196,41 @@ class HeteroGAT(nn.Module):
         self, data, index: dict[str, Tensor] | None = None, prop: Propagation | None = None
     ) -> dict[str, Tensor]:
         """Layer-0 node representations, for all nodes or the global ids in ``index``; with
-        ``model.propagation``, plus the mean of the products' inputs over ``prop`` (the graph's
-        own edges when None)."""
-
-        def rows(nt: str, t: Tensor) -> Tensor:
-            return t if index is None else t[index[nt]]
-
-        x_user = self.tier_emb(rows("user", data["user"].tier)) + self.user_lin(
-            rows("user", data["user"].x)
+        ``model.propagation``, plus the means over ``prop`` (the graph's own edges when None)."""
+        x_user = self.tier_emb(_rows(data["user"].tier, index, "user")) + self.user_lin(
+            _rows(data["user"].x, index, "user")
         )
-        x_vehicle = self.vehicle_lin(rows("vehicle", data["vehicle"].x))
-        if self.vehicle_id_emb is not None:
-            x_vehicle = x_vehicle + rows("vehicle", self.vehicle_id_emb.weight)
-        if self.propagation:
-            x_vehicle_all = self.vehicle_lin(data["vehicle"].x)
-            if self.vehicle_id_emb is not None:
-                x_vehicle_all = x_vehicle_all + self.vehicle_id_emb.weight
-            # every product's input is needed by the mean operators
-            x_all = self._product_inputs(data, None)
-            x_product = x_all if index is None else x_all[index["product"]]
-            prop = prop if prop is not None else build_propagation(data, self.propagation)
-            for kind in self.propagation:
-                nt = "user" if kind == "history" else "vehicle"
-                src = x_vehicle_all if kind == "neighbours" else x_all
-                mean = self.prop_lins[kind](prop.mean(kind, src))
-                if nt == "user":
-                    x_user = x_user + rows("user", mean)
-                else:
-                    x_vehicle = x_vehicle + rows("vehicle", mean)
-        else:
-            x_product = self._product_inputs(data, index)
-        return {"user": x_user, "product": x_product, "vehicle": x_vehicle}
+        if not self.propagation:
+            return {"user": x_user, "product": self._product_inputs(data, index),
+                    "vehicle": self._vehicle_inputs(data, index)}
+        # the mean operators read every product's (and vehicle's) input
+        x_product = self._product_inputs(data, None)
+        x_vehicle = self._vehicle_inputs(data, None)
+        prop = prop if prop is not None else build_propagation(data, self.propagation)
+        vehicle_means = []
+        for kind in self.propagation:
+            mean = self.prop_lins[kind](
+                prop.mean(kind, x_vehicle if kind == "neighbours" else x_product))
+            if kind == "history":
+                x_user = x_user + _rows(mean, index, "user")
+            else:
+                vehicle_means.append(mean)
+        x_vehicle = sum(vehicle_means, x_vehicle)
+        return {"user": x_user, "product": _rows(x_product, index, "product"),
+                "vehicle": _rows(x_vehicle, index, "vehicle")}
 
     def _product_inputs(self, data, index: dict[str, Tensor] | None) -> Tensor:
-        def rows(t: Tensor) -> Tensor:
-            return t if index is None else t[index["product"]]
-
-        pin = torch.cat(
-            [self.part_type_emb(rows(data["product"].part_type)), rows(data["product"].x)], dim=1
-        )
+        pin = torch.cat([self.part_type_emb(_rows(data["product"].part_type, index, "product")),
+                         _rows(data["product"].x, index, "product")], dim=1)
         x = self.product_mlp(pin)
         if self.product_id_emb is not None:
-            x = x + rows(self.product_id_emb.weight)
+            x = x + _rows(self.product_id_emb.weight, index, "product")
+        return x
+
+    def _vehicle_inputs(self, data, index: dict[str, Tensor] | None) -> Tensor:
+        x = self.vehicle_lin(_rows(data["vehicle"].x, index, "vehicle"))
+        if self.vehicle_id_emb is not None:
+            x = x + _rows(self.vehicle_id_emb.weight, index, "vehicle")
         return x
 
     def encode(self, x_dict: dict[str, Tensor], blocks: list[Block]) -> dict[str, Tensor]:
@@ -303,8 +298,11 @@ class HeteroGAT(nn.Module):
         if self.prior_weight is not None:
             if order_count is None:
                 raise ValueError("HeteroGAT.logits: popularity_prior needs the order counts")
-            out = out + self.prior_weight * torch.log1p(order_count.clamp_min(0))
+            out = out + self._prior(order_count)
         return out
+
+    def _prior(self, order_count: Tensor) -> Tensor:
+        return self.prior_weight * torch.log1p(order_count.clamp_min(0))
 
     def query_vectors(self, user_z: Tensor) -> Tensor:
         """Serving form of user representations: ``query . product_vectors = logit``."""
@@ -316,8 +314,13 @@ class HeteroGAT(nn.Module):
         """Serving form of product representations: scaled, plus one prior column."""
         if self.prior_weight is None:
             return product_z
-        prior = self.prior_weight * torch.log1p(order_count.clamp_min(0)).unsqueeze(1)
+        prior = self._prior(order_count).unsqueeze(1)
         return torch.cat([self.log_scale.exp() * product_z, prior], dim=1)
+
+
+def _rows(t: Tensor, index: dict[str, Tensor] | None, node_type: str) -> Tensor:
+    """All rows of ``t``, or those of the global ids ``index[node_type]``."""
+    return t if index is None else t[index[node_type]]
 
 
 def full_blocks(data, n_layers: int) -> list[Block]:

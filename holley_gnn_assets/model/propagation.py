@@ -1,7 +1,7 @@
 """Parameter-free, LightGCN-style propagation next to the attention layers.
 
-Three sparse mean operators over the products' layer-0 representations (``HeteroGAT``'s
-product MLP + ID embedding):
+Sparse mean operators over the products' layer-0 representations (``HeteroGAT``'s product MLP
++ ID embedding; ``neighbours``: over the vehicles' own layer-0 inputs):
 
 - ``fitment``: vehicle <- the products that fit it. Vehicles sharing fitment (one engine family,
   one era) get close inputs, so a vehicle with few owners borrows from its look-alikes.
@@ -19,10 +19,11 @@ weighted by that similarity. ``fitment`` runs over every fitment edge in every s
 full scale) and costs the most; ``pooled``/``neighbours`` reach the same vehicles through a
 ``[V, NEIGHBOURS]`` operator.
 
-Each operator is a row-normalised sparse ``[rows, products]`` matrix built from the message
-edges in use: training builds ``owners``/``history`` from each epoch's message edges (so a
-supervised or simulated-cold user's edges never reach its own inputs), validation from the
-validation message graph, serving from every edge. A row with no edges is all zero.
+Each operator is a row-normalised sparse ``[rows, products]`` (``[V, V]`` for the
+look-alikes) matrix. ``owners``/``history`` come from the message edges in use: training builds
+them from each epoch's message edges (so a supervised or simulated-cold user's edges never
+reach its own inputs), validation from the validation message graph, serving from every edge.
+A row with no edges is all zero.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class Propagation:
 
 
 def _mean_operator(rows: Tensor, cols: Tensor, w: Tensor, n_rows: int, n_cols: int) -> Tensor:
-    """Sparse ``[n_rows, n_cols]`` matrix with ``w`` summed per (row, col), rows summing to 1
-    (weight sum + 1 in the denominator, so a row with one light edge stays small)."""
+    """Sparse ``[n_rows, n_cols]`` matrix with ``w`` summed per (row, col), each row divided by
+    its weight sum + 1 (a mean shrunk toward 0, so a row with one light edge stays small)."""
     den = torch.zeros(n_rows, dtype=w.dtype, device=w.device).index_add_(0, rows, w) + 1.0
     vals = w / den[rows]
     m = torch.sparse_coo_tensor(
@@ -92,7 +93,7 @@ def build_propagation(
     n_v = int(data["vehicle"].num_nodes)
     if "fitment" in kinds:
         fp, fv = data[FITS].edge_index
-        out.fitment = _mean_operator(fv, fp, torch.ones(fp.numel()), n_v, n_p)
+        out.fitment = _mean_operator(fv, fp, torch.ones(fp.numel(), device=fp.device), n_v, n_p)
     if "pooled" in kinds or "neighbours" in kinds:
         out.neighbours = neighbours if neighbours is not None else fitment_neighbours(data)
     if not {"owners", "history", "pooled"} & set(kinds):
@@ -102,7 +103,8 @@ def build_propagation(
     if owns is None:
         owns = data[OWNS].edge_index
     ei, ea = interactions
-    w = ea.reshape(-1).float().clamp_min(0) if ea is not None else torch.ones(ei.shape[1])
+    w = (ea.reshape(-1).float().clamp_min(0) if ea is not None
+         else torch.ones(ei.shape[1], device=ei.device))
     if "history" in kinds:
         out.history = _mean_operator(ei[0], ei[1], w, n_u, n_p)
     if "owners" in kinds or "pooled" in kinds:
@@ -135,5 +137,6 @@ def fitment_neighbours(data, k: int = NEIGHBOURS) -> Tensor:
         rows.append(r[keep])
         cols.append(top.ravel()[keep])
         vals.append(w.ravel()[keep])
-    r, c, w = (torch.from_numpy(np.concatenate(a)) for a in (rows, cols, vals))
+    device = data[FITS].edge_index.device
+    r, c, w = (torch.from_numpy(np.concatenate(a)).to(device) for a in (rows, cols, vals))
     return _mean_operator(r.long(), c.long(), w.float(), n_v, n_v)

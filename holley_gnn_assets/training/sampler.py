@@ -167,7 +167,7 @@ class TrainingSetup:
     def propagation(self, kinds: tuple[str, ...], message: MessageEdges) -> Propagation:
         """The model's propagation operators over ``message`` (the epoch's message edges)."""
         if self._neighbours is None and {"pooled", "neighbours"} & set(kinds):
-            self._neighbours = fitment_neighbours(self.data).to(self.device)
+            self._neighbours = fitment_neighbours(self.data)
         return build_propagation(
             self.data, kinds, message[INTERACTS], message[OWNS][0], self._neighbours
         )
