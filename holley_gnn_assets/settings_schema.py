@@ -158,6 +158,7 @@ class ModelConfig(Section):
     id_embeddings: bool
     logit_scale_init: PositiveFloat
     popularity_prior: bool
+    product_bias: bool
     attention_fitment: bool
     propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
 
@@ -178,6 +179,7 @@ class Negatives(Section):
 class TrainingConfig(Section):
     epochs: PositiveInt
     patience: PositiveInt
+    min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)]
     lr_embedding: PositiveFloat
     lr_gnn: PositiveFloat
     grad_clip: PositiveFloat

@@ -173,6 +173,23 @@ def test_oracle_scores_are_the_truth_among_fitting_products() -> None:
         reference_scores(_ref_tables(), load_config(), truth.drop(columns="prob"))
 
 
+def test_oracle_observed_swaps_true_demand_for_the_order_count() -> None:
+    """oracle_observed = log prob + log((order_count + 0.5) / demand): where the true demand
+    and the counts agree it ranks like the oracle; where a product's count falls short of its
+    demand (sampling noise), it drops below."""
+    truth = pd.DataFrame({"vehicle_id": ["V1", "V1", "V1"], "sku": ["G", "L", "Z"],
+                          "prob": [0.5, 0.3, 0.2], "demand": [0.9, 0.01, 0.2]})
+    ref = reference_scores(_ref_tables(), load_config(), truth)
+    assert _order(ref["oracle"], "V1") == ["G", "L", "Z"]
+    # G: log .5 + log 90.5/.9 = 3.92; L: log .3 + log 10.5/.01 = 5.75; Z: log .2 + log .5/.2
+    assert _order(ref["oracle_observed"], "V1") == ["L", "G", "Z"]
+    got = ref["oracle_observed"].set_index("sku")["score"]
+    assert got["Z"] == pytest.approx(np.log(0.2) + np.log(0.5 / 0.2))
+    # a world without recorded demand has no such arm
+    assert "oracle_observed" not in reference_scores(_ref_tables(), load_config(),
+                                                     truth.drop(columns="demand"))
+
+
 def test_headroom_share_of_each_arm() -> None:
     """share = (arm - SQL) / (oracle - SQL) per tier, with an interval; vehicle_pop's too."""
     arms, users, clicks, events = _setup()

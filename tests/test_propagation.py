@@ -84,6 +84,30 @@ def test_prior_serving_vectors_reproduce_the_training_logit() -> None:
     assert torch.all(count[order][:-1] >= count[order][1:])
 
 
+def test_product_bias_enters_training_and_serving_alike() -> None:
+    """model.product_bias: the learned b(product) is part of the training logit and of the
+    served prior column; zero at init (the v2 ranking), and it needs the prior."""
+    bundle = _bundle()
+    cfg = load_config(overrides={"model": {"popularity_prior": True, "product_bias": True}})
+    torch.manual_seed(0)
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]).eval()
+    count = bundle.data["product"].order_count
+    with torch.no_grad():
+        h = encode_full(model, bundle.data)
+        pz, gz = model.product_repr(h["product"]), model.cold_user_repr(h["vehicle"])
+        before = model.product_vectors(pz, count)[:, -1]
+        assert torch.allclose(before, model.prior_weight * torch.log1p(count))
+        model.bias_head.weight.normal_()
+        logits = model.logits(gz[:3].unsqueeze(1), pz.unsqueeze(0), count)
+        served = model.query_vectors(gz[:3]) @ model.product_vectors(pz, count).T
+        after = model.product_vectors(pz, count)[:, -1]
+    assert torch.allclose(logits, served, atol=1e-4)
+    assert not torch.allclose(before, after)
+    off = load_config(overrides={"model": {"popularity_prior": False, "product_bias": True}})
+    with pytest.raises(ValueError, match="product_bias needs model.popularity_prior"):
+        HeteroGAT(GraphMeta.from_data(bundle.data), off["model"])
+
+
 def test_prior_needs_the_order_counts() -> None:
     bundle = _bundle()
     cfg = load_config(overrides={"model": {"popularity_prior": True}})

@@ -80,6 +80,10 @@ def report_markdown(report: dict[str, Any]) -> str:
                 ci = "" if lo is None else f" [{lo:+.0%}, {hi:+.0%}]"
                 cells.append("n/a" if s.get("share") is None else f"{s['share']:.0%}{ci}")
             lines.append(f"| {tier} | {_num(room, '+.4f')} | " + " | ".join(cells) + " |")
+        if "oracle_observed" in refs:
+            lines += ["", "oracle_observed: the oracle with each product's observed order count "
+                      "in place of its true demand, the most a model of these data can take; "
+                      "the rest of the headroom is sampling noise in the counts."]
     te = report.get("test_events")
     if te:
         lines += _section(f"Second test set: site events ({te['n_events']} events, "

@@ -6,17 +6,24 @@
   (user_product_edges.max_event_weight >= 3) before the cutoff, shrunk toward global popularity:
   score = c_vs + m * order_count_s / sum(order_count), m = eval.vehicle_pop_shrinkage (the
   simplest per-vehicle graph statistic, the bar the GNN must clear);
-- ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``).
+- ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``);
+- ``oracle_observed``: the oracle with each product's true demand replaced by its observed
+  order count, log prob_vs + log((order_count_s + 0.5) / demand_s): the world's structure
+  (vehicle groups, product clusters, affinities) known exactly, popularity only as measured.
+  The most any model of these data can hope for; the rest of the oracle's headroom is the
+  sampling noise in the order counts (needs ``synth_truth.products.demand``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
-REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "oracle": False}
+REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "oracle": False,
+                  "oracle_observed": False}
 
 
 def _frame(vehicle_id: object, sku: pd.Series, score: pd.Series) -> pd.DataFrame:
@@ -53,6 +60,13 @@ def reference_scores(
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
         if missing:
             raise ValueError(f"truth lacks column(s) {missing}")
-        oc = fit.merge(truth[["vehicle_id", "sku", "prob"]], on=["vehicle_id", "sku"])
+        cols = ["vehicle_id", "sku", "prob"] + (["demand"] if "demand" in truth.columns else [])
+        oc = fit.merge(truth[cols], on=["vehicle_id", "sku"])
         out["oracle"] = _frame(oc["vehicle_id"].to_numpy(dtype=object), oc["sku"], oc["prob"])
+        if "demand" in oc.columns:
+            ob = oc[(oc["demand"] > 0) & (oc["prob"] > 0)]
+            score = (np.log(ob["prob"]) + np.log(ob["sku"].map(pop).fillna(0.0) + 0.5)
+                     - np.log(ob["demand"]))
+            out["oracle_observed"] = _frame(ob["vehicle_id"].to_numpy(dtype=object), ob["sku"],
+                                            score)
     return out

@@ -30,7 +30,8 @@ has the same representation.
 Popularity prior (``model.popularity_prior``): logit = scale x dot + w x log1p(order_count), w
 learned (init 1): the towers learn a correction over SQL's ranking, and a model with nothing to
 say ranks like SQL. Serving keeps a plain dot product: ``query_vectors`` = [user, 1] and
-``product_vectors`` = [scale x product, w x log1p(order_count)].
+``product_vectors`` = [scale x product, w x log1p(order_count)]. ``model.product_bias`` adds a
+learned b(product) to that column (zero at init).
 
 Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means over
 owners' interactions, fitment look-alike vehicles, fitting products (vehicle rows) and own
@@ -179,6 +180,15 @@ class HeteroGAT(nn.Module):
         self.prior_weight = (
             nn.Parameter(torch.tensor(1.0)) if model_cfg.get("popularity_prior", False) else None
         )
+        # learned product bias b(product_z) beside the prior (``model.product_bias``): corrects
+        # a global count for how the product's buyers spread over vehicles; zero at init
+        self.bias_head: nn.Linear | None = None
+        if model_cfg.get("product_bias", False):
+            if self.prior_weight is None:
+                raise ValueError("model.product_bias needs model.popularity_prior: true")
+            self.bias_head = nn.Linear(d, 1)
+            nn.init.zeros_(self.bias_head.weight)
+            nn.init.zeros_(self.bias_head.bias)
         # LightGCN-style mean propagation (``model.propagation``), one linear per kind
         self.propagation = check_kinds(list(model_cfg.get("propagation", [])))
         self.prop_lins = nn.ModuleDict({k: nn.Linear(d, d) for k in self.propagation})
@@ -298,11 +308,14 @@ class HeteroGAT(nn.Module):
         if self.prior_weight is not None:
             if order_count is None:
                 raise ValueError("HeteroGAT.logits: popularity_prior needs the order counts")
-            out = out + self._prior(order_count)
+            out = out + self._prior(order_count, product_z)
         return out
 
-    def _prior(self, order_count: Tensor) -> Tensor:
-        return self.prior_weight * torch.log1p(order_count.clamp_min(0))
+    def _prior(self, order_count: Tensor, product_z: Tensor) -> Tensor:
+        prior = self.prior_weight * torch.log1p(order_count.clamp_min(0))
+        if self.bias_head is not None:
+            prior = prior + self.bias_head(product_z).squeeze(-1)
+        return prior
 
     def query_vectors(self, user_z: Tensor) -> Tensor:
         """Serving form of user representations: ``query . product_vectors = logit``."""
@@ -314,7 +327,7 @@ class HeteroGAT(nn.Module):
         """Serving form of product representations: scaled, plus one prior column."""
         if self.prior_weight is None:
             return product_z
-        prior = self._prior(order_count).unsqueeze(1)
+        prior = self._prior(order_count, product_z).unsqueeze(1)
         return torch.cat([self.log_scale.exp() * product_z, prior], dim=1)
 
 

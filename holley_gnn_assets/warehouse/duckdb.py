@@ -240,11 +240,17 @@ class DuckDBWarehouse(Warehouse):
         return row[0] if row and row[0] is not None else None
 
     def read_truth(self) -> pd.DataFrame | None:
-        """``synth_truth.vehicle_preference`` of a synthetic warehouse, else None."""
+        """``synth_truth.vehicle_preference`` of a synthetic warehouse (with each product's
+        ``demand`` from ``synth_truth.products`` where that table has it), else None."""
         if not self._exists("synth_truth", "vehicle_preference"):
             return None
         with self._connect() as con:
-            return con.execute("SELECT * FROM synth_truth.vehicle_preference").df()
+            truth = con.execute("SELECT * FROM synth_truth.vehicle_preference").df()
+            if self._exists("synth_truth", "products") and "demand" not in truth.columns:
+                demand = con.execute("SELECT sku, demand FROM synth_truth.products").df()
+                if len(demand):
+                    truth = truth.merge(demand, on="sku", how="left")
+            return truth
 
     def describe(self) -> Mapping[str, Any]:
         """Kind and file path (no secrets)."""
