@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("synth", help="write a synthetic Holley-like DuckDB warehouse")
     p.add_argument("--scale", choices=list(SCALES), default="demo",
-                   help="dense, dense_tiny: every product fits every vehicle, most users engaged")
+                   help="dense, dense_tiny: every product fits every vehicle, most users engaged; "
+                        "dense_cold: the same with a 60%% cold audience")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--signal", type=float, default=1.0,
                    help="0 = null world (popularity is optimal); > 0 plants vehicle affinity")

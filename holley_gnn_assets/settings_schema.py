@@ -159,6 +159,7 @@ class ModelConfig(Section):
     logit_scale_init: PositiveFloat
     popularity_prior: bool
     product_bias: bool
+    vehicle_attributes: bool
     attention_fitment: bool
     propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
 

@@ -108,6 +108,33 @@ def test_product_bias_enters_training_and_serving_alike() -> None:
         HeteroGAT(GraphMeta.from_data(bundle.data), off["model"])
 
 
+def test_vehicle_attributes_are_inputs_shared_by_sibling_vehicles() -> None:
+    """model.vehicle_attributes: vehicles of one make share its code and the model reads
+    make, make|model, 5-year bucket and year; off, the inputs ignore them."""
+    bundle = _bundle()
+    v = bundle.data["vehicle"]
+    assert v.make.shape == v.make_model.shape == v.year_bucket.shape == (v.num_nodes,)
+    assert v.make_model.unique().numel() >= v.make.unique().numel()
+    assert v.year.shape == (v.num_nodes, 1)
+    meta = GraphMeta.from_data(bundle.data)
+    on = load_config(overrides={"model": {"vehicle_attributes": True}})
+    off = load_config(overrides={"model": {"vehicle_attributes": False}})
+    torch.manual_seed(0)
+    model = HeteroGAT(meta, on["model"]).eval()
+    torch.manual_seed(0)
+    plain = HeteroGAT(meta, off["model"]).eval()
+    with torch.no_grad():
+        base = model._vehicle_inputs(bundle.data, None)
+        model.vehicle_attr["make"].weight.normal_()
+        moved = model._vehicle_inputs(bundle.data, None)
+        plain_in = plain._vehicle_inputs(bundle.data, None)
+    same_make = v.make == v.make[0]
+    delta = moved - base
+    assert torch.allclose(delta[same_make], delta[0].expand_as(delta[same_make]), atol=1e-5)
+    assert not torch.allclose(delta[~same_make][:1], delta[:1], atol=1e-5)
+    assert plain.vehicle_attr is None and plain_in.shape == base.shape
+
+
 def test_prior_needs_the_order_counts() -> None:
     bundle = _bundle()
     cfg = load_config(overrides={"model": {"popularity_prior": True}})

@@ -68,6 +68,9 @@ def test_dense_presets_and_their_guards(tmp_path):
     assert dense["warm_share"] + dense["hot_share"] >= 0.85
     assert dense["engaged_interactions"] == 100.0
     assert SCALES["dense_tiny"]["n_users"] <= 200
+    cold = SCALES["dense_cold"]  # dense, plus a vehicle-only audience of at least half
+    assert cold["dense"] and 1 - cold["warm_share"] - cold["hot_share"] >= 0.5
+    assert cold["n_users"] * (cold["warm_share"] + cold["hot_share"]) / cold["n_vehicles"] >= 40
     with pytest.raises(ValueError, match="dense"):
         _gen(tmp_path / "d.duckdb", scale="dense_tiny", scope_none=0.1, scope_universal=0.9)
     with pytest.raises(ValueError, match="fixed by the scale"):

@@ -101,6 +101,23 @@ def _standardise(values: np.ndarray, name: str, stats: dict) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def _codes(values: pd.Series) -> torch.Tensor:
+    """Index of each value among the sorted distinct values (0..k-1)."""
+    return torch.from_numpy(pd.Index(sorted(values.unique())).get_indexer(values).astype(np.int64))
+
+
+def _vehicle_attributes(data: HeteroData, vehicles: pd.DataFrame, stats: dict) -> None:
+    """The vehicle's year/make/model as model inputs (``model.vehicle_attributes``): codes of
+    make, make|model and 5-year bucket, and the standardised year (0 where unparsable)."""
+    year = pd.to_numeric(vehicles["year"], errors="coerce").to_numpy(np.float64)
+    make = vehicles["make"].fillna("<none>").astype(str)
+    data["vehicle"].year = torch.from_numpy(
+        _standardise(year, "year", stats).astype(np.float32)).unsqueeze(1)
+    data["vehicle"].make = _codes(make)
+    data["vehicle"].make_model = _codes(make + "|" + vehicles["model"].fillna("").astype(str))
+    data["vehicle"].year_bucket = _codes(pd.Series(np.where(np.isfinite(year), year // 5, -1)))
+
+
 def _edge(data: HeteroData, et: tuple, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> None:
     data[et].edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
     weight = torch.from_numpy(w.astype(np.float32))
@@ -211,6 +228,7 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
         axis=1,
     )
     data["vehicle"].x = torch.from_numpy(vx.astype(np.float32))
+    _vehicle_attributes(data, vehicles, feature_stats)
     data["vehicle"].num_nodes = len(vehicles)
 
     # edges

@@ -91,6 +91,9 @@ class GraphMeta:
     user_features: int = 3
     product_features: int = 4
     vehicle_features: int = 2
+    num_makes: int = 1
+    num_make_models: int = 1
+    num_year_buckets: int = 1
 
     @classmethod
     def from_data(cls, data) -> GraphMeta:
@@ -104,7 +107,14 @@ class GraphMeta:
             user_features=int(data["user"].x.shape[1]),
             product_features=int(data["product"].x.shape[1]),
             vehicle_features=int(data["vehicle"].x.shape[1]),
+            **{f"num_{name}s": _n_codes(data["vehicle"], name)
+               for name in ("make", "make_model", "year_bucket")},
         )
+
+
+def _n_codes(store, name: str) -> int:
+    codes = getattr(store, name, None)
+    return int(codes.max().item()) + 1 if codes is not None and codes.numel() else 1
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -144,6 +154,16 @@ class HeteroGAT(nn.Module):
         for emb in (self.product_id_emb, self.vehicle_id_emb):
             if emb is not None:
                 nn.init.zeros_(emb.weight)
+        # year/make/model of the vehicle (``model.vehicle_attributes``): what a cold user's
+        # vehicle shares with its siblings (same model other years, same make)
+        self.vehicle_attr: nn.ModuleDict | None = None
+        if model_cfg.get("vehicle_attributes", False):
+            self.vehicle_attr = nn.ModuleDict({
+                "make": nn.Embedding(meta.num_makes, d),
+                "make_model": nn.Embedding(meta.num_make_models, d),
+                "year_bucket": nn.Embedding(meta.num_year_buckets, d),
+                "year": nn.Linear(1, d),
+            })
 
         # message passing
         self.convs = nn.ModuleList()
@@ -241,6 +261,10 @@ class HeteroGAT(nn.Module):
         x = self.vehicle_lin(_rows(data["vehicle"].x, index, "vehicle"))
         if self.vehicle_id_emb is not None:
             x = x + _rows(self.vehicle_id_emb.weight, index, "vehicle")
+        if self.vehicle_attr is not None:
+            store = data["vehicle"]
+            for name, layer in self.vehicle_attr.items():
+                x = x + layer(_rows(getattr(store, name), index, "vehicle"))
         return x
 
     def encode(self, x_dict: dict[str, Tensor], blocks: list[Block]) -> dict[str, Tensor]:
