@@ -1,0 +1,1 @@
+"""Real (not generated) data converted into source-contract warehouses (Dagster-free)."""
