@@ -73,6 +73,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(scale=args.scale, seed=args.seed, signal=args.signal, reuse=not args.fresh)
 
 
+def _cmd_variant(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    from pathlib import Path
+
+    from holley_gnn_assets.variants import parse_overrides, run_variant, variant_table
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        sys.exit(f"holley-gnn variant: {exc}")
+    world = Path(args.world)
+    row = run_variant(world, args.name, overrides, world_label=args.label or world.stem)
+    out = Path(args.out)
+    with out.open("a") as fh:
+        fh.write(json.dumps(row, default=str) + "\n")
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    print(variant_table(rows), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="holley-gnn", description=__doc__)
@@ -111,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--signal", type=float, default=1.0)
     p.add_argument("--fresh", action="store_true", help="regenerate the warehouse")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("variant", help="train and evaluate one model variant on a world "
+                                       "(no Dagster); append its row and print the table")
+    p.add_argument("--world", required=True, help="a warehouse file (synth or movielens)")
+    p.add_argument("--name", required=True, help="the variant's name in the table")
+    p.add_argument("--label", default="", help="the world's name in the table (default: file)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config override, repeatable, e.g. model.vehicle_attributes=true")
+    p.add_argument("--out", default="variants.jsonl", help="JSON-lines file of result rows")
+    p.set_defaults(func=_cmd_variant)
 
     args = parser.parse_args(argv)
     from holley_gnn_assets.settings import SettingsError

@@ -180,7 +180,6 @@ class Negatives(Section):
 class TrainingConfig(Section):
     epochs: PositiveInt
     patience: PositiveInt
-    min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)]
     lr_embedding: PositiveFloat
     lr_gnn: PositiveFloat
     grad_clip: PositiveFloat

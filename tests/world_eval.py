@@ -1,4 +1,5 @@
-"""Synthetic world -> exports -> GNN training -> both arms at the cutoff -> eval report, on CPU.
+"""Synthetic world -> exports -> GNN training -> every arm at the cutoff -> eval report, on CPU
+(``holley_gnn_assets.variants.evaluate_world``).
 
 Shared by the signal tests (tests/test_null_world.py, tests/test_strong_signal.py).
 """
@@ -8,18 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from holley_gnn_assets.evaluation import report as evaluation
-from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
-from holley_gnn_assets.graph.builder import build_graph
-from holley_gnn_assets.recommend import apply_rules
-from holley_gnn_assets.recommend.embeddings import compute_embeddings
-from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
-from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.synth.generator import generate_warehouse
-from holley_gnn_assets.training.loop import train
-from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
-from holley_gnn_assets.warehouse.exports import run_exports
+from holley_gnn_assets.variants import evaluate_world
 
 # A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
 # On the default tiny world (2% of the audience with history: ~100 user->product edges; most
@@ -49,16 +41,5 @@ def evaluate_tiny_world(
     path = tmp_path / "world.duckdb"
     generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=False, **synth)
     cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
-    wh = DuckDBWarehouse(str(path))
-    windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())
-    tables = run_exports(wh, cfg, windows)
-    bundle = build_graph(tables, cfg)
-    result = train(bundle, cfg, tmp_path / "ckpt", device="cpu", resume=False)
-    emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
-    build_sql_scores(wh, cfg, windows)
-    arms = ranked_arms(wh, cfg, windows, tables)
-    return evaluation.evaluate(
-        arms, tables["user_nodes"], tables["test_clicks"], tables["test_events"], cfg,
-        as_of=windows.as_of, cutoff=windows.cutoff,
-    )
+    report, _, _ = evaluate_world(path, cfg, tmp_path)
+    return report

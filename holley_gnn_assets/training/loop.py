@@ -67,11 +67,9 @@ class TrainResult:
 
 @dataclass
 class EarlyStopping:
-    """Best validation MRR so far; ``stopped`` after ``patience`` epochs without improving it by
-    more than ``min_improvement`` (relative): a plateau's 0.1% wiggles do not restart patience."""
+    """Best validation MRR so far; ``stopped`` after ``patience`` epochs without improving it."""
 
     patience: int
-    min_improvement: float = 0.0
     best_epoch: int = 0
     best_mrr: float = -1.0
     bad_epochs: int = 0
@@ -79,7 +77,7 @@ class EarlyStopping:
 
     def update(self, epoch: int, mrr: float) -> bool:
         """Record an epoch's MRR; returns whether it is a new best."""
-        improved = mrr > self.best_mrr + max(1e-12, self.min_improvement * abs(self.best_mrr))
+        improved = mrr > self.best_mrr + 1e-12
         if improved:
             self.best_mrr, self.best_epoch, self.bad_epochs = mrr, epoch, 0
         else:
@@ -194,7 +192,7 @@ def _train(
     baseline = popularity_baseline(st)
     history: list[dict[str, float]] = []
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
-    stop = EarlyStopping(int(tr["patience"]), float(tr["min_improvement"]))
+    stop = EarlyStopping(int(tr["patience"]))
     resumed_from: int | None = None
     state = ck.load_checkpoint(checkpoint_dir) if resume else None
     why = ck.mismatch(state, cfg, bundle.fingerprint) if state is not None else None

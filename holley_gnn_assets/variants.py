@@ -1,0 +1,139 @@
+"""``holley-gnn variant``: one model variant on one world, without Dagster, as one result row.
+
+The steps of ``full_retrain_job`` that decide quality, in process: a copy of the warehouse
+(the world is never changed) -> exports at the cutoff -> graph -> training with the variant's
+config overrides -> the GNN's and every reference arm's scores through the one rules file ->
+the evaluation report. The row (cold/warm/hot Hit Rate@4 of every arm, each arm's share of the
+oracle's headroom with its interval, the decision, epochs and training time) is appended to a
+JSON-lines file; ``variant_table`` renders such a file as the Markdown variant table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+TIERS = ("cold", "warm", "hot")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["model.vehicle_attributes=true", "training.patience=8"]`` -> nested overrides; each
+    value is read as JSON (numbers, booleans, lists), else kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
+                   device: str = "cpu") -> tuple[dict[str, Any], Any, float]:
+    """Exports -> graph -> training -> every arm -> report, on the warehouse ``world`` itself
+    (its staging tables are written); returns (report, training result, training seconds)."""
+    from holley_gnn_assets.evaluation import report as evaluation
+    from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+    from holley_gnn_assets.graph.builder import build_graph
+    from holley_gnn_assets.recommend import apply_rules
+    from holley_gnn_assets.recommend.embeddings import compute_embeddings
+    from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
+    from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
+    from holley_gnn_assets.time_windows import TimeWindows
+    from holley_gnn_assets.training.loop import train
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+    from holley_gnn_assets.warehouse.exports import run_exports
+
+    wh = DuckDBWarehouse(str(world))
+    windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())
+    tables = run_exports(wh, cfg, windows)
+    bundle = build_graph(tables, cfg)
+    t0 = time.perf_counter()
+    result = train(bundle, cfg, workdir / "checkpoints", device=device, resume=False)
+    train_s = time.perf_counter() - t0
+    emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
+    apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
+    build_sql_scores(wh, cfg, windows)
+    arms = ranked_arms(wh, cfg, windows, tables)
+    report = evaluation.evaluate(arms, tables["user_nodes"], tables["test_clicks"],
+                                 tables["test_events"], cfg, as_of=windows.as_of,
+                                 cutoff=windows.cutoff)
+    return report, result, train_s
+
+
+def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
+                world_label: str = "", device: str = "cpu") -> dict[str, Any]:
+    """Train and evaluate one variant on a copy of ``world``; returns the result row."""
+    from holley_gnn_assets.settings import load_config
+
+    if not world.exists():
+        raise FileNotFoundError(f"variant: world {world} does not exist")
+    cfg = load_config(overrides=dict(overrides))
+    tmp = Path(tempfile.mkdtemp(prefix="variant-"))
+    try:
+        shutil.copy(world, tmp / "world.duckdb")
+        rep, res, train_s = evaluate_world(tmp / "world.duckdb", cfg, tmp, device)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    row: dict[str, Any] = {
+        "world": world_label or world.stem, "variant": name, "overrides": dict(overrides),
+        "decision": rep["decision"], "epochs": res.epochs_run, "best_epoch": res.best_epoch,
+        "best_val_mrr": res.best_val_mrr, "train_s": round(train_s, 1), "tiers": {},
+    }
+    for tier in TIERS:
+        b = rep["tiers"][tier]
+        row["tiers"][tier] = {
+            "n": b["n_users"],
+            "hit_rate@4": {arm: (b.get(arm) or {}).get("hit_rate@4") for arm in rep["arms"]},
+            "headroom_share": b.get("headroom_share"),
+        }
+    return row
+
+
+def _share(h: Mapping[str, Any] | None, arm: str) -> str:
+    s = (h or {}).get(arm) or {}
+    if s.get("share") is None:
+        return "n/a"
+    lo, hi = s.get("ci95") or (None, None)
+    ci = "" if lo is None else f" [{100 * lo:.0f}, {100 * hi:.0f}]"
+    return f"{100 * s['share']:.0f}%{ci}"
+
+
+def _ratio(hr: Mapping[str, float | None], arm: str) -> str:
+    a, sql = hr.get(arm), hr.get("sql")
+    return "n/a" if a is None or not sql else f"{a / sql:.2f}x"
+
+
+def variant_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per (world, variant), the latest row winning; cold Hit Rate@4 of
+    every arm, headroom shares, warm/hot GNN/SQL (oracle's ratio), decision, epochs, time."""
+    latest = {(r["world"], r["variant"]): r for r in rows}
+    lines = ["| world | variant | cold n | SQL | GNN | veh. pop | oracle | oracle_observed "
+             "| GNN share [95% CI] | veh. pop share | ceiling share | warm GNN/SQL (oracle) "
+             "| hot GNN/SQL (oracle) | decision | epochs (best) | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---:|"]
+    for (world, variant), r in sorted(latest.items()):
+        c = r["tiers"]["cold"]
+        hr, h = c["hit_rate@4"], c["headroom_share"]
+        cells = [f"{hr[a]:.4f}" if hr.get(a) is not None else "n/a"
+                 for a in ("sql", "gnn", "vehicle_pop", "oracle", "oracle_observed")]
+        wh = [f"{_ratio(r['tiers'][t]['hit_rate@4'], 'gnn')} "
+              f"({_ratio(r['tiers'][t]['hit_rate@4'], 'oracle')})" for t in ("warm", "hot")]
+        lines.append(f"| {world} | {variant} | {c['n']} | " + " | ".join(cells) + " | "
+                     f"{_share(h, 'gnn')} | {_share(h, 'vehicle_pop')} | "
+                     f"{_share(h, 'oracle_observed')} | {wh[0]} | {wh[1]} | {r['decision']} | "
+                     f"{r['epochs']} ({r['best_epoch']}) | {r['train_s']} |")
+    return "\n".join(lines) + "\n"

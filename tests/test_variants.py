@@ -1,0 +1,51 @@
+"""``holley-gnn variant``: overrides parsed from the command line, one real variant run on a
+tiny world (exports, training, every arm, report) and the table its rows render to."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from holley_gnn_assets.cli import main
+from holley_gnn_assets.variants import parse_overrides, variant_table
+
+
+def test_overrides_nest_and_read_json_values() -> None:
+    got = parse_overrides(["model.vehicle_attributes=true", "training.patience=8",
+                           "model.propagation=[\"owners\"]", "ab_test.salt=abc"])
+    assert got == {"model": {"vehicle_attributes": True, "propagation": ["owners"]},
+                   "training": {"patience": 8}, "ab_test": {"salt": "abc"}}
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_overrides(["model.vehicle_attributes"])
+
+
+def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, tmp_path,
+                                                         capsys) -> None:
+    out = tmp_path / "rows.jsonl"
+    args = ["variant", "--world", str(tiny_signal_warehouse), "--label", "tiny s0",
+            "--out", str(out), "--set", "training.epochs=2", "--set", "training.patience=1"]
+    assert main([*args, "--name", "plain"]) == 0
+    assert main([*args, "--name", "attrs", "--set", "model.vehicle_attributes=true"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["variant"] for r in rows] == ["plain", "attrs"]
+    assert rows[1]["overrides"]["model"] == {"vehicle_attributes": True}
+    cold = rows[0]["tiers"]["cold"]
+    assert cold["n"] > 0 and set(cold["hit_rate@4"]) >= {"gnn", "sql", "vehicle_pop", "oracle"}
+    assert rows[0]["epochs"] <= 2
+    table = capsys.readouterr().out.strip().splitlines()[-3:]
+    assert table[0].startswith("|---") and table[1].startswith("| tiny s0 | attrs |")
+    assert table[2].startswith("| tiny s0 | plain |")
+
+
+def test_table_keeps_the_latest_row_per_world_and_variant() -> None:
+    def row(decision: str) -> dict:
+        hr = {"sql": 0.2, "gnn": 0.3, "vehicle_pop": 0.25, "oracle": 0.4}
+        tier = {"n": 10, "hit_rate@4": hr,
+                "headroom_share": {"gnn": {"share": 0.5, "ci95": [0.1, 0.9]}}}
+        return {"world": "w", "variant": "v", "decision": decision, "epochs": 3,
+                "best_epoch": 1, "train_s": 1.0, "tiers": {t: tier for t in ("cold", "warm",
+                                                                             "hot")}}
+    lines = variant_table([row("neutral"), row("clear_win")]).splitlines()
+    assert len(lines) == 3 and "clear_win" in lines[2] and "50% [10, 90]" in lines[2]
+    assert "1.50x (2.00x)" in lines[2] and "n/a" in lines[2]  # no oracle_observed
