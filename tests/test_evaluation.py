@@ -199,10 +199,14 @@ def test_headroom_share_of_each_arm() -> None:
     cold = rep["tiers"]["cold"]["headroom_share"]
     assert cold["gnn"]["share"] == pytest.approx((2 / 3 - 1 / 3) / (1 - 1 / 3))
     assert cold["vehicle_pop"]["share"] == pytest.approx(0.0)
+    versus = rep["tiers"]["cold"]["gnn_vs_vehicle_pop"]  # vehicle_pop is SQL's lists here
+    assert versus["delta_hit_rate@4"] == pytest.approx(2 / 3 - 1 / 3)
+    assert versus["bootstrap_ci95"][0] <= versus["delta_hit_rate@4"] <= versus["bootstrap_ci95"][1]
     lo, hi = cold["gnn"]["ci95"]
     assert lo is not None and lo <= cold["gnn"]["share"] <= hi
     md = report_markdown(rep)
     assert "Share of the oracle's headroom over SQL" in md and "| cold | +0.6667 | 50%" in md
+    assert "GNN vs the per-vehicle count" in md and "| cold | +0.3333 | [" in md
     # without an oracle arm there is no headroom block
     plain = evaluate(arms, users, clicks, None, load_config())
     assert "headroom_share" not in plain["tiers"]["cold"]

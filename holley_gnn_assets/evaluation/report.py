@@ -76,6 +76,17 @@ def _compare(pu_a: pd.DataFrame, pu_b: pd.DataFrame, ev: dict) -> dict[str, Any]
     }
 
 
+def _versus(pu_a: pd.DataFrame, pu_b: pd.DataFrame, ev: dict) -> dict[str, Any]:
+    """Hit Rate@4 delta of arm a over arm b with its vehicle-clustered bootstrap interval."""
+    a, b = pu_a["hit_rate@4"].to_numpy(), pu_b["hit_rate@4"].to_numpy()
+    if len(a) == 0:
+        return {"delta_hit_rate@4": None, "bootstrap_ci95": [None, None]}
+    lo, hi = stats.bootstrap_delta_ci(a, b, pu_a["vehicle_id"].to_numpy(),
+                                      int(ev["bootstrap_samples"]), int(ev["bootstrap_seed"]),
+                                      float(ev.get("alpha", 0.05)))
+    return {"delta_hit_rate@4": float(a.mean() - b.mean()), "bootstrap_ci95": [lo, hi]}
+
+
 def test_window_users(test_clicks: pd.DataFrame, test_events: pd.DataFrame | None) -> pd.Index:
     """email_lower of every user with a test click or test-window site event: the users whose
     ranked lists evaluation reads (the SQL twin is the ``test_window_users`` CTE)."""
@@ -206,6 +217,8 @@ def _tier_report(
         for name, pu in pus.items():
             block[name] = mean_metrics(pu)
         block.update(_compare(pus["gnn"], pus["sql"], ev))
+        if "vehicle_pop" in pus:
+            block["gnn_vs_vehicle_pop"] = _versus(pus["gnn"], pus["vehicle_pop"], ev)
         if "oracle" in pus:
             block["headroom_share"] = _headroom(pus, ev)
         out[tier] = block
