@@ -9,9 +9,9 @@
 - ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``);
 - ``oracle_observed``: the oracle with each product's true demand replaced by its observed
   order count, log prob_vs + log((order_count_s + 0.5) / demand_s): the world's structure
-  (vehicle groups, product clusters, affinities) known exactly, popularity only as measured.
-  The most any model of these data can hope for; the rest of the oracle's headroom is the
-  sampling noise in the order counts (needs ``synth_truth.products.demand``).
+  (vehicle groups, product clusters, affinities) known exactly, popularity only as SQL measures
+  it. What the structure is worth on top of the order counts; a model that also estimates
+  popularity from views, carts and clicks can pass it (needs ``synth_truth.products.demand``).
 """
 
 from __future__ import annotations
