@@ -122,8 +122,9 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
     every arm, headroom shares, warm/hot GNN/SQL (oracle's ratio), decision, epochs, time."""
     latest = {(r["world"], r["variant"]): r for r in rows}
     lines = ["| world | variant | cold n | SQL | GNN | veh. pop | oracle | oracle_observed "
-             "| GNN share [95% CI] | veh. pop share | ceiling share | warm GNN/SQL (oracle) "
-             "| hot GNN/SQL (oracle) | decision | epochs (best) | train s |",
+             "| GNN share [95% CI] | veh. pop share | oracle_observed share "
+             "| warm GNN/SQL (oracle) | hot GNN/SQL (oracle) | decision | epochs (best) "
+             "| train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---:|"]
     for (world, variant), r in sorted(latest.items()):
         c = r["tiers"]["cold"]
