@@ -99,6 +99,8 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
             "n": b["n_users"],
             "hit_rate@4": {arm: (b.get(arm) or {}).get("hit_rate@4") for arm in rep["arms"]},
             "headroom_share": b.get("headroom_share"),
+            "gnn_minus_sql_ci95": b.get("bootstrap_ci95"),
+            "gnn_vs_vehicle_pop": b.get("gnn_vs_vehicle_pop"),
         }
     return row
 

@@ -33,6 +33,8 @@ def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, t
     cold = rows[0]["tiers"]["cold"]
     assert cold["n"] > 0 and set(cold["hit_rate@4"]) >= {"gnn", "sql", "vehicle_pop", "oracle"}
     assert rows[0]["epochs"] <= 2
+    lo, hi = cold["gnn_minus_sql_ci95"]
+    assert lo <= hi and "bootstrap_ci95" in cold["gnn_vs_vehicle_pop"]
     table = capsys.readouterr().out.strip().splitlines()[-3:]
     assert table[0].startswith("|---") and table[1].startswith("| tiny s0 | attrs |")
     assert table[2].startswith("| tiny s0 | plain |")
