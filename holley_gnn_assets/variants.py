@@ -41,11 +41,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
-                   device: str = "cpu") -> tuple[dict[str, Any], Any, float]:
-    """Exports -> graph -> training -> every arm -> report, on the warehouse ``world`` itself
-    (its staging tables are written); returns (report, training result, training seconds)."""
-    from holley_gnn_assets.evaluation import report as evaluation
+def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
+                device: str = "cpu") -> dict[str, Any]:
+    """Exports -> graph -> training -> every arm's ranked lists, on the warehouse ``world``
+    itself (its staging tables are written); returns the pieces ``evaluate_scored`` reads
+    (arms, tables, windows) with the training result and its seconds."""
     from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
     from holley_gnn_assets.graph.builder import build_graph
     from holley_gnn_assets.recommend import apply_rules
@@ -67,11 +67,26 @@ def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
     apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
     build_sql_scores(wh, cfg, windows)
-    arms = ranked_arms(wh, cfg, windows, tables)
-    report = evaluation.evaluate(arms, tables["user_nodes"], tables["test_clicks"],
-                                 tables["test_events"], cfg, as_of=windows.as_of,
-                                 cutoff=windows.cutoff)
-    return report, result, train_s
+    return {"arms": ranked_arms(wh, cfg, windows, tables), "tables": tables,
+            "windows": windows, "result": result, "train_s": train_s}
+
+
+def evaluate_scored(scored: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation report of a ``score_world`` result under ``cfg``'s eval settings."""
+    from holley_gnn_assets.evaluation import report as evaluation
+
+    tables, windows = scored["tables"], scored["windows"]
+    return evaluation.evaluate(scored["arms"], tables["user_nodes"], tables["test_clicks"],
+                               tables["test_events"], cfg, as_of=windows.as_of,
+                               cutoff=windows.cutoff)
+
+
+def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
+                   device: str = "cpu") -> tuple[dict[str, Any], Any, float]:
+    """``score_world`` then ``evaluate_scored``; returns (report, training result, training
+    seconds)."""
+    scored = score_world(world, cfg, workdir, device)
+    return evaluate_scored(scored, cfg), scored["result"], scored["train_s"]
 
 
 def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,

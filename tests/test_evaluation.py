@@ -206,10 +206,14 @@ def test_headroom_share_of_each_arm() -> None:
     assert lo is not None and lo <= cold["gnn"]["share"] <= hi
     md = report_markdown(rep)
     assert "Share of the oracle's headroom over SQL" in md and "| cold | +0.6667 | 50%" in md
-    assert "GNN vs the per-vehicle count" in md and "| cold | +0.3333 | [" in md
+    assert "GNN vs the per-vehicle count" in md and "| cold | vehicle_pop | +0.3333 | [" in md
+    to_truth = rep["tiers"]["cold"]["gnn_vs_oracle"]
+    assert to_truth["delta_hit_rate@4"] == pytest.approx(2 / 3 - 1)
+    assert f"| cold | oracle | {to_truth['delta_hit_rate@4']:+.4f} | [" in md
     # without an oracle arm there is no headroom block
     plain = evaluate(arms, users, clicks, None, load_config())
     assert "headroom_share" not in plain["tiers"]["cold"]
+    assert "gnn_vs_oracle" not in plain["tiers"]["cold"]
 
 
 def test_headroom_share_statistics() -> None:

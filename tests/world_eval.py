@@ -1,5 +1,5 @@
 """Synthetic world -> exports -> GNN training -> every arm at the cutoff -> eval report, on CPU
-(``holley_gnn_assets.variants.evaluate_world``).
+(``holley_gnn_assets.variants.score_world`` and ``evaluate_scored``).
 
 Shared by the signal tests (tests/test_null_world.py, tests/test_strong_signal.py).
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.synth.generator import generate_warehouse
-from holley_gnn_assets.variants import evaluate_world
+from holley_gnn_assets.variants import evaluate_scored, score_world
 
 # A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
 # On the default tiny world (2% of the audience with history: ~100 user->product edges; most
@@ -38,8 +38,17 @@ def evaluate_tiny_world(
 ) -> dict[str, Any]:
     """The eval_report dict of one generated ``tiny`` (or ``scale``) world (500 bootstrap
     samples)."""
+    return tiny_world_reports(tmp_path, seed, signal, (0.05,), scale, **synth)[0]
+
+
+def tiny_world_reports(
+    tmp_path: Path, seed: int, signal: float, alphas: tuple[float, ...], scale: str = "tiny",
+    **synth: Any,
+) -> list[dict[str, Any]]:
+    """One generated world, one trained model, one report per ``eval.alpha`` in ``alphas``."""
     path = tmp_path / "world.duckdb"
     generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=False, **synth)
-    cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
-    report, _, _ = evaluate_world(path, cfg, tmp_path)
-    return report
+    scored = score_world(path, load_config(overrides={"eval": {"bootstrap_samples": 500}}),
+                         tmp_path)
+    return [evaluate_scored(scored, load_config(
+        overrides={"eval": {"bootstrap_samples": 500, "alpha": alpha}})) for alpha in alphas]

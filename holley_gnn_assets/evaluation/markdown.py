@@ -84,15 +84,15 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines += ["", "oracle_observed: the oracle with each product's observed order count "
                       "in place of its true demand, the most a model of these data can take; "
                       "the rest of the headroom is sampling noise in the counts."]
-    versus = {t: b["gnn_vs_vehicle_pop"] for t, b in report["tiers"].items()
-              if "gnn_vs_vehicle_pop" in b}
+    versus = [(t, ref, b[f"gnn_vs_{ref}"]) for t, b in report["tiers"].items()
+              for ref in ("vehicle_pop", "oracle") if f"gnn_vs_{ref}" in b]
     if versus:
-        lines += _section("GNN vs the per-vehicle count (vehicle_pop), Hit Rate@4, 95% CI by "
-                          "vehicle", ["tier", "delta", "CI"])
-        for tier, v in versus.items():
+        lines += _section("GNN vs the per-vehicle count (vehicle_pop) and the oracle, Hit Rate@4, "
+                          "95% CI by vehicle", ["tier", "reference", "delta", "CI"])
+        for tier, ref, v in versus:
             lo, hi = v["bootstrap_ci95"]
             ci = "n/a" if lo is None else f"[{lo:+.4f}, {hi:+.4f}]"
-            lines.append(f"| {tier} | {_num(v['delta_hit_rate@4'], '+.4f')} | {ci} |")
+            lines.append(f"| {tier} | {ref} | {_num(v['delta_hit_rate@4'], '+.4f')} | {ci} |")
     te = report.get("test_events")
     if te:
         lines += _section(f"Second test set: site events ({te['n_events']} events, "

@@ -221,6 +221,8 @@ def _tier_report(
             block["gnn_vs_vehicle_pop"] = _versus(pus["gnn"], pus["vehicle_pop"], ev)
         if "oracle" in pus:
             block["headroom_share"] = _headroom(pus, ev)
+            # the truth: a GNN above it by more than noise is luck or a leak, never skill
+            block["gnn_vs_oracle"] = _versus(pus["gnn"], pus["oracle"], ev)
         out[tier] = block
     return out
 
