@@ -61,6 +61,22 @@ _DENSE: dict[str, Any] = {
     "cover_service": (1.0, 1.0),
 }
 
+# dense: every product fits every vehicle, most users engaged
+_DENSE_WORLD: dict[str, Any] = {
+    **_DENSE,
+    "n_users": 1_000,
+    "n_products": 1_700,
+    "n_vehicles": 20,
+    "n_families": 4,
+    "n_eras": 2,
+    "n_clusters": 8,
+    "n_part_types": 40,
+    "n_outside_customers": 1_000,
+    "n_outside_orders": 3_000,
+    "n_test_clicks": 1_000,
+    "n_test_event_users": 300,
+}
+
 SCALES: dict[str, dict[str, Any]] = {
     "tiny": {
         **_COMMON,
@@ -104,36 +120,15 @@ SCALES: dict[str, dict[str, Any]] = {
         "n_test_clicks": 3_500,
         "n_test_event_users": 3_000,
     },
-    "dense": {
-        **_DENSE,
-        "n_users": 1_000,
-        "n_products": 1_700,
-        "n_vehicles": 20,
-        "n_families": 4,
-        "n_eras": 2,
-        "n_clusters": 8,
-        "n_part_types": 40,
-        "n_outside_customers": 1_000,
-        "n_outside_orders": 3_000,
-        "n_test_clicks": 1_000,
-        "n_test_event_users": 300,
-    },
+    "dense": _DENSE_WORLD,
     # dense, plus a cold audience the size of the engaged one: 40% engaged (50 per vehicle,
     # ~100 interactions each) and 60% with a vehicle only, so most test clickers are cold and
     # the cold tier's GNN-vs-per-vehicle-count comparison has hundreds of users
     "dense_cold": {
-        **_DENSE,
+        **_DENSE_WORLD,
         "warm_share": 0.16,
         "hot_share": 0.24,
         "n_users": 2_500,
-        "n_products": 1_700,
-        "n_vehicles": 20,
-        "n_families": 4,
-        "n_eras": 2,
-        "n_clusters": 8,
-        "n_part_types": 40,
-        "n_outside_customers": 1_000,
-        "n_outside_orders": 3_000,
         "n_test_clicks": 2_600,
         "n_test_event_users": 600,
     },
