@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,22 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class ScoredWorld:
+    """One world after training and scoring: every arm's ranked lists and what evaluation
+    reads beside them, with the training result and its seconds."""
+
+    arms: dict[str, Any]
+    tables: dict[str, Any]
+    windows: Any
+    result: Any
+    train_s: float
+
+
 def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
-                device: str = "cpu") -> dict[str, Any]:
+                device: str = "cpu") -> ScoredWorld:
     """Exports -> graph -> training -> every arm's ranked lists, on the warehouse ``world``
-    itself (its staging tables are written); returns the pieces ``evaluate_scored`` reads
-    (arms, tables, windows) with the training result and its seconds."""
+    itself (its staging tables are written)."""
     from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
     from holley_gnn_assets.graph.builder import build_graph
     from holley_gnn_assets.recommend import apply_rules
@@ -67,16 +79,15 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
     apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
     build_sql_scores(wh, cfg, windows)
-    return {"arms": ranked_arms(wh, cfg, windows, tables), "tables": tables,
-            "windows": windows, "result": result, "train_s": train_s}
+    return ScoredWorld(ranked_arms(wh, cfg, windows, tables), tables, windows, result, train_s)
 
 
-def evaluate_scored(scored: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluation report of a ``score_world`` result under ``cfg``'s eval settings."""
     from holley_gnn_assets.evaluation import report as evaluation
 
-    tables, windows = scored["tables"], scored["windows"]
-    return evaluation.evaluate(scored["arms"], tables["user_nodes"], tables["test_clicks"],
+    tables, windows = scored.tables, scored.windows
+    return evaluation.evaluate(scored.arms, tables["user_nodes"], tables["test_clicks"],
                                tables["test_events"], cfg, as_of=windows.as_of,
                                cutoff=windows.cutoff)
 
@@ -86,7 +97,7 @@ def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     """``score_world`` then ``evaluate_scored``; returns (report, training result, training
     seconds)."""
     scored = score_world(world, cfg, workdir, device)
-    return evaluate_scored(scored, cfg), scored["result"], scored["train_s"]
+    return evaluate_scored(scored, cfg), scored.result, scored.train_s
 
 
 def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,

@@ -28,7 +28,7 @@ WINS = ("clear_win", "marginal")
     ids=["seed0", "seed1", "seed2", "seed0-engaged-broad"],
 )
 def test_null_world_invents_no_effect(tmp_path, seed, synth):
-    report, strict = tiny_world_reports(tmp_path, seed, 0.0, (0.05, 0.01), **synth)
+    report, strict = tiny_world_reports(tmp_path, seed, 0.0, (0.01,), **synth)
     assert report["n_test_clicks"] > 0
     cold = report["tiers"]["cold"]
     assert cold["n_users"] > 80

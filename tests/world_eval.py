@@ -38,17 +38,20 @@ def evaluate_tiny_world(
 ) -> dict[str, Any]:
     """The eval_report dict of one generated ``tiny`` (or ``scale``) world (500 bootstrap
     samples)."""
-    return tiny_world_reports(tmp_path, seed, signal, (0.05,), scale, **synth)[0]
+    return tiny_world_reports(tmp_path, seed, signal, (), scale, **synth)[0]
 
 
 def tiny_world_reports(
-    tmp_path: Path, seed: int, signal: float, alphas: tuple[float, ...], scale: str = "tiny",
-    **synth: Any,
+    tmp_path: Path, seed: int, signal: float, extra_alphas: tuple[float, ...],
+    scale: str = "tiny", **synth: Any,
 ) -> list[dict[str, Any]]:
-    """One generated world, one trained model, one report per ``eval.alpha`` in ``alphas``."""
+    """One generated world, one trained model: its report under the config's ``eval.alpha``,
+    then one more per alpha in ``extra_alphas``."""
     path = tmp_path / "world.duckdb"
     generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=False, **synth)
-    scored = score_world(path, load_config(overrides={"eval": {"bootstrap_samples": 500}}),
-                         tmp_path)
-    return [evaluate_scored(scored, load_config(
-        overrides={"eval": {"bootstrap_samples": 500, "alpha": alpha}})) for alpha in alphas]
+    cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
+    scored = score_world(path, cfg, tmp_path)
+    return [evaluate_scored(scored, cfg)] + [
+        evaluate_scored(scored, load_config(
+            overrides={"eval": {"bootstrap_samples": 500, "alpha": alpha}}))
+        for alpha in extra_alphas]

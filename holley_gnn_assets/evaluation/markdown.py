@@ -82,8 +82,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {tier} | {_num(room, '+.4f')} | " + " | ".join(cells) + " |")
         if "oracle_observed" in refs:
             lines += ["", "oracle_observed: the oracle with each product's observed order count "
-                      "in place of its true demand, the most a model of these data can take; "
-                      "the rest of the headroom is sampling noise in the counts."]
+                      "in place of its true demand: what the structure is worth on top of the "
+                      "order counts; a model that also learns popularity from views, carts and "
+                      "clicks can pass it."]
     versus = [(t, ref, b[f"gnn_vs_{ref}"]) for t, b in report["tiers"].items()
               for ref in ("vehicle_pop", "oracle") if f"gnn_vs_{ref}" in b]
     if versus:
