@@ -151,9 +151,9 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
     latest = {(r["world"], r["variant"]): r for r in rows}
     lines = ["| world | variant | cold n | SQL | GNN | veh. pop | oracle | oracle_observed "
              "| GNN share [95% CI] | veh. pop share | oracle_observed share "
-             "| warm GNN/SQL (oracle) | hot GNN/SQL (oracle) | decision | epochs (best) "
-             "| train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---:|"]
+             "| oracle_fitted share | warm GNN/SQL (oracle) | hot GNN/SQL (oracle) | decision "
+             "| epochs (best) | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---:|"]
     for (world, variant), r in sorted(latest.items()):
         c = r["tiers"]["cold"]
         hr, h = c["hit_rate@4"], c["headroom_share"]
@@ -163,6 +163,7 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
               f"({_ratio(r['tiers'][t]['hit_rate@4'], 'oracle')})" for t in ("warm", "hot")]
         lines.append(f"| {world} | {variant} | {c['n']} | " + " | ".join(cells) + " | "
                      f"{_share(h, 'gnn')} | {_share(h, 'vehicle_pop')} | "
-                     f"{_share(h, 'oracle_observed')} | {wh[0]} | {wh[1]} | {r['decision']} | "
+                     f"{_share(h, 'oracle_observed')} | {_share(h, 'oracle_fitted')} | "
+                     f"{wh[0]} | {wh[1]} | {r['decision']} | "
                      f"{r['epochs']} ({r['best_epoch']}) | {r['train_s']} |")
     return "\n".join(lines) + "\n"

@@ -173,6 +173,30 @@ def test_oracle_scores_are_the_truth_among_fitting_products() -> None:
         reference_scores(_ref_tables(), load_config(), truth.drop(columns="prob"))
 
 
+def test_oracle_fitted_counts_affinity_per_group_and_cluster() -> None:
+    """Users of V1 buy the unpopular cluster-1 product L; V2 shares V1's group and has no
+    interactions of its own, so it gets the same lift; V3 (another group) keeps popularity."""
+    tables = _ref_tables()
+    tables["product_vehicle_edges"] = pd.DataFrame(
+        {"sku": ["G", "L", "Z"] * 3, "vehicle_id": ["V1"] * 3 + ["V2"] * 3 + ["V3"] * 3})
+    truth = pd.DataFrame({"vehicle_id": np.repeat(["V1", "V2", "V3"], 3),
+                          "sku": ["G", "L", "Z"] * 3, "prob": 1 / 3,
+                          "group_id": np.repeat([0, 0, 1], 3), "cluster": [0, 1, 2] * 3})
+    ref = reference_scores(tables, load_config(), truth)
+    assert _order(ref["oracle_fitted"], "V1") == ["L", "G", "Z"]
+    assert _order(ref["oracle_fitted"], "V2") == ["L", "G", "Z"]
+    assert _order(ref["oracle_fitted"], "V3") == ["G", "L", "Z"]
+    # group 0: O = 2 on cluster 1 (a, b: L), 1 on cluster 2 (c: Z); E = 3 * share of each
+    n = np.array([90.5, 10.5, 0.5])
+    e = 3 * n / n.sum()
+    a = 0.5
+    want = np.log(n) + np.log((np.array([0, 2, 1]) + a) / (e + a))
+    got = ref["oracle_fitted"].query("vehicle_id == 'V2'").set_index("sku")["score"]
+    np.testing.assert_allclose(got[["G", "L", "Z"]].to_numpy(), want)
+    assert "oracle_fitted" not in reference_scores(tables, load_config(),
+                                                   truth.drop(columns="cluster"))
+
+
 def test_oracle_observed_swaps_true_demand_for_the_order_count() -> None:
     """oracle_observed = log prob + log((order_count + 0.5) / demand): where the true demand
     and the counts agree it ranks like the oracle; where a product's count falls short of its

@@ -118,6 +118,29 @@ def test_resume_equals_uninterrupted(world, tmp_path) -> None:
         assert torch.equal(v, rest.model.state_dict()[k]), k
 
 
+def test_weight_average_is_validated_kept_and_resumed(world, tmp_path) -> None:
+    _, _, bundle = world
+    raw = train(bundle, _cfg(epochs=3, patience=50), tmp_path / "raw", device="cpu")
+    avg = train(bundle, _cfg(epochs=3, patience=50, weight_average_decay=0.5), tmp_path / "a",
+                device="cpu")
+    # the first update copies the weights, so epoch 1 is validated on the same weights; later
+    # epochs validate the average, which the raw run never sees
+    assert _strip(avg.history)[0] == _strip(raw.history)[0]
+    assert [r["val_mrr"] for r in avg.history[1:]] != [r["val_mrr"] for r in raw.history[1:]]
+    assert [r["train_loss"] for r in avg.history] == [r["train_loss"] for r in raw.history]
+    kept = avg.model.state_dict()
+    assert any(not torch.equal(v, raw.model.state_dict()[k]) for k, v in kept.items())
+    part = train(bundle, _cfg(epochs=2, patience=50, weight_average_decay=0.5), tmp_path / "b",
+                 device="cpu")
+    assert "average" in ck.load_checkpoint(tmp_path / "b")
+    rest = train(bundle, _cfg(epochs=3, patience=50, weight_average_decay=0.5), tmp_path / "b",
+                 device="cpu")
+    assert part.epochs_run == 2 and rest.resumed_from_epoch == 2
+    assert _strip(rest.history) == _strip(avg.history)
+    for k, v in kept.items():
+        assert torch.equal(v, rest.model.state_dict()[k]), k
+
+
 def test_seeded_runs_reproducible_and_seed_matters(world, tmp_path) -> None:
     _, _, bundle = world
     a = train(bundle, _cfg(epochs=2), tmp_path / "a", device="cpu")

@@ -31,7 +31,9 @@ def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, t
     assert [r["variant"] for r in rows] == ["plain", "attrs"]
     assert rows[1]["overrides"]["model"] == {"vehicle_attributes": True}
     cold = rows[0]["tiers"]["cold"]
-    assert cold["n"] > 0 and set(cold["hit_rate@4"]) >= {"gnn", "sql", "vehicle_pop", "oracle"}
+    assert cold["n"] > 0 and set(cold["hit_rate@4"]) >= {"gnn", "sql", "vehicle_pop", "oracle",
+                                                         "oracle_observed", "oracle_fitted"}
+    assert cold["headroom_share"]["oracle_fitted"]["share"] is not None
     assert rows[0]["epochs"] <= 2
     lo, hi = cold["gnn_minus_sql_ci95"]
     assert lo <= hi and "bootstrap_ci95" in cold["gnn_vs_vehicle_pop"]
@@ -50,4 +52,6 @@ def test_table_keeps_the_latest_row_per_world_and_variant() -> None:
                                                                              "hot")}}
     lines = variant_table([row("neutral"), row("clear_win")]).splitlines()
     assert len(lines) == 3 and "clear_win" in lines[2] and "50% [10, 90]" in lines[2]
-    assert "1.50x (2.00x)" in lines[2] and "n/a" in lines[2]  # no oracle_observed
+    assert "1.50x (2.00x)" in lines[2]
+    # no oracle_observed (its Hit Rate and share), no vehicle_pop or oracle_fitted share
+    assert [c.strip() for c in lines[2].split("|")].count("n/a") == 4

@@ -85,6 +85,11 @@ def report_markdown(report: dict[str, Any]) -> str:
                       "in place of its true demand: what the structure is worth on top of the "
                       "order counts; a model that also learns popularity from views, carts and "
                       "clicks can pass it."]
+        if "oracle_fitted" in refs:
+            lines += ["", "oracle_fitted: the world's vehicle groups and product clusters known "
+                      "exactly, each (group, cluster) affinity counted from the training "
+                      "interactions: what the training data is worth to a model that already "
+                      "knew the structure the GNN has to discover."]
     versus = [(t, ref, b[f"gnn_vs_{ref}"]) for t, b in report["tiers"].items()
               for ref in ("vehicle_pop", "oracle") if f"gnn_vs_{ref}" in b]
     if versus:

@@ -101,9 +101,12 @@ def training_state(
     device: str,
     cfg: dict,
     bundle: GraphBundle,
+    average: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """The checkpoint of a training run after ``epoch`` (what ``restore`` reads back)."""
+    extra = {} if average is None else {"average": average.state_dict()}
     return {
+        **extra,
         "model": model.state_dict(),
         "optimizers": [o.state_dict() for o in optimizers],
         "epoch": epoch,
@@ -127,9 +130,13 @@ def restore(
     stop: EarlyStopping,
     rng: np.random.Generator,
     device: str,
+    average: torch.nn.Module | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
-    """Load a matching checkpoint into the run; returns (history, best weights)."""
+    """Load a matching checkpoint into the run (and its weight average, if any); returns
+    (history, best weights)."""
     model.load_state_dict(state["model"])
+    if average is not None:
+        average.load_state_dict(state["average"])
     for opt, sd in zip(optimizers, state["optimizers"], strict=True):
         opt.load_state_dict(sd)
     stop.best_epoch, stop.best_mrr = int(state["best_epoch"]), float(state["best_val_mrr"])

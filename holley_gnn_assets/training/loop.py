@@ -12,6 +12,8 @@ scored with ``HeteroGAT.cold_user_repr`` (vehicle + tier ``cold``), as a real co
 served; the other users' edges are split each epoch: a ``warm_supervision_share`` is supervised
 in warm mode and hidden from message passing, the rest carry messages (no target-edge leakage).
 Early stopping: on cold-mode validation MRR, after ``patience`` epochs without improvement.
+With ``weight_average_decay`` set, an exponential moving average of the weights (one update
+per epoch, ``torch.optim.swa_utils``) is what is validated and kept; training steps the raw ones.
 
 Reproducibility: ``training.seed`` seeds torch and numpy; every epoch's randomness comes from
 those two generators, whose states are checkpointed, so a resumed CPU run repeats an
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
@@ -133,6 +136,14 @@ def _epoch(
     return total / max(1, n_seen)
 
 
+def weight_average(model: HeteroGAT, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights, updated once per epoch and the model that
+    is validated and kept (``training.weight_average_decay``; None or 0: no average)."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+
+
 def pair_loss(kind: str, pos_logit: Tensor, neg_logit: Tensor, weight: Tensor) -> Tensor:
     """``bce``: binary cross-entropy on each positive and negative; ``softmax``: cross-entropy
     of the positive against its own negatives (sampled softmax; the negatives are drawn
@@ -189,6 +200,7 @@ def _train(
         torch.optim.Adam(model.embedding_parameters(), lr=float(tr["lr_embedding"])),
         torch.optim.Adam(model.other_parameters(), lr=float(tr["lr_gnn"])),
     ]
+    average = weight_average(model, tr.get("weight_average_decay"))
     baseline = popularity_baseline(st)
     history: list[dict[str, float]] = []
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
@@ -200,7 +212,7 @@ def _train(
         log.warning("train: checkpoint in %s refused: %s; starting fresh", checkpoint_dir, why)
         notes.append(f"checkpoint refused: {why}")
     elif state is not None:
-        history, best_state = ck.restore(state, model, optimizers, stop, rng, dev)
+        history, best_state = ck.restore(state, model, optimizers, stop, rng, dev, average)
         resumed_from = int(state["epoch"])
         log.info("train: resumed from epoch %d of %s", resumed_from, checkpoint_dir)
 
@@ -215,12 +227,16 @@ def _train(
             break
         t0 = time.perf_counter()
         train_loss = _epoch(model, st, optimizers, rng, float(tr["grad_clip"]), epoch)
-        metrics = evaluate(model, st)
+        scored = model
+        if average is not None:
+            average.update_parameters(model)
+            scored = average.module
+        metrics = evaluate(scored, st)
         row = {"epoch": epoch, "train_loss": train_loss, **metrics}
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if stop.update(epoch, metrics["val_mrr"]):
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
         log.info(
             "epoch %3d  train_loss %.4f  val_loss %.4f  val_mrr %.4f (warm %.4f, pop %.4f)  "
             "hr10 %.4f  %.1fs",
@@ -229,7 +245,7 @@ def _train(
         )  # fmt: skip
         ck.save_checkpoint(
             ck.training_state(
-                model, optimizers, epoch, history, best_state, stop, rng, dev, cfg, bundle
+                model, optimizers, epoch, history, best_state, stop, rng, dev, cfg, bundle, average
             ),
             checkpoint_dir,
         )

@@ -240,16 +240,21 @@ class DuckDBWarehouse(Warehouse):
         return row[0] if row and row[0] is not None else None
 
     def read_truth(self) -> pd.DataFrame | None:
-        """``synth_truth.vehicle_preference`` of a synthetic warehouse (with each product's
-        ``demand`` from ``synth_truth.products`` where that table has it), else None."""
+        """``synth_truth.vehicle_preference`` of a synthetic warehouse, else None; with each
+        product's ``demand`` and ``cluster`` (``synth_truth.products``) and each vehicle's
+        ``group_id`` (``synth_truth.vehicles``) where those tables have them."""
         if not self._exists("synth_truth", "vehicle_preference"):
             return None
         with self._connect() as con:
             truth = con.execute("SELECT * FROM synth_truth.vehicle_preference").df()
-            if self._exists("synth_truth", "products") and "demand" not in truth.columns:
-                demand = con.execute("SELECT sku, demand FROM synth_truth.products").df()
-                if len(demand):
-                    truth = truth.merge(demand, on="sku", how="left")
+            for table, key, wanted in (("products", "sku", ("demand", "cluster")),
+                                       ("vehicles", "vehicle_id", ("group_id",))):
+                if not self._exists("synth_truth", table):
+                    continue
+                extra = con.execute(f"SELECT * FROM synth_truth.{table}").df()
+                cols = [c for c in wanted if c in extra.columns and c not in truth.columns]
+                if cols and len(extra):
+                    truth = truth.merge(extra[[key, *cols]], on=key, how="left")
             return truth
 
     def describe(self) -> Mapping[str, Any]:
