@@ -151,6 +151,24 @@ def test_contract_tables_columns_and_types(tiny):
     assert stats["as_of"] == dt.date(2026, 11, 1)
 
 
+def test_read_truth_carries_demand_group_and_cluster(tiny):
+    """The truth the reference arms read: every preference row with its product's demand and
+    cluster and its vehicle's group, as synth_truth records them."""
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+
+    path, _ = tiny
+    truth = DuckDBWarehouse(str(path)).read_truth()
+    pref = _q(path, "SELECT * FROM synth_truth.vehicle_preference")
+    assert len(truth) == len(pref) and truth[["group_id", "cluster", "demand"]].notna().all().all()
+    want = _q(path, """SELECT p.vehicle_id, p.sku, v.group_id, pr.cluster
+        FROM synth_truth.vehicle_preference p JOIN synth_truth.products pr USING (sku)
+        JOIN synth_truth.vehicles v USING (vehicle_id)""")
+    got = truth.merge(want, on=["vehicle_id", "sku"], suffixes=("", "_want"))
+    assert len(got) == len(pref)
+    assert (got["group_id"] == got["group_id_want"]).all()
+    assert (got["cluster"] == got["cluster_want"]).all()
+
+
 def test_deterministic_per_seed(tiny, tmp_path):
     path, _ = tiny
     again = tmp_path / "again.duckdb"
