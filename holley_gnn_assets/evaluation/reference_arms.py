@@ -25,7 +25,7 @@ from holley_gnn_assets.warehouse.schemas import SCORES
 REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "oracle": False,
                   "oracle_observed": False, "oracle_fitted": False}
 # oracle_fitted's pseudo-count; measured on three demo worlds (signal 3): a = 0.3, 1 and 3 move
-# its cold headroom share by at most 4 points
+# its cold headroom share by at most 3 points
 FITTED_PSEUDO_COUNT = 0.5
 
 
