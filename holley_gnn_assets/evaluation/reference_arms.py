@@ -63,7 +63,8 @@ def reference_scores(
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
         if missing:
             raise ValueError(f"truth lacks column(s) {missing}")
-        cols = ["vehicle_id", "sku", "prob"] + (["demand"] if "demand" in truth.columns else [])
+        cols = ["vehicle_id", "sku", "prob"] + [
+            c for c in ("demand", "group_id", "cluster") if c in truth.columns]
         oc = fit.merge(truth[cols], on=["vehicle_id", "sku"])
         out["oracle"] = _frame(oc["vehicle_id"].to_numpy(dtype=object), oc["sku"], oc["prob"])
         if "demand" in oc.columns:
@@ -72,10 +73,9 @@ def reference_scores(
                      - np.log(ob["demand"]))
             out["oracle_observed"] = _frame(ob["vehicle_id"].to_numpy(dtype=object), ob["sku"],
                                             score)
-        if {"group_id", "cluster"} <= set(truth.columns):
+        if {"group_id", "cluster"} <= set(oc.columns):
             out["oracle_fitted"] = _oracle_fitted(
-                fit.merge(truth[["vehicle_id", "sku", "group_id", "cluster"]],
-                          on=["vehicle_id", "sku"]), pop, upe, users)
+                oc[["vehicle_id", "sku", "group_id", "cluster"]], pop, upe, users)
     return out
 
 
