@@ -95,6 +95,34 @@ def _cmd_variant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_device_check(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    from pathlib import Path
+
+    from holley_gnn_assets.device_check import (
+        DeviceUnavailableError,
+        device_table,
+        run_device_check,
+    )
+    from holley_gnn_assets.variants import parse_overrides
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    world = Path(args.world)
+    if not world.exists():
+        sys.exit(f"holley-gnn device-check: world {world} does not exist")
+    try:
+        rows = run_device_check(world, args.devices, args.seeds, parse_overrides(args.set),
+                                label=args.label)
+    except (ValueError, DeviceUnavailableError) as exc:
+        sys.exit(str(exc))
+    if args.out:
+        with Path(args.out).open("a") as fh:
+            fh.writelines(json.dumps(r, default=str) + "\n" for r in rows)
+    print(device_table(rows), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="holley-gnn", description=__doc__)
@@ -143,6 +171,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override, repeatable, e.g. model.vehicle_attributes=true")
     p.add_argument("--out", default="variants.jsonl", help="JSON-lines file of result rows")
     p.set_defaults(func=_cmd_variant)
+
+    p = sub.add_parser("device-check", help="train the model on each device with the same "
+                                            "seeds; compare quality and time, paired by seed")
+    p.add_argument("--world", required=True, help="a warehouse file (synth or movielens)")
+    p.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="default: cpu cuda")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                   help="training seeds, each run on every device (default: 0 1 2)")
+    p.add_argument("--label", default="", help="the world's name in the rows (default: file)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config override, repeatable (training.seed is set per run)")
+    p.add_argument("--out", default="", help="also append the rows to this JSON-lines file")
+    p.set_defaults(func=_cmd_device_check)
 
     args = parser.parse_args(argv)
     from holley_gnn_assets.settings import SettingsError
