@@ -76,6 +76,23 @@ def test_report_values_and_shape(tmp_path: Path) -> None:
     assert png.stat().st_size > 1000
 
 
+def test_cold_users_by_their_vehicles_engaged_owners() -> None:
+    arms, users, clicks, events = _setup()
+    rep = evaluate(arms, users, clicks, events, load_config(), as_of=dt.date(2026, 3, 31),
+                   cutoff=dt.date(2026, 3, 1))
+    rows = {r["owners"]: r for r in rep["tiers"]["cold"]["by_vehicle_owners"]}
+    assert list(rows) == ["0", "1-2", "3-9", "10+"]
+    # V1 has no warm/hot user (a and b, cold); V2 has one (d, warm) beside c (cold)
+    assert (rows["0"]["n_users"], rows["0"]["n_vehicles"]) == (2, 1)
+    assert rows["0"]["hit_rate@4"] == {"gnn": 0.5, "sql": 0.5}  # a: GNN's S1; b: SQL's S6
+    assert (rows["1-2"]["n_users"], rows["1-2"]["hit_rate@4"]) == (1, {"gnn": 1.0, "sql": 0.0})
+    assert rows["10+"]["n_users"] == 0 and rows["10+"]["hit_rate@4"]["gnn"] is None
+    md = report_markdown(rep)
+    assert "| 0 | 2 | 1 | 0.5000 | 0.5000 | +0.0000 |" in md
+    assert "| 1-2 | 1 | 1 | 1.0000 | 0.0000 | +1.0000 |" in md
+    assert "| 10+ | 0 | 0 | n/a | n/a | n/a |" in md
+
+
 def test_empty_test_set() -> None:
     arms, users, clicks, events = _setup()
     rep = evaluate(arms, users, clicks.iloc[:0], events.iloc[:0], load_config())

@@ -99,6 +99,15 @@ def report_markdown(report: dict[str, Any]) -> str:
             lo, hi = v["bootstrap_ci95"]
             ci = "n/a" if lo is None else f"[{lo:+.4f}, {hi:+.4f}]"
             lines.append(f"| {tier} | {ref} | {_num(v['delta_hit_rate@4'], '+.4f')} | {ci} |")
+    buckets = report["tiers"].get("cold", {}).get("by_vehicle_owners")
+    if buckets:
+        lines += _section("Cold users by their vehicle's engaged (warm/hot) owners, Hit Rate@4",
+                          ["engaged owners", "users", "vehicles", *arms, "GNN - SQL"])
+        for b in buckets:
+            hr = b["hit_rate@4"]
+            gap = None if hr.get("gnn") is None else hr["gnn"] - hr["sql"]
+            lines.append(f"| {b['owners']} | {b['n_users']} | {b['n_vehicles']} | "
+                         + " | ".join(_num(hr.get(a)) for a in arms) + f" | {_num(gap, '+.4f')} |")
     te = report.get("test_events")
     if te:
         lines += _section(f"Second test set: site events ({te['n_events']} events, "

@@ -18,6 +18,7 @@ import pandas as pd
 from holley_gnn_assets.evaluation import statistics as stats
 from holley_gnn_assets.evaluation.decision import decide
 from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
+from holley_gnn_assets.evaluation.owner_buckets import by_vehicle_owners, engaged_owners
 from holley_gnn_assets.time_windows import TimeWindows
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,8 @@ def _tier_report(
             block["headroom_share"] = _headroom(pus, ev)
             # the truth: a GNN above it by more than noise is luck or a leak, never skill
             block["gnn_vs_oracle"] = _versus(pus["gnn"], pus["oracle"], ev)
+        if tier == "cold":
+            block["by_vehicle_owners"] = by_vehicle_owners(pus, engaged_owners(users))
         out[tier] = block
     return out
 
