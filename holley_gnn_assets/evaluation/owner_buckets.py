@@ -8,13 +8,14 @@ shows in which of these the GNN's difference from SQL and the per-vehicle count 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
-# (lowest, highest or None, label) engaged owners per vehicle
-OWNER_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
-    (0, 0, "0"), (1, 2, "1-2"), (3, 9, "3-9"), (10, None, "10+"))
+# engaged owners per vehicle: buckets (-1, 0], (0, 2], (2, 9], (9, inf) of the integer counts
+EDGES = (-1, 0, 2, 9, math.inf)
+LABELS = ("0", "1-2", "3-9", "10+")
 
 
 def engaged_owners(users: pd.DataFrame) -> pd.Series:
@@ -26,16 +27,17 @@ def engaged_owners(users: pd.DataFrame) -> pd.Series:
 def by_vehicle_owners(per_user: dict[str, pd.DataFrame],
                       owners: pd.Series) -> list[dict[str, Any]]:
     """One row per bucket: users, vehicles and each arm's mean Hit Rate@4 (None when the
-    bucket is empty). ``per_user``: arm -> per-user metrics with ``vehicle_id``."""
-    rows = []
-    for lo, hi, label in OWNER_BUCKETS:
-        row: dict[str, Any] = {"owners": label, "hit_rate@4": {}}
-        for arm, pu in per_user.items():
-            n = pu["vehicle_id"].map(owners).fillna(0)
-            inside = pu[(n >= lo) & (n <= hi if hi is not None else True)]
-            row["n_users"] = int(len(inside))
-            row["n_vehicles"] = int(inside["vehicle_id"].nunique())
-            row["hit_rate@4"][arm] = (float(inside["hit_rate@4"].mean()) if len(inside)
-                                      else None)
-        rows.append(row)
-    return rows
+    bucket is empty). ``per_user``: arm -> per-user metrics with ``vehicle_id`` (every arm
+    scores the same users)."""
+    def bucket(pu: pd.DataFrame) -> pd.Series:
+        return pd.cut(pu["vehicle_id"].map(owners).fillna(0), EDGES, labels=LABELS)
+
+    first = next(iter(per_user.values()))
+    size = first.groupby(bucket(first), observed=False)["vehicle_id"].agg(["size", "nunique"])
+    hit = {arm: pu["hit_rate@4"].groupby(bucket(pu), observed=False).mean()
+           for arm, pu in per_user.items()}
+    return [{"owners": label, "n_users": int(size.loc[label, "size"]),
+             "n_vehicles": int(size.loc[label, "nunique"]),
+             "hit_rate@4": {arm: None if pd.isna(h[label]) else float(h[label])
+                            for arm, h in hit.items()}}
+            for label in LABELS]
