@@ -127,6 +127,7 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
             "headroom_share": b.get("headroom_share"),
             "gnn_minus_sql_ci95": b.get("bootstrap_ci95"),
             "gnn_vs_vehicle_pop": b.get("gnn_vs_vehicle_pop"),
+            "gnn_vs_lookalike_pop": b.get("gnn_vs_lookalike_pop"),
         }
     return row
 
@@ -147,13 +148,16 @@ def _ratio(hr: Mapping[str, float | None], arm: str) -> str:
 
 def variant_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per (world, variant), the latest row winning; cold Hit Rate@4 of
-    every arm, headroom shares, warm/hot GNN/SQL (oracle's ratio), decision, epochs, time."""
+    every arm, headroom shares (GNN, vehicle_pop, lookalike_pop, the three oracle counts),
+    warm/hot GNN/SQL (oracle's ratio), decision, epochs, time."""
     latest = {(r["world"], r["variant"]): r for r in rows}
     lines = ["| world | variant | cold n | SQL | GNN | veh. pop | oracle | oracle_observed "
-             "| GNN share [95% CI] | veh. pop share | oracle_observed share "
-             "| oracle_fitted share | warm GNN/SQL (oracle) | hot GNN/SQL (oracle) | decision "
+             "| GNN share [95% CI] | veh. pop share | look-alike share | oracle_observed share "
+             "| oracle_fitted share | oracle_grouped share | warm GNN/SQL (oracle) "
+             "| hot GNN/SQL (oracle) | decision "
              "| epochs (best) | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---|---|"
+             "---:|"]
     for (world, variant), r in sorted(latest.items()):
         c = r["tiers"]["cold"]
         hr, h = c["hit_rate@4"], c["headroom_share"]
@@ -163,7 +167,9 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
               f"({_ratio(r['tiers'][t]['hit_rate@4'], 'oracle')})" for t in ("warm", "hot")]
         lines.append(f"| {world} | {variant} | {c['n']} | " + " | ".join(cells) + " | "
                      f"{_share(h, 'gnn')} | {_share(h, 'vehicle_pop')} | "
+                     f"{_share(h, 'lookalike_pop')} | "
                      f"{_share(h, 'oracle_observed')} | {_share(h, 'oracle_fitted')} | "
+                     f"{_share(h, 'oracle_grouped')} | "
                      f"{wh[0]} | {wh[1]} | {r['decision']} | "
                      f"{r['epochs']} ({r['best_epoch']}) | {r['train_s']} |")
     return "\n".join(lines) + "\n"

@@ -210,8 +210,44 @@ def test_oracle_fitted_counts_affinity_per_group_and_cluster() -> None:
     want = np.log(n) + np.log((np.array([0, 2, 1]) + a) / (e + a))
     got = ref["oracle_fitted"].query("vehicle_id == 'V2'").set_index("sku")["score"]
     np.testing.assert_allclose(got[["G", "L", "Z"]].to_numpy(), want)
+    # one product per cluster here, so counting by group and product is the same count
+    grouped = ref["oracle_grouped"].query("vehicle_id == 'V2'").set_index("sku")["score"]
+    np.testing.assert_allclose(grouped[["G", "L", "Z"]].to_numpy(), want)
+    # L and Z in one cluster: oracle_fitted pools them (O = 3 for both), oracle_grouped does not
+    merged = truth.assign(cluster=[0, 1, 1] * 3)
+    ref = reference_scores(tables, load_config(), merged)
+    assert _order(ref["oracle_grouped"], "V2") == ["L", "G", "Z"]
+    fitted = ref["oracle_fitted"].query("vehicle_id == 'V2'").set_index("sku")["score"]
+    e_lz = e[1] + e[2]
+    np.testing.assert_allclose(fitted["Z"], np.log(0.5) + np.log((3 + a) / (e_lz + a)))
+    assert "oracle_grouped" not in reference_scores(tables, load_config(),
+                                                    truth.drop(columns="group_id"))
     assert "oracle_fitted" not in reference_scores(tables, load_config(),
                                                    truth.drop(columns="cluster"))
+
+
+def test_lookalike_pop_pools_the_owners_of_fitment_lookalikes() -> None:
+    """V2 fits what V1 fits and has no interactions: it borrows V1's owners (a, b: L; c's
+    view of Z counts too) at similarity 1. V3 shares two of three products with V1 (cosine
+    2/3), so V1's owners count 2/3 each there; V4 shares nothing with V1 and keeps popularity."""
+    tables = _ref_tables()
+    tables["product_nodes"] = pd.DataFrame({"sku": ["G", "L", "Z", "Q"],
+                                            "order_count": [90, 10, 0, 50]})
+    tables["product_vehicle_edges"] = pd.DataFrame(
+        {"sku": ["G", "L", "Z", "G", "L", "Z", "G", "L", "Q", "Q"],
+         "vehicle_id": ["V1"] * 3 + ["V2"] * 3 + ["V3"] * 3 + ["V4"]})
+    ref = reference_scores(tables, load_config())["lookalike_pop"]
+    a = 0.5
+    n = np.array([90.5, 10.5, 0.5])
+    want = np.log(n) + np.log((np.array([0, 2, 1]) + a) / (3 * n / n.sum() + a))
+    got = ref.query("vehicle_id == 'V2'").set_index("sku")["score"]
+    np.testing.assert_allclose(got[["G", "L", "Z"]].to_numpy(), want)
+    assert _order(ref, "V2") == ["L", "G", "Z"]
+    n3 = np.array([90.5, 10.5, 50.5])  # V3: G, L, Q; pooled O = 2/3 * (0, 2, 0), m = 2/3 * 3
+    want3 = np.log(n3) + np.log((np.array([0, 4 / 3, 0]) + a) / (2 * n3 / n3.sum() + a))
+    got3 = ref.query("vehicle_id == 'V3'").set_index("sku")["score"]
+    np.testing.assert_allclose(got3[["G", "L", "Q"]].to_numpy(), want3)
+    assert ref.query("vehicle_id == 'V4'")["score"].tolist() == pytest.approx([np.log(50.5)])
 
 
 def test_oracle_observed_swaps_true_demand_for_the_order_count() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,6 +162,19 @@ def test_fitment_neighbours_are_the_vehicles_sharing_fitment() -> None:
     assert s[0, 1] == s[0, 0] > s[0, 2] > 0
     assert s[0, 3] == 0 and s[3, 0] == 0 and s[3, 3] > 0
     assert torch.all(s.sum(1) < 1.0)
+
+
+def test_a_vehicle_is_its_own_lookalike_even_among_identical_fitment_rows() -> None:
+    """Six vehicles fit the same products: any 3 are a top 3, and each vehicle's own row is
+    always one of them (its owners count in its own pooled count)."""
+    from holley_gnn_assets.graph.lookalikes import fitment_lookalikes
+
+    vehicle = np.repeat(np.arange(6), 2)
+    product = np.tile([0, 1], 6)
+    m = fitment_lookalikes(vehicle, product, 6, 2, k=3).tocsr()
+    assert (m.getnnz(axis=1) == 3).all()
+    np.testing.assert_allclose(m.diagonal(), 1.0)
+    np.testing.assert_allclose(m.data, 1.0)
 
 
 def test_without_attention_on_fitment_the_model_has_no_fitment_convs() -> None:

@@ -32,11 +32,15 @@ def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, t
     assert rows[1]["overrides"]["model"] == {"vehicle_attributes": True}
     cold = rows[0]["tiers"]["cold"]
     assert cold["n"] > 0 and set(cold["hit_rate@4"]) >= {"gnn", "sql", "vehicle_pop", "oracle",
-                                                         "oracle_observed", "oracle_fitted"}
+                                                         "oracle_observed", "oracle_fitted",
+                                                         "lookalike_pop"}
+    assert cold["headroom_share"]["lookalike_pop"]["share"] is not None
+    assert cold["headroom_share"]["oracle_grouped"]["share"] is not None
     assert cold["headroom_share"]["oracle_fitted"]["share"] is not None
     assert rows[0]["epochs"] <= 2
     lo, hi = cold["gnn_minus_sql_ci95"]
     assert lo <= hi and "bootstrap_ci95" in cold["gnn_vs_vehicle_pop"]
+    assert "bootstrap_ci95" in cold["gnn_vs_lookalike_pop"]
     table = capsys.readouterr().out.strip().splitlines()[-3:]
     assert table[0].startswith("|---") and table[1].startswith("| tiny s0 | attrs |")
     assert table[2].startswith("| tiny s0 | plain |")
@@ -53,5 +57,7 @@ def test_table_keeps_the_latest_row_per_world_and_variant() -> None:
     lines = variant_table([row("neutral"), row("clear_win")]).splitlines()
     assert len(lines) == 3 and "clear_win" in lines[2] and "50% [10, 90]" in lines[2]
     assert "1.50x (2.00x)" in lines[2]
-    # no oracle_observed (its Hit Rate and share), no vehicle_pop or oracle_fitted share
-    assert [c.strip() for c in lines[2].split("|")].count("n/a") == 4
+    # no oracle_observed (its Hit Rate and share), no vehicle_pop, lookalike_pop,
+    # oracle_fitted or oracle_grouped share
+    assert [c.strip() for c in lines[2].split("|")].count("n/a") == 6
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")

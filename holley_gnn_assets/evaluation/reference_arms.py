@@ -6,24 +6,41 @@
   (user_product_edges.max_event_weight >= 3) before the cutoff, shrunk toward global popularity:
   score = c_vs + m * order_count_s / sum(order_count), m = eval.vehicle_pop_shrinkage (the
   simplest per-vehicle graph statistic, the bar the GNN must clear);
+- ``lookalike_pop``: the count the GNN's own pooling makes possible, without a model: each
+  vehicle's 20 fitment look-alikes (``graph/lookalikes.py``, the vehicles the GNN's
+  ``pooled`` propagation reads), their owners' distinct users per product weighted by
+  similarity (O_vs), against what the order counts alone predict for that many interactions
+  (E_vs = O_v x order share of s among the products fitting v):
+  score = log(order_count_s + 0.5) + log((O_vs + 0.5) / (E_vs + 0.5)). Truth-free, so it reads
+  the same on real data: what a GNN adds over counting its own graph's look-alikes;
 - ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``);
 - ``oracle_observed``: the oracle with each product's true demand replaced by its observed
   order count, log prob_vs + log((order_count_s + 0.5) / demand_s): the world's structure
   (vehicle groups, product clusters, affinities) known exactly, popularity only as SQL measures
   it. What the structure is worth on top of the order counts; a model that also estimates
   popularity from views, carts and clicks can pass it (needs ``synth_truth.products.demand``).
+- ``oracle_fitted``: the world's vehicle groups and product clusters known, each (group,
+  cluster) lift counted from the training interactions: log n_s + log((O_gc + a) / (E_gc + a)),
+  n_s = order_count_s + 0.5, E_gc = each vehicle's interactions spread over its fitting
+  products by order share (needs ``group_id`` and ``cluster`` in the truth);
+- ``oracle_grouped``: the same count with the vehicle groups known and every product its own
+  cell (no clusters): what finding the vehicle groups exactly is worth to a count, the bound
+  of ``lookalike_pop``'s pooling.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from holley_gnn_assets.graph.lookalikes import fitment_lookalikes
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
-REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "oracle": False,
-                  "oracle_observed": False, "oracle_fitted": False}
+REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "lookalike_pop": False,
+                  "oracle": False, "oracle_observed": False, "oracle_fitted": False,
+                  "oracle_grouped": False}
 # oracle_fitted's pseudo-count; measured on three demo worlds (signal 3): a = 0.3, 1 and 3 move
 # its cold headroom share by at most 3 points
 FITTED_PSEUDO_COUNT = 0.5
@@ -58,6 +75,7 @@ def reference_scores(
     vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
     out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
+    out["lookalike_pop"] = _lookalike_pop(fit, pop, upe, users)
 
     if truth is not None and len(truth):
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
@@ -76,13 +94,17 @@ def reference_scores(
         if {"group_id", "cluster"} <= set(oc.columns):
             out["oracle_fitted"] = _oracle_fitted(
                 oc[["vehicle_id", "sku", "group_id", "cluster"]], pop, upe, users)
+        if "group_id" in oc.columns:
+            grouped = oc[["vehicle_id", "sku", "group_id"]].assign(cluster=oc["sku"])
+            out["oracle_grouped"] = _oracle_fitted(grouped, pop, upe, users)
     return out
 
 
 def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
                    users: pd.DataFrame) -> pd.DataFrame:
-    """``oracle_fitted`` scores (module doc) from the fitment rows with their true group_id and
-    cluster, the order counts and the training interactions."""
+    """``oracle_fitted`` (``oracle_grouped``: cluster = sku) scores (module doc) from the
+    fitment rows with their true group_id and cluster, the order counts and the training
+    interactions."""
     fit = fit.assign(n=fit["sku"].map(pop).fillna(0.0).to_numpy() + 0.5)
     fit["p"] = fit["n"] / fit.groupby("vehicle_id")["n"].transform("sum")
     share = fit.groupby(["vehicle_id", "group_id", "cluster"])["p"].sum().rename("share")
@@ -103,3 +125,30 @@ def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
     fit = fit.merge(cells["affinity"].reset_index(), on=["group_id", "cluster"], how="left")
     score = np.log(fit["n"]) + fit["affinity"].fillna(0.0)
     return _frame(fit["vehicle_id"].to_numpy(dtype=object), fit["sku"], score)
+
+
+def _lookalike_pop(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
+                   users: pd.DataFrame) -> pd.DataFrame:
+    """``lookalike_pop`` scores (module doc) of every fitting (vehicle, sku) pair in ``fit``."""
+    vid, pid = pd.Index(fit["vehicle_id"].unique()), pd.Index(fit["sku"].unique())
+    fv, fp = vid.get_indexer(fit["vehicle_id"]), pid.get_indexer(fit["sku"])
+    n_v, n_p = len(vid), len(pid)
+    if upe is not None and len(upe):
+        inter = upe[["email_lower", "sku"]].drop_duplicates().merge(users, on="email_lower")
+        iv, ip = vid.get_indexer(inter["vehicle_id"]), pid.get_indexer(inter["sku"])
+        ok = (iv >= 0) & (ip >= 0)
+        iv, ip = iv[ok], ip[ok]
+    else:
+        iv = ip = np.zeros(0, dtype=np.int64)
+    fitment = sp.csr_matrix((np.ones(len(fv)), (fv, fp)), shape=(n_v, n_p))
+    fitment.data[:] = 1.0
+    # distinct users per (vehicle, product), products fitting that vehicle only
+    counts = sp.csr_matrix((np.ones(len(iv)), (iv, ip)), shape=(n_v, n_p)).multiply(fitment)
+    pooled = (fitment_lookalikes(fv, fp, n_v, n_p).tocsr() @ sp.csr_matrix(counts)).tocsr()
+    observed = np.asarray(pooled[fv, fp]).ravel()
+    n = pop.reindex(pid).fillna(0.0).to_numpy(dtype=float) + 0.5
+    fitting_n = np.bincount(fv, weights=n[fp], minlength=n_v)
+    expected = n[fp] / fitting_n[fv] * np.asarray(pooled.sum(axis=1)).ravel()[fv]
+    a = FITTED_PSEUDO_COUNT
+    score = np.log(n[fp]) + np.log((observed + a) / (expected + a))
+    return _frame(fit["vehicle_id"].to_numpy(dtype=object), fit["sku"], pd.Series(score))

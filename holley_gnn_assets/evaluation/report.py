@@ -115,7 +115,8 @@ def evaluate(
     windows: TimeWindows | None = None,
 ) -> dict[str, Any]:
     """Build the eval_report.json dict. ``arms`` (ranked lists at the cutoff) needs ``gnn`` and
-    ``sql``; the other arms (``global_pop``, ``vehicle_pop``, ``oracle``) are references.
+    ``sql``; the other arms (``global_pop``, ``vehicle_pop``, ``lookalike_pop``, ``oracle``...) are
+    references.
 
     ``windows`` (the run's, test window chosen by clicks) adds ``test_window`` to the report;
     when even the widest window held too few clicks the decision is ``inconclusive``.
@@ -218,8 +219,9 @@ def _tier_report(
         for name, pu in pus.items():
             block[name] = mean_metrics(pu)
         block.update(_compare(pus["gnn"], pus["sql"], ev))
-        if "vehicle_pop" in pus:
-            block["gnn_vs_vehicle_pop"] = _versus(pus["gnn"], pus["vehicle_pop"], ev)
+        for ref in ("vehicle_pop", "lookalike_pop"):
+            if ref in pus:
+                block[f"gnn_vs_{ref}"] = _versus(pus["gnn"], pus[ref], ev)
         if "oracle" in pus:
             block["headroom_share"] = _headroom(pus, ev)
             # the truth: a GNN above it by more than noise is luck or a leak, never skill

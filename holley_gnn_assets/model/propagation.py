@@ -14,7 +14,7 @@ Sparse mean operators over the products' layer-0 representations (``HeteroGAT``'
 - ``neighbours``: vehicle <- its fitment look-alikes' own inputs (ID embedding, features).
 
 Look-alikes: each vehicle's ``NEIGHBOURS`` most similar vehicles by cosine similarity of their
-fitment rows (scipy sparse product, computed once per graph; the vehicle itself included),
+fitment rows (``graph/lookalikes.py``, computed once per graph; the vehicle itself included),
 weighted by that similarity. ``fitment`` runs over every fitment edge in every step (~1M at
 full scale) and costs the most; ``pooled``/``neighbours`` reach the same vehicles through a
 ``[V, NEIGHBOURS]`` operator.
@@ -30,15 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS, fitment_lookalikes
 from holley_gnn_assets.graph.types import FITS, INTERACTS, OWNS
 
 KINDS = ("fitment", "owners", "history", "pooled", "neighbours")
-NEIGHBOURS = 20
 
 
 @dataclass
@@ -117,26 +115,11 @@ def build_propagation(
 
 
 def fitment_neighbours(data, k: int = NEIGHBOURS) -> Tensor:
-    """Row-normalised sparse ``[V, V]``: each vehicle's ``k`` most fitment-similar vehicles
-    (cosine of the 0/1 fitment rows, itself included), weighted by that similarity."""
+    """Row-normalised sparse ``[V, V]``: each vehicle's ``k`` fitment look-alikes
+    (``graph.lookalikes.fitment_lookalikes``), weighted by their cosine similarity."""
     n_v, n_p = int(data["vehicle"].num_nodes), int(data["product"].num_nodes)
     fp, fv = data[FITS].edge_index.cpu().numpy()
-    f = sp.csr_matrix((np.ones(len(fp)), (fv, fp)), shape=(n_v, n_p))
-    f.data[:] = 1.0  # duplicate fitment rows count once
-    norm = np.sqrt(np.asarray(f.sum(axis=1)).ravel())
-    norm[norm == 0] = 1.0
-    f = sp.diags(1.0 / norm) @ f
-    rows, cols, vals = [], [], []
-    for lo in range(0, n_v, 1024):  # [chunk, V] dense similarity blocks
-        sim = (f[lo : lo + 1024] @ f.T).toarray()
-        kk = min(k, n_v)
-        top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
-        w = np.take_along_axis(sim, top, axis=1)
-        r = np.repeat(np.arange(lo, lo + len(sim)), kk)
-        keep = w.ravel() > 0
-        rows.append(r[keep])
-        cols.append(top.ravel()[keep])
-        vals.append(w.ravel()[keep])
+    m = fitment_lookalikes(fv, fp, n_v, n_p, k)
     device = data[FITS].edge_index.device
-    r, c, w = (torch.from_numpy(np.concatenate(a)).to(device) for a in (rows, cols, vals))
+    r, c, w = (torch.from_numpy(a).to(device) for a in (m.row, m.col, m.data))
     return _mean_operator(r.long(), c.long(), w.float(), n_v, n_v)
