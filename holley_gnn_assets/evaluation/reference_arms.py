@@ -68,14 +68,18 @@ def reference_scores(
         strong = upe[upe["max_event_weight"] >= 3][["email_lower", "sku"]].drop_duplicates()
         strong = strong.merge(users, on="email_lower")
         counts = strong.groupby(["vehicle_id", "sku"]).size().rename("c").reset_index()
+        # every distinct (user, product) interaction with the user's vehicle, read by the counts
+        # below (lookalike_pop, oracle_fitted, oracle_grouped)
+        inter = upe[["email_lower", "sku"]].drop_duplicates().merge(users, on="email_lower")
     else:
         counts = pd.DataFrame({"vehicle_id": [], "sku": [], "c": []})
+        inter = pd.DataFrame(columns=["email_lower", "sku", "vehicle_id"])
     m = float(cfg["eval"].get("vehicle_pop_shrinkage", 20.0))
     share = pop / max(pop.sum(), 1.0)
     vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
     out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
-    out["lookalike_pop"] = _lookalike_pop(fit, pop, upe, users)
+    out["lookalike_pop"] = _lookalike_pop(fit, pop, inter)
 
     if truth is not None and len(truth):
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
@@ -93,27 +97,22 @@ def reference_scores(
                                             score)
         if {"group_id", "cluster"} <= set(oc.columns):
             out["oracle_fitted"] = _oracle_fitted(
-                oc[["vehicle_id", "sku", "group_id", "cluster"]], pop, upe, users)
+                oc[["vehicle_id", "sku", "group_id", "cluster"]], pop, inter)
         if "group_id" in oc.columns:
             grouped = oc[["vehicle_id", "sku", "group_id"]].assign(cluster=oc["sku"])
-            out["oracle_grouped"] = _oracle_fitted(grouped, pop, upe, users)
+            out["oracle_grouped"] = _oracle_fitted(grouped, pop, inter)
     return out
 
 
-def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
-                   users: pd.DataFrame) -> pd.DataFrame:
+def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd.DataFrame:
     """``oracle_fitted`` (``oracle_grouped``: cluster = sku) scores (module doc) from the
-    fitment rows with their true group_id and cluster, the order counts and the training
-    interactions."""
+    fitment rows with their true group_id and cluster, the order counts and the distinct
+    training interactions with their users' vehicles (email_lower, sku, vehicle_id)."""
     fit = fit.assign(n=fit["sku"].map(pop).fillna(0.0).to_numpy() + 0.5)
     fit["p"] = fit["n"] / fit.groupby("vehicle_id")["n"].transform("sum")
     share = fit.groupby(["vehicle_id", "group_id", "cluster"])["p"].sum().rename("share")
     cols = ["vehicle_id", "sku", "group_id", "cluster"]
-    if upe is not None and len(upe):
-        inter = upe[["email_lower", "sku"]].drop_duplicates().merge(users, on="email_lower")
-        inter = inter.merge(fit[cols], on=["vehicle_id", "sku"])
-    else:
-        inter = pd.DataFrame(columns=cols)
+    inter = inter.merge(fit[cols], on=["vehicle_id", "sku"])
     observed = inter.groupby(["group_id", "cluster"]).size().rename("O")
     per_vehicle = inter.groupby("vehicle_id").size().rename("m")
     expected = share.reset_index().merge(per_vehicle, on="vehicle_id")
@@ -127,24 +126,20 @@ def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
     return _frame(fit["vehicle_id"].to_numpy(dtype=object), fit["sku"], score)
 
 
-def _lookalike_pop(fit: pd.DataFrame, pop: pd.Series, upe: pd.DataFrame | None,
-                   users: pd.DataFrame) -> pd.DataFrame:
-    """``lookalike_pop`` scores (module doc) of every fitting (vehicle, sku) pair in ``fit``."""
+def _lookalike_pop(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd.DataFrame:
+    """``lookalike_pop`` scores (module doc) of every fitting (vehicle, sku) pair in ``fit``,
+    from the distinct training interactions with their users' vehicles (``inter``)."""
     vid, pid = pd.Index(fit["vehicle_id"].unique()), pd.Index(fit["sku"].unique())
     fv, fp = vid.get_indexer(fit["vehicle_id"]), pid.get_indexer(fit["sku"])
     n_v, n_p = len(vid), len(pid)
-    if upe is not None and len(upe):
-        inter = upe[["email_lower", "sku"]].drop_duplicates().merge(users, on="email_lower")
-        iv, ip = vid.get_indexer(inter["vehicle_id"]), pid.get_indexer(inter["sku"])
-        ok = (iv >= 0) & (ip >= 0)
-        iv, ip = iv[ok], ip[ok]
-    else:
-        iv = ip = np.zeros(0, dtype=np.int64)
+    iv, ip = vid.get_indexer(inter["vehicle_id"]), pid.get_indexer(inter["sku"])
+    ok = (iv >= 0) & (ip >= 0)
+    iv, ip = iv[ok], ip[ok]
     fitment = sp.csr_matrix((np.ones(len(fv)), (fv, fp)), shape=(n_v, n_p))
     fitment.data[:] = 1.0
     # distinct users per (vehicle, product), products fitting that vehicle only
     counts = sp.csr_matrix((np.ones(len(iv)), (iv, ip)), shape=(n_v, n_p)).multiply(fitment)
-    pooled = (fitment_lookalikes(fv, fp, n_v, n_p).tocsr() @ sp.csr_matrix(counts)).tocsr()
+    pooled = (fitment_lookalikes(fv, fp, n_v, n_p).tocsr() @ counts).tocsr()
     observed = np.asarray(pooled[fv, fp]).ravel()
     n = pop.reindex(pid).fillna(0.0).to_numpy(dtype=float) + 0.5
     fitting_n = np.bincount(fv, weights=n[fp], minlength=n_v)
