@@ -217,6 +217,9 @@ def test_oracle_fitted_counts_affinity_per_group_and_cluster() -> None:
     merged = truth.assign(cluster=[0, 1, 1] * 3)
     ref = reference_scores(tables, load_config(), merged)
     assert _order(ref["oracle_grouped"], "V2") == ["L", "G", "Z"]
+    # the clusters do not reach oracle_grouped: each product keeps its own count
+    grouped = ref["oracle_grouped"].query("vehicle_id == 'V2'").set_index("sku")["score"]
+    np.testing.assert_allclose(grouped[["G", "L", "Z"]].to_numpy(), want)
     fitted = ref["oracle_fitted"].query("vehicle_id == 'V2'").set_index("sku")["score"]
     e_lz = e[1] + e[2]
     np.testing.assert_allclose(fitted["Z"], np.log(0.5) + np.log((3 + a) / (e_lz + a)))
