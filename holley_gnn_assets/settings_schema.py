@@ -162,6 +162,7 @@ class ModelConfig(Section):
     vehicle_attributes: bool
     attention_fitment: bool
     propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
+    lookalike_lift_weights: list[NonNegativeFloat]
 
 
 class Negatives(Section):

@@ -62,7 +62,7 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     from holley_gnn_assets.graph.builder import build_graph
     from holley_gnn_assets.recommend import apply_rules
     from holley_gnn_assets.recommend.embeddings import compute_embeddings
-    from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
+    from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
     from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
     from holley_gnn_assets.time_windows import TimeWindows
     from holley_gnn_assets.training.loop import train
@@ -77,7 +77,7 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     result = train(bundle, cfg, workdir / "checkpoints", device=device, resume=False)
     train_s = time.perf_counter() - t0
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    apply_rules.write_scores(wh, cfg, "gnn", gnn_score_frame(emb, tables["product_vehicle_edges"]))
+    apply_rules.write_scores(wh, cfg, "gnn", gnn_arm_scores(emb, tables, result.lift_weight))
     build_sql_scores(wh, cfg, windows)
     return ScoredWorld(ranked_arms(wh, cfg, windows, tables), tables, windows, result, train_s)
 
@@ -117,7 +117,9 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
     row: dict[str, Any] = {
         "world": world_label or world.stem, "variant": name, "overrides": dict(overrides),
         "decision": rep["decision"], "epochs": res.epochs_run, "best_epoch": res.best_epoch,
-        "best_val_mrr": res.best_val_mrr, "train_s": round(train_s, 1), "tiers": {},
+        "best_val_mrr": res.best_val_mrr, "train_s": round(train_s, 1),
+        "lift_weight": res.lift_weight,
+        "lift_val_mrr": {str(w): m for w, m in res.lift_val_mrr.items()}, "tiers": {},
     }
     for tier in TIERS:
         b = rep["tiers"][tier]
@@ -149,15 +151,15 @@ def _ratio(hr: Mapping[str, float | None], arm: str) -> str:
 def variant_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per (world, variant), the latest row winning; cold Hit Rate@4 of
     every arm, headroom shares (GNN, vehicle_pop, lookalike_pop, the three oracle counts),
-    warm/hot GNN/SQL (oracle's ratio), decision, epochs, time."""
+    warm/hot GNN/SQL (oracle's ratio), decision, epochs, the look-alike lift's weight, time."""
     latest = {(r["world"], r["variant"]): r for r in rows}
     lines = ["| world | variant | cold n | SQL | GNN | veh. pop | oracle | oracle_observed "
              "| GNN share [95% CI] | veh. pop share | look-alike share | oracle_observed share "
              "| oracle_fitted share | oracle_grouped share | warm GNN/SQL (oracle) "
              "| hot GNN/SQL (oracle) | decision "
-             "| epochs (best) | train s |",
+             "| epochs (best) | lift w | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---|---|"
-             "---:|"]
+             "---:|---:|"]
     for (world, variant), r in sorted(latest.items()):
         c = r["tiers"]["cold"]
         hr, h = c["hit_rate@4"], c["headroom_share"]
@@ -171,5 +173,6 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
                      f"{_share(h, 'oracle_observed')} | {_share(h, 'oracle_fitted')} | "
                      f"{_share(h, 'oracle_grouped')} | "
                      f"{wh[0]} | {wh[1]} | {r['decision']} | "
-                     f"{r['epochs']} ({r['best_epoch']}) | {r['train_s']} |")
+                     f"{r['epochs']} ({r['best_epoch']}) | {r.get('lift_weight', 0.0):g} | "
+                     f"{r['train_s']} |")
     return "\n".join(lines) + "\n"

@@ -238,3 +238,21 @@ def single_thread():
             torch.set_num_threads(old)
 
     return _ctx()
+
+
+def untrained_world(n_users: int, seed: int):
+    """(config, tables, graph bundle, untrained HeteroGAT seeded 0) of a ``make_tables`` world,
+    built on one thread."""
+    import torch
+
+    from holley_gnn_assets.graph.builder import build_graph
+    from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
+    from holley_gnn_assets.settings import load_config
+
+    with single_thread():
+        cfg = load_config()
+        tables, _ = make_tables(n_users=n_users, seed=seed)
+        bundle = build_graph(tables, cfg)
+        torch.manual_seed(0)
+        model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"])
+    return cfg, tables, bundle, model

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.settings import load_config
-from tests.ml_fixtures import make_tables, single_thread
+from tests.ml_fixtures import single_thread, untrained_world
 
 
 @pytest.fixture(scope="module")
 def emb_world():
+    _, tables, bundle, model = untrained_world(n_users=500, seed=2)
     with single_thread():
-        cfg = load_config()
-        tables, _ = make_tables(n_users=500, seed=2)
-        bundle = build_graph(tables, cfg)
-        torch.manual_seed(0)
-        model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"])
         emb = compute_embeddings(model, bundle, tables["user_nodes"])
     return tables, bundle, emb
 

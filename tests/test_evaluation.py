@@ -231,8 +231,10 @@ def test_oracle_fitted_counts_affinity_per_group_and_cluster() -> None:
 
 def test_lookalike_pop_pools_the_owners_of_fitment_lookalikes() -> None:
     """V2 fits what V1 fits and has no interactions: it borrows V1's owners (a, b: L; c's
-    view of Z counts too) at similarity 1. V3 shares two of three products with V1 (cosine
-    2/3), so V1's owners count 2/3 each there; V4 shares nothing with V1 and keeps popularity."""
+    view of Z counts too). V3 shares two of three products with V1: V1's owners count in full
+    (equal weights), and V1's interactions are expected only on V1's own fits, so Q (fitting
+    V3, not V1) is neither observed nor expected and keeps its popularity. V4 shares nothing
+    with V1 and keeps popularity."""
     tables = _ref_tables()
     tables["product_nodes"] = pd.DataFrame({"sku": ["G", "L", "Z", "Q"],
                                             "order_count": [90, 10, 0, 50]})
@@ -246,10 +248,12 @@ def test_lookalike_pop_pools_the_owners_of_fitment_lookalikes() -> None:
     got = ref.query("vehicle_id == 'V2'").set_index("sku")["score"]
     np.testing.assert_allclose(got[["G", "L", "Z"]].to_numpy(), want)
     assert _order(ref, "V2") == ["L", "G", "Z"]
-    n3 = np.array([90.5, 10.5, 50.5])  # V3: G, L, Q; pooled O = 2/3 * (0, 2, 0), m = 2/3 * 3
-    want3 = np.log(n3) + np.log((np.array([0, 4 / 3, 0]) + a) / (2 * n3 / n3.sum() + a))
+    n3 = np.array([90.5, 10.5, 50.5])  # V3: G, L, Q; O = V1's (0, 2, 0); E from V1's fits only
+    e3 = 3 * np.array([90.5, 10.5, 0.0]) / n.sum()
+    want3 = np.log(n3) + np.log((np.array([0, 2, 0]) + a) / (e3 + a))
     got3 = ref.query("vehicle_id == 'V3'").set_index("sku")["score"]
     np.testing.assert_allclose(got3[["G", "L", "Q"]].to_numpy(), want3)
+    assert got3["Q"] == pytest.approx(np.log(50.5))
     assert ref.query("vehicle_id == 'V4'")["score"].tolist() == pytest.approx([np.log(50.5)])
 
 

@@ -94,6 +94,14 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     train_run = next(r for r in runs if r.data.tags.get("stage") == "train")
     assert client.get_metric_history(train_run.info.run_id, "val_mrr")
     assert train_run.data.tags["dagster_run_id"] == result.run_id
+    # the look-alike lift's weight: chosen on validation, logged, carried by the registered
+    # version through the embeddings asset to the GNN's scores
+    w = train_run.data.metrics["lookalike_lift_weight"]
+    mrr = {k: v for k, v in train_run.data.metrics.items() if k.startswith("lift_val_mrr_w")}
+    assert len(mrr) == 5 and mrr[f"lift_val_mrr_w{w:g}"] == max(mrr.values())
+    mat = pipeline_run["instance"].get_latest_materialization_event(
+        AssetKey("gnn_recommendations")).asset_materialization
+    assert mat.metadata["lookalike_lift_weight"].value == w
     # no email addresses anywhere in MLflow params/metrics/tags
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
+from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
+from holley_gnn_assets.recommend.gnn_scores import (
+    add_lookalike_lift,
+    gnn_arm_scores,
+    gnn_score_frame,
+)
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 
@@ -87,3 +92,31 @@ def test_bad_embeddings_are_named() -> None:
     emb, fit = _world(0)
     with pytest.raises(ValueError, match="product_vehicle_edges lacks column 'vehicle_id'"):
         gnn_score_frame(emb, fit.drop(columns="vehicle_id"))
+
+
+def test_the_gnn_arm_adds_the_weighted_lookalike_lift_to_vehicle_rows_only() -> None:
+    """gnn_arm_scores = gnn_score_frame + weight x lookalike_lift on the vehicle rows; the
+    own-node users' rows keep their dot products; weight 0 is the GNN alone."""
+    emb, fit = _world(0)
+    rng = np.random.default_rng(5)
+    users = emb.user_index[["email_lower", "vehicle_id"]]
+    upe = pd.DataFrame({"email_lower": rng.choice(users["email_lower"], 25),
+                        "sku": rng.choice(emb.product_ids, 25)})
+    products = pd.DataFrame({"sku": emb.product_ids,
+                             "order_count": rng.integers(0, 50, len(emb.product_ids))})
+    tables = {"product_vehicle_edges": fit, "product_nodes": products, "user_nodes": users,
+              "user_product_edges": upe}
+    base = gnn_score_frame(emb, fit)
+    pd.testing.assert_frame_equal(gnn_arm_scores(emb, tables, 0.0), base)
+    got = gnn_arm_scores(emb, tables, 0.5)
+    pop = products.set_index("sku")["order_count"].astype(float)
+    lift = lookalike_lift(fit, pop, interactions_with_vehicles(upe, users))
+    assert lift["lift"].abs().max() > 0.1  # the owners' interactions move some pairs
+    veh = base["email_lower"].isna()
+    want = base[veh].merge(lift, on=["vehicle_id", "sku"], how="left")
+    np.testing.assert_allclose(got.loc[veh, "score"].to_numpy(),
+                               want["score"].to_numpy() + 0.5 * want["lift"].to_numpy())
+    np.testing.assert_array_equal(got.loc[~veh, "score"].to_numpy(),
+                                  base.loc[~veh, "score"].to_numpy())
+    with pytest.raises(ValueError, match="lookalike lift weight must be >= 0"):
+        add_lookalike_lift(base, lift, -1.0)

@@ -8,11 +8,11 @@
   simplest per-vehicle graph statistic, the bar the GNN must clear);
 - ``lookalike_pop``: the count the GNN's own pooling makes possible, without a model: each
   vehicle's 20 fitment look-alikes (``graph/lookalikes.py``, the vehicles the GNN's
-  ``pooled`` propagation reads), their owners' distinct users per product weighted by
-  similarity (O_vs), against what the order counts alone predict for that many interactions
-  (E_vs = O_v x order share of s among the products fitting v):
+  ``pooled`` propagation reads), their owners' distinct users per product (O_vs) against what
+  the order counts predict for each look-alike's interactions (E_vs, ``graph/lookalike_lift``):
   score = log(order_count_s + 0.5) + log((O_vs + 0.5) / (E_vs + 0.5)). Truth-free, so it reads
-  the same on real data: what a GNN adds over counting its own graph's look-alikes;
+  the same on real data. The GNN arm adds this lift to its vehicle scores with a weight
+  chosen on validation (``training/lift_weight.py``), so this arm is the count alone;
 - ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``);
 - ``oracle_observed``: the oracle with each product's true demand replaced by its observed
   order count, log prob_vs + log((order_count_s + 0.5) / demand_s): the world's structure
@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from holley_gnn_assets.graph.lookalikes import fitment_lookalikes
+from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
@@ -68,12 +67,11 @@ def reference_scores(
         strong = upe[upe["max_event_weight"] >= 3][["email_lower", "sku"]].drop_duplicates()
         strong = strong.merge(users, on="email_lower")
         counts = strong.groupby(["vehicle_id", "sku"]).size().rename("c").reset_index()
-        # every distinct (user, product) interaction with the user's vehicle, read by the counts
-        # below (lookalike_pop, oracle_fitted, oracle_grouped)
-        inter = upe[["email_lower", "sku"]].drop_duplicates().merge(users, on="email_lower")
     else:
         counts = pd.DataFrame({"vehicle_id": [], "sku": [], "c": []})
-        inter = pd.DataFrame(columns=["email_lower", "sku", "vehicle_id"])
+    # every distinct (user, product) interaction with the user's vehicle, read by the counts
+    # below (lookalike_pop, oracle_fitted, oracle_grouped)
+    inter = interactions_with_vehicles(upe, tables["user_nodes"])
     m = float(cfg["eval"].get("vehicle_pop_shrinkage", 20.0))
     share = pop / max(pop.sum(), 1.0)
     vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
@@ -127,23 +125,8 @@ def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd
 
 
 def _lookalike_pop(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd.DataFrame:
-    """``lookalike_pop`` scores (module doc) of every fitting (vehicle, sku) pair in ``fit``,
-    from the distinct training interactions with their users' vehicles (``inter``)."""
-    vid, pid = pd.Index(fit["vehicle_id"].unique()), pd.Index(fit["sku"].unique())
-    fv, fp = vid.get_indexer(fit["vehicle_id"]), pid.get_indexer(fit["sku"])
-    n_v, n_p = len(vid), len(pid)
-    iv, ip = vid.get_indexer(inter["vehicle_id"]), pid.get_indexer(inter["sku"])
-    ok = (iv >= 0) & (ip >= 0)
-    iv, ip = iv[ok], ip[ok]
-    fitment = sp.csr_matrix((np.ones(len(fv)), (fv, fp)), shape=(n_v, n_p))
-    fitment.data[:] = 1.0
-    # distinct users per (vehicle, product), products fitting that vehicle only
-    counts = sp.csr_matrix((np.ones(len(iv)), (iv, ip)), shape=(n_v, n_p)).multiply(fitment)
-    pooled = (fitment_lookalikes(fv, fp, n_v, n_p).tocsr() @ counts).tocsr()
-    observed = np.asarray(pooled[fv, fp]).ravel()
-    n = pop.reindex(pid).fillna(0.0).to_numpy(dtype=float) + 0.5
-    fitting_n = np.bincount(fv, weights=n[fp], minlength=n_v)
-    expected = n[fp] / fitting_n[fv] * np.asarray(pooled.sum(axis=1)).ravel()[fv]
-    a = FITTED_PSEUDO_COUNT
-    score = np.log(n[fp]) + np.log((observed + a) / (expected + a))
-    return _frame(fit["vehicle_id"].to_numpy(dtype=object), fit["sku"], pd.Series(score))
+    """``lookalike_pop`` scores: log n_s + the look-alike count's lift (``graph/lookalike_lift``)
+    of every fitting (vehicle, sku) pair in ``fit``."""
+    lift = lookalike_lift(fit, pop, inter)
+    return _frame(lift["vehicle_id"].to_numpy(dtype=object), lift["sku"],
+                  lift["log_n"] + lift["lift"])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 log = logging.getLogger(__name__)
@@ -124,4 +125,38 @@ def gnn_score_frame(embeddings: Any, product_vehicle_edges: pd.DataFrame) -> pd.
         "score": np.concatenate([gs, us]).astype(np.float64)})[list(SCORES)]
     log.info("gnn scores: %d vehicle rows, %d user rows (%d users) in %.1fs",
              n_vehicle_rows, len(ue), int(ok.sum()), time.perf_counter() - t0)
+    return out
+
+
+def add_lookalike_lift(scores: pd.DataFrame, lift: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """``scores`` with ``weight`` x the look-alike count's lift (``graph/lookalike_lift``,
+    [vehicle_id, sku, lift]) added to the vehicle rows (users served by their vehicle); user
+    rows and pairs without a lift keep their score. ``weight`` 0 returns ``scores`` as is."""
+    if weight < 0:
+        raise ValueError(f"lookalike lift weight must be >= 0, got {weight}")
+    if weight == 0 or not len(scores):
+        return scores
+    vehicle_rows = scores["email_lower"].isna().to_numpy()
+    part = scores.loc[vehicle_rows, ["vehicle_id", "sku"]]
+    add = part.merge(lift[["vehicle_id", "sku", "lift"]], on=["vehicle_id", "sku"], how="left")
+    out = scores.copy()
+    out.loc[vehicle_rows, "score"] = (scores.loc[vehicle_rows, "score"].to_numpy()
+                                      + weight * add["lift"].fillna(0.0).to_numpy())
+    return out
+
+
+def gnn_arm_scores(embeddings: Any, tables: dict[str, pd.DataFrame], weight: float) -> pd.DataFrame:
+    """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``
+    plus ``weight`` x the look-alike lift counted from ``tables`` (``product_nodes``,
+    ``user_nodes``, ``user_product_edges``) on the vehicle rows."""
+    fit = tables["product_vehicle_edges"]
+    scores = gnn_score_frame(embeddings, fit)
+    if weight == 0:
+        return scores
+    t0 = time.perf_counter()
+    pop = tables["product_nodes"].set_index("sku")["order_count"].astype(float)
+    inter = interactions_with_vehicles(tables.get("user_product_edges"), tables["user_nodes"])
+    out = add_lookalike_lift(scores, lookalike_lift(fit, pop, inter), weight)
+    log.info("gnn scores: look-alike lift x %.2f added to the vehicle rows in %.1fs", weight,
+             time.perf_counter() - t0)
     return out

@@ -25,7 +25,8 @@ from mlflow.exceptions import MlflowException
 REGISTERED_MODEL = "holley-gnn-heterogat"
 CHAMPION = "champion"
 _TAGS = ("run_id", "model_key", "graph_key", "fingerprint", "config_hash", "mlflow_run_id",
-         "best_val_mrr", "cold_hr4", "previous_champion", "registered_at", "promoted_at")
+         "best_val_mrr", "cold_hr4", "previous_champion", "registered_at", "promoted_at",
+         "lookalike_lift_weight")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ModelRegistry:
         for key in _TAGS:
             if key in tags:
                 rec[key] = tags[key]
-        for key in ("cold_hr4", "best_val_mrr"):  # "none": evaluated, nothing measured
+        for key in ("cold_hr4", "best_val_mrr", "lookalike_lift_weight"):  # "none": no figure
             if key in rec:
                 rec[key] = None if rec[key] == "none" else float(rec[key])
         return rec

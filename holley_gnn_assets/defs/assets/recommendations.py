@@ -29,7 +29,7 @@ from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings
 from holley_gnn_assets.quality import qa_gates as qa
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.embeddings import Embeddings
-from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
+from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import get_settings
 
@@ -49,8 +49,9 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
 
 @asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY,
        retry_policy=warehouse_retry_policy(),
-       description="GNN scores (vehicle and own-node users) loaded into the warehouse, then "
-                   "the output rows built there by sql/rules/recommend.sql.")
+       description="GNN scores (vehicle and own-node users; vehicle rows plus the model's "
+                   "validation-chosen weight x the look-alike count's lift) loaded into the "
+                   "warehouse, then the output rows built there by sql/rules/recommend.sql.")
 def gnn_recommendations(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
@@ -58,13 +59,19 @@ def gnn_recommendations(
     artifacts: ArtifactsResource,
     embeddings: dict[str, Any],
     product_vehicle_edges: pd.DataFrame,
+    product_nodes: pd.DataFrame,
+    user_nodes: pd.DataFrame,
+    user_product_edges: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
     windows = pipeline.windows(wh)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
-    scores = gnn_score_frame(emb, product_vehicle_edges)
+    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes,
+              "user_nodes": user_nodes, "user_product_edges": user_product_edges}
+    weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
+    scores = gnn_arm_scores(emb, tables, weight)
     score_s = time.perf_counter() - start
     apply_rules.write_scores(wh, cfg, "gnn", scores)
     load_s = time.perf_counter() - start - score_s
@@ -73,6 +80,7 @@ def gnn_recommendations(
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": len(scores), "score_seconds": round(score_s, 2),
+        "lookalike_lift_weight": weight,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
         "seconds": round(time.perf_counter() - start, 2)}))
 
