@@ -204,8 +204,8 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
 
 
 def test_one_cold_representation_everywhere(world, tmp_path, monkeypatch) -> None:
-    """Training, validation, the lift weight's choice and serving all build cold users with
-    HeteroGAT.cold_user_repr."""
+    """Training, validation (and the lift weight's choice through it) and serving all build
+    cold users with HeteroGAT.cold_user_repr."""
     import inspect
 
     from holley_gnn_assets.model.hetero_gat import HeteroGAT
@@ -224,7 +224,6 @@ def test_one_cold_representation_everywhere(world, tmp_path, monkeypatch) -> Non
     assert callers == {
         "holley_gnn_assets.training.loop",
         "holley_gnn_assets.training.validation",
-        "holley_gnn_assets.training.lift_weight",
         "holley_gnn_assets.recommend.embeddings",
     }
     with torch.no_grad():

@@ -33,16 +33,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
+from holley_gnn_assets.graph.lookalike_lift import (
+    PSEUDO_COUNT,
+    interactions_with_vehicles,
+    lookalike_lift,
+)
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
 REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "lookalike_pop": False,
                   "oracle": False, "oracle_observed": False, "oracle_fitted": False,
                   "oracle_grouped": False}
-# oracle_fitted's pseudo-count; measured on three demo worlds (signal 3): a = 0.3, 1 and 3 move
-# its cold headroom share by at most 3 points
-FITTED_PSEUDO_COUNT = 0.5
+# oracle_fitted's pseudo-count, the look-alike count's (one form of count); measured on three
+# demo worlds (signal 3): a = 0.3, 1 and 3 move its cold headroom share by at most 3 points
+FITTED_PSEUDO_COUNT = PSEUDO_COUNT
 
 
 def _frame(vehicle_id: object, sku: pd.Series, score: pd.Series) -> pd.DataFrame:

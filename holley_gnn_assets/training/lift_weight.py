@@ -1,7 +1,8 @@
 """The weight of the look-alike count's lift in the GNN arm, chosen on validation.
 
 After training, the held-out validation edges are ranked as in ``validation.evaluate`` (cold
-mode: the vehicle's representation on the validation message graph, among the products that
+mode, ``validation.validation_forward``: the vehicle's representation on the validation
+message graph, among the products that
 fit the vehicle) with score = the model's score + w x the look-alike lift
 (``graph/lookalike_lift.py``) counted from the training edges only (the validation edges left
 out, so a held-out interaction never counts for itself). Each w of
@@ -17,10 +18,10 @@ import scipy.sparse as sp
 import torch
 
 from holley_gnn_assets.graph.lookalike_lift import lift_codes
-from holley_gnn_assets.graph.types import FITS, WEIGHTED_EDGE_TYPES
-from holley_gnn_assets.model.hetero_gat import Block, HeteroGAT
+from holley_gnn_assets.graph.types import FITS
+from holley_gnn_assets.model.hetero_gat import HeteroGAT
 from holley_gnn_assets.training.sampler import TrainingSetup
-from holley_gnn_assets.training.validation import rank_metrics
+from holley_gnn_assets.training.validation import rank_metrics, val_rows, validation_forward
 
 
 def validation_lift(st: TrainingSetup) -> sp.csr_matrix:
@@ -46,17 +47,10 @@ def choose_lift_weight(
     weights = sorted({float(w) for w in weights})
     if not any(weights):
         return 0.0, {}
-    model.eval()
-    msg = st.val_message
-    block = Block(
-        {et: v[0] for et, v in msg.items()}, {et: msg[et][1] for et in WEIGHTED_EDGE_TYPES}
-    )
-    h = model(st.data, [block] * len(model.convs), prop=st.val_propagation(model.propagation))
-    pv = model.product_vectors(model.product_repr(h["product"]), st.data["product"].order_count)
-    query = model.query_vectors(model.cold_user_repr(h["vehicle"]))
+    _, _, pv, gz = validation_forward(model, st)
+    query = model.query_vectors(gz)
     lift = validation_lift(st)
-    u = st.edge_user[st.val_idx]
-    targets, vehicle = st.edge_product[st.val_idx], st.user_vehicle[u]
+    _, targets, vehicle = val_rows(st)
     vehicles = torch.arange(st.num_vehicles, device=st.device)
 
     def scorer(w: float):

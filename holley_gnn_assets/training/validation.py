@@ -97,27 +97,38 @@ def rank_metrics(
     return {"mrr": float(rr.mean()), "hr10": float(hit.mean())}
 
 
-def _val_rows(st: TrainingSetup) -> tuple[Tensor, Tensor, Tensor]:
+def val_rows(st: TrainingSetup) -> tuple[Tensor, Tensor, Tensor]:
+    """(user, product, the user's vehicle) of every held-out validation edge."""
     u = st.edge_user[st.val_idx]
     return u, st.edge_product[st.val_idx], st.user_vehicle[u]
 
 
 @torch.no_grad()
-def evaluate(model: HeteroGAT, st: TrainingSetup) -> dict[str, float]:
-    """Full-graph forward on the validation message graph; cold- and warm-mode metrics."""
+def validation_forward(
+    model: HeteroGAT, st: TrainingSetup
+) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """Full-graph forward on the validation message graph (eval mode): (node outputs, product
+    representations, product vectors, cold representations, one row per vehicle)."""
     model.eval()
     msg = st.val_message
     block = Block(
         {et: v[0] for et, v in msg.items()}, {et: msg[et][1] for et in WEIGHTED_EDGE_TYPES}
     )
     h = model(st.data, [block] * len(model.convs), prop=st.val_propagation(model.propagation))
-    count = st.data["product"].order_count
     pz = model.product_repr(h["product"])
     check_finite(pz, "product embeddings (validation)")
-    pv = model.product_vectors(pz, count)
+    pv = model.product_vectors(pz, st.data["product"].order_count)
     gz = model.cold_user_repr(h["vehicle"])  # one row per vehicle
     check_finite(gz, "cold group embeddings (validation)")
-    u, p, v = _val_rows(st)
+    return h, pz, pv, gz
+
+
+@torch.no_grad()
+def evaluate(model: HeteroGAT, st: TrainingSetup) -> dict[str, float]:
+    """Full-graph forward on the validation message graph; cold- and warm-mode metrics."""
+    h, pz, pv, gz = validation_forward(model, st)
+    count = st.data["product"].order_count
+    u, p, v = val_rows(st)
     vehicles = torch.arange(st.num_vehicles, device=st.device)
     cold = rank_metrics(dot_scores(model.query_vectors(gz), pv), v, vehicles, p, st.fitment)
     uz = model.user_repr(h["vehicle"][v], h["user"][u], st.user_tier[u])
@@ -142,7 +153,7 @@ def evaluate(model: HeteroGAT, st: TrainingSetup) -> dict[str, float]:
 
 def popularity_baseline(st: TrainingSetup) -> dict[str, float]:
     """The same validation ranking with products ordered by order_count (the SQL baseline)."""
-    u, p, v = _val_rows(st)
+    u, p, v = val_rows(st)
     vehicles = torch.arange(st.num_vehicles, device=st.device)
     m = rank_metrics(lambda q, c: st.popularity[c].expand(len(q), -1), v, vehicles, p, st.fitment)
     fits = st.fitment.fits(v, p).float().mean().item() if len(u) else 0.0
