@@ -163,6 +163,8 @@ class ModelConfig(Section):
     attention_fitment: bool
     propagation: list[Literal["fitment", "owners", "history", "pooled", "neighbours"]]
     lookalike_lift_weights: list[NonNegativeFloat]
+    lookalike_lift_neighbours: Annotated[list[PositiveInt], Field(min_length=1)]
+    pooled_neighbours: PositiveInt
 
 
 class Negatives(Section):
@@ -186,6 +188,7 @@ class TrainingConfig(Section):
     grad_clip: PositiveFloat
     batch_size: PositiveInt
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+    validation_split: Literal["users", "edges"]
     seed: int
     negatives: Negatives
     negatives_per_positive: PositiveInt

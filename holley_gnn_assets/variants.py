@@ -77,9 +77,12 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     result = train(bundle, cfg, workdir / "checkpoints", device=device, resume=False)
     train_s = time.perf_counter() - t0
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    apply_rules.write_scores(wh, cfg, "gnn", gnn_arm_scores(emb, tables, result.lift_weight))
+    lift = result.lift
+    apply_rules.write_scores(wh, cfg, "gnn",
+                             gnn_arm_scores(emb, tables, lift.weight, lift.neighbours))
     build_sql_scores(wh, cfg, windows)
-    return ScoredWorld(ranked_arms(wh, cfg, windows, tables), tables, windows, result, train_s)
+    arms = ranked_arms(wh, cfg, windows, tables, lift.neighbours)
+    return ScoredWorld(arms, tables, windows, result, train_s)
 
 
 def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,8 +121,10 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
         "world": world_label or world.stem, "variant": name, "overrides": dict(overrides),
         "decision": rep["decision"], "epochs": res.epochs_run, "best_epoch": res.best_epoch,
         "best_val_mrr": res.best_val_mrr, "train_s": round(train_s, 1),
-        "lift_weight": res.lift_weight,
-        "lift_val_mrr": {str(w): m for w, m in res.lift_val_mrr.items()}, "tiers": {},
+        "lift_weight": res.lift.weight, "lift_neighbours": res.lift.neighbours,
+        "lift_val_mrr": {str(w): m for w, m in res.lift.val_mrr.items()},
+        "lift_count_val_mrr": {str(k): m for k, m in res.lift.count_val_mrr.items()},
+        "tiers": {},
     }
     for tier in TIERS:
         b = rep["tiers"][tier]
@@ -157,7 +162,7 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
              "| GNN share [95% CI] | veh. pop share | look-alike share | oracle_observed share "
              "| oracle_fitted share | oracle_grouped share | warm GNN/SQL (oracle) "
              "| hot GNN/SQL (oracle) | decision "
-             "| epochs (best) | lift w | train s |",
+             "| epochs (best) | lift w (k) | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|---|---|"
              "---:|---:|"]
     for (world, variant), r in sorted(latest.items()):
@@ -173,6 +178,7 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
                      f"{_share(h, 'oracle_observed')} | {_share(h, 'oracle_fitted')} | "
                      f"{_share(h, 'oracle_grouped')} | "
                      f"{wh[0]} | {wh[1]} | {r['decision']} | "
-                     f"{r['epochs']} ({r['best_epoch']}) | {r.get('lift_weight', 0.0):g} | "
+                     f"{r['epochs']} ({r['best_epoch']}) | {r.get('lift_weight', 0.0):g} "
+                     f"({r.get('lift_neighbours', 20)}) | "  # rows before the pool was chosen: 20
                      f"{r['train_s']} |")
     return "\n".join(lines) + "\n"

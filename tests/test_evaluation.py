@@ -255,6 +255,12 @@ def test_lookalike_pop_pools_the_owners_of_fitment_lookalikes() -> None:
     np.testing.assert_allclose(got3[["G", "L", "Q"]].to_numpy(), want3)
     assert got3["Q"] == pytest.approx(np.log(50.5))
     assert ref.query("vehicle_id == 'V4'")["score"].tolist() == pytest.approx([np.log(50.5)])
+    # a pool of one (the model's validation choice can be any k): V2 pools only itself, has
+    # no owners with interactions, and keeps popularity
+    alone = reference_scores(tables, load_config(), lookalikes=1)["lookalike_pop"]
+    got1 = alone.query("vehicle_id == 'V2'").set_index("sku")["score"]
+    np.testing.assert_allclose(got1[["G", "L", "Z"]].to_numpy(), np.log(n))
+    assert _order(alone, "V2") == ["G", "L", "Z"]
 
 
 def test_oracle_observed_swaps_true_demand_for_the_order_count() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import asset, materialize
+from dagster import AssetIn, asset, materialize
 
+from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.storage.artifact_store import (
     ArtifactStore,
     ArtifactStoreError,
@@ -177,3 +178,35 @@ def test_tables_io_manager_local_layout_and_atomic_write(tmp_path: Path) -> None
                            raise_on_error=False).success
     stored = pickle.loads((tmp_path / "tables" / "summary.pkl").read_bytes())
     assert stored == {"rows": 2, "skus": ["a", "b"]}
+
+
+def test_lazy_input_is_read_on_call_only(tmp_path: Path) -> None:
+    """``AssetIn(metadata={LAZY: True})``: the step gets a LazyValue that reads the stored
+    file when called (not before) and once; a never-built upstream still fails the step."""
+    from holley_gnn_assets.defs.io_managers import TablesIOManager
+
+    io_manager = TablesIOManager(base_path=str(tmp_path / "tables"))
+    stored = tmp_path / "tables" / "table.parquet"
+
+    @asset
+    def table() -> pd.DataFrame:
+        return pd.DataFrame({"n": [1, 2]})
+
+    @asset(ins={"table": AssetIn(metadata={LAZY: True})})
+    def reader(table: LazyValue) -> list[int]:
+        assert isinstance(table, LazyValue)
+        pd.DataFrame({"n": [7]}).to_parquet(stored)  # replaced after the step started
+        first = table()
+        stored.unlink()  # read once: the second call does not touch the file
+        return list(first["n"]) + list(table()["n"])
+
+    result = materialize([table, reader], resources={"io_manager": io_manager})
+    assert result.output_for_node("reader") == [7, 7]
+
+    empty = TablesIOManager(base_path=str(tmp_path / "empty"))
+    failed = materialize([table, reader], resources={"io_manager": empty}, raise_on_error=False,
+                         selection=["reader"])
+    assert not failed.success
+    errors = [ev.event_specific_data.error.to_string() for ev in failed.all_events
+              if ev.is_step_failure]
+    assert errors and "no stored value for asset table" in errors[0]

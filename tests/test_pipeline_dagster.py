@@ -99,9 +99,15 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     w = train_run.data.metrics["lookalike_lift_weight"]
     mrr = {k: v for k, v in train_run.data.metrics.items() if k.startswith("lift_val_mrr_w")}
     assert len(mrr) == 5 and mrr[f"lift_val_mrr_w{w:g}"] == max(mrr.values())
+    k = int(train_run.data.metrics["lookalike_lift_neighbours"])
+    pools = {key: v for key, v in train_run.data.metrics.items()
+             if key.startswith("lift_count_val_mrr_k")}
+    assert len(pools) == 1 and pools[f"lift_count_val_mrr_k{k}"] == max(pools.values())
     mat = pipeline_run["instance"].get_latest_materialization_event(
         AssetKey("gnn_recommendations")).asset_materialization
     assert mat.metadata["lookalike_lift_weight"].value == w
+    assert mat.metadata["lookalike_lift_neighbours"].value == k
+    assert report["lookalike_pop_neighbours"] == k  # the reference count pools alike
     # no email addresses anywhere in MLflow params/metrics/tags
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])

@@ -189,3 +189,37 @@ def test_without_attention_on_fitment_the_model_has_no_fitment_convs() -> None:
     with torch.no_grad():
         h = encode_full(model, bundle.data)
     assert torch.isfinite(h["vehicle"]).all()
+
+
+def test_pooled_neighbours_sets_the_lookalikes_of_training_and_serving(tmp_path) -> None:
+    """``model.pooled_neighbours`` is the look-alike count of the pooled/neighbours means in
+    serving (the model's own propagation) and survives a save/load; training's setup builds
+    the same operator."""
+    from holley_gnn_assets.model import persistence as model_io
+    from holley_gnn_assets.training.sampler import TrainingSetup
+
+    bundle = _bundle()
+    n_v = int(bundle.data["vehicle"].num_nodes)
+    cfg = load_config(overrides={"model": {"pooled_neighbours": 2}})
+    torch.manual_seed(0)
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"])
+    path = model_io.save_model(tmp_path / "m.pt", model, cfg, bundle)
+    loaded = model_io.load_model(path, bundle)
+    assert loaded.pooled_neighbours == 2
+    serving = build_propagation(bundle.data, ("pooled",), k=loaded.pooled_neighbours)
+    rows = serving.neighbours.to_dense()
+    assert int((rows > 0).sum(1).max()) == 2 < n_v
+    st = TrainingSetup(bundle, cfg, "cpu", np.random.default_rng(0))
+    kinds = tuple(cfg["model"]["propagation"])
+    assert torch.equal(st.val_propagation(kinds).neighbours.to_dense(), rows)
+    # the model's own forward (no operator given) reads its pool, not the default 20
+    loaded.eval()
+    with torch.no_grad():
+        own = loaded.node_inputs(bundle.data)["vehicle"]
+        two = loaded.node_inputs(bundle.data, prop=build_propagation(
+            bundle.data, kinds, k=2))["vehicle"]
+        twenty = loaded.node_inputs(bundle.data, prop=build_propagation(
+            bundle.data, kinds, k=20))["vehicle"]
+    assert torch.equal(own, two) and not torch.allclose(own, twenty)
+    default = HeteroGAT(GraphMeta.from_data(bundle.data), load_config()["model"])
+    assert default.pooled_neighbours == 20

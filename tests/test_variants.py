@@ -42,6 +42,10 @@ def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, t
     assert set(rows[0]["lift_val_mrr"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}
     mrr = rows[0]["lift_val_mrr"]
     assert mrr[str(rows[0]["lift_weight"])] == max(mrr.values())
+    # ... over the look-alike pool the count alone ranks best on validation
+    pools = rows[0]["lift_count_val_mrr"]
+    assert set(pools) == {"20"}
+    assert pools[str(rows[0]["lift_neighbours"])] == max(pools.values())
     lo, hi = cold["gnn_minus_sql_ci95"]
     assert lo <= hi and "bootstrap_ci95" in cold["gnn_vs_vehicle_pop"]
     assert "bootstrap_ci95" in cold["gnn_vs_lookalike_pop"]

@@ -5,6 +5,8 @@
 (``HOLLEY_GNN_IO=gcs``, through gcsfs: steps in separate pods share it). Writes are atomic:
 locally a temporary file renamed over the target; on GCS one upload of the serialised bytes
 (an object appears whole or not at all). Writing one format removes the other's stale file.
+An input declared with ``AssetIn(metadata={LAZY: True})`` arrives as a ``LazyValue`` that reads
+the file only when called (a step that may not need the table does not pay for reading it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -30,6 +33,25 @@ from holley_gnn_assets.storage.artifact_store import GCSArtifactStore
 
 PARQUET, PICKLE = ".parquet", ".pkl"
 LOCAL_PROTOCOLS = ("", "file", "local")
+LAZY = "holley_gnn/lazy"  # input metadata key: deliver a LazyValue instead of the value
+
+
+class LazyValue:
+    """An upstream asset value read on the first call (then kept)."""
+
+    def __init__(self, name: str, read: Callable[[], Any]) -> None:
+        self.name = name
+        self._read = read
+        self._value: list[Any] = []
+
+    def __call__(self) -> Any:
+        """The value, read once."""
+        if not self._value:
+            self._value.append(self._read())
+        return self._value[0]
+
+    def __repr__(self) -> str:
+        return f"LazyValue({self.name!r}, read={bool(self._value)})"
 
 
 class TablesUPathIOManager(UPathIOManager):
@@ -64,19 +86,28 @@ class TablesUPathIOManager(UPathIOManager):
             stale.unlink()
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
-        """Read what dump_to_path wrote; a clear error when the upstream was never built."""
-        parquet, pkl = path.with_suffix(PARQUET), path.with_suffix(PICKLE)
-        if parquet.exists():
-            with parquet.open("rb") as fh:
-                return pd.read_parquet(fh)
-        if pkl.exists():
-            with pkl.open("rb") as fh:
-                return pickle.load(fh)
+        """Read what dump_to_path wrote (on first call for a lazy input, module doc); a clear
+        error when the upstream was never built."""
+        if (context.definition_metadata or {}).get(LAZY):
+            self._located(context, path)  # a missing upstream still fails before the step runs
+            return LazyValue(path.stem, lambda: self._read(context, path))
+        return self._read(context, path)
+
+    def _located(self, context: InputContext, path: UPath) -> UPath:
+        """The stored file of ``path`` (either format); FileNotFoundError naming the asset."""
+        for candidate in (path.with_suffix(PARQUET), path.with_suffix(PICKLE)):
+            if candidate.exists():
+                return candidate
         key = "/".join(context.asset_key.path) if context.has_asset_key else str(path)
         raise FileNotFoundError(
             f"no stored value for asset {key} under {self._base_path}: materialize it first "
             "(e.g. `holley-gnn run`, or select it with its upstream: `--select +<asset>`)"
         )
+
+    def _read(self, context: InputContext, path: UPath) -> Any:
+        target = self._located(context, path)
+        with target.open("rb") as fh:
+            return pd.read_parquet(fh) if target.suffix == PARQUET else pickle.load(fh)
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         """The written file's path (with its suffix) replaces the suffix-less default."""

@@ -86,12 +86,13 @@ def report_markdown(report: dict[str, Any]) -> str:
                       "order counts; a model that also learns popularity from views, carts and "
                       "clicks can pass it."]
         if "lookalike_pop" in refs:
-            lines += ["", "lookalike_pop: each vehicle's 20 fitment look-alikes (the vehicles the "
-                      "GNN pools over) and their owners' interactions, counted against what the "
-                      "order counts predict: what the graph gives without a model. The GNN arm "
-                      "adds this count's lift to its vehicle scores with a weight chosen on "
-                      "validation (0: the GNN alone); its share above the count is what the "
-                      "model adds."]
+            k = report.get("lookalike_pop_neighbours", 20)
+            lines += ["", f"lookalike_pop: each vehicle's {k} most fitment-similar vehicles (a "
+                      "pool chosen on validation) and their owners' interactions, counted "
+                      "against what the order counts predict: what the graph gives without a "
+                      "model. The GNN arm adds this count's lift to its vehicle scores with a "
+                      "weight chosen on validation (0: the GNN alone); its share above the "
+                      "count is what the model adds."]
         if "oracle_fitted" in refs:
             lines += ["", "oracle_fitted: the world's vehicle groups and product clusters known "
                       "exactly, each (group, cluster) affinity counted from the training "

@@ -10,22 +10,26 @@ from __future__ import annotations
 import pandas as pd
 
 from holley_gnn_assets.evaluation.reference_arms import REFERENCE_ARMS, reference_scores
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse
 
 
 def ranked_arms(
-    warehouse: Warehouse, cfg: dict, windows: TimeWindows, tables: dict[str, pd.DataFrame]
+    warehouse: Warehouse, cfg: dict, windows: TimeWindows, tables: dict[str, pd.DataFrame],
+    lookalikes: int = NEIGHBOURS,
 ) -> dict[str, pd.DataFrame]:
     """``{arm: ranked lists}`` for ``gnn``, ``sql`` and the reference arms, at the cutoff.
 
     ``tables``: the export tables the reference arms need (product_nodes, user_nodes,
-    product_vehicle_edges, user_product_edges)."""
+    product_vehicle_edges, user_product_edges); ``lookalikes``: ``lookalike_pop``'s pool
+    (the model's validation choice)."""
     warehouse.validate_contract()
     arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff)
             for arm in ("gnn", "sql")}
-    for arm, scores in reference_scores(tables, cfg, warehouse.read_truth()).items():
+    for arm, scores in reference_scores(tables, cfg, warehouse.read_truth(),
+                                         lookalikes).items():
         apply_rules.write_scores(warehouse, cfg, arm, scores)
         arms[arm] = apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
                                              global_scores=REFERENCE_ARMS[arm])

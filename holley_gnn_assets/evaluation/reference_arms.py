@@ -7,8 +7,9 @@
   score = c_vs + m * order_count_s / sum(order_count), m = eval.vehicle_pop_shrinkage (the
   simplest per-vehicle graph statistic, the bar the GNN must clear);
 - ``lookalike_pop``: the count the GNN's own pooling makes possible, without a model: each
-  vehicle's 20 fitment look-alikes (``graph/lookalikes.py``, the vehicles the GNN's
-  ``pooled`` propagation reads), their owners' distinct users per product (O_vs) against what
+  vehicle's k fitment look-alikes (``graph/lookalikes.py``; k = the model's validation choice,
+  ``training/lift_weight.py``, 20 = the ones the GNN's ``pooled`` propagation reads where no
+  model says), their owners' distinct users per product (O_vs) against what
   the order counts predict for each look-alike's interactions (E_vs, ``graph/lookalike_lift``):
   score = log(order_count_s + 0.5) + log((O_vs + 0.5) / (E_vs + 0.5)). Truth-free, so it reads
   the same on real data. The GNN arm adds this lift to its vehicle scores with a weight
@@ -38,6 +39,7 @@ from holley_gnn_assets.graph.lookalike_lift import (
     interactions_with_vehicles,
     lookalike_lift,
 )
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
@@ -56,10 +58,12 @@ def _frame(vehicle_id: object, sku: pd.Series, score: pd.Series) -> pd.DataFrame
 
 
 def reference_scores(
-    tables: dict[str, pd.DataFrame], cfg: dict, truth: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame], cfg: dict, truth: pd.DataFrame | None = None,
+    lookalikes: int = NEIGHBOURS,
 ) -> dict[str, pd.DataFrame]:
     """Score tables of the reference arms from the export tables (``product_nodes``,
-    ``product_vehicle_edges``, ``user_nodes``, ``user_product_edges``) and the truth."""
+    ``product_vehicle_edges``, ``user_nodes``, ``user_product_edges``) and the truth;
+    ``lookalikes``: the look-alike count's pool (the model's validation choice)."""
     products = tables["product_nodes"]
     pop = products.set_index("sku")["order_count"].astype(float)
     out = {"global_pop": _frame(None, pop.index.to_series(), pop)}
@@ -81,7 +85,7 @@ def reference_scores(
     vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
     out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
-    out["lookalike_pop"] = _lookalike_pop(fit, pop, inter)
+    out["lookalike_pop"] = _lookalike_pop(fit, pop, inter, lookalikes)
 
     if truth is not None and len(truth):
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
@@ -128,9 +132,11 @@ def _oracle_fitted(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd
     return _frame(fit["vehicle_id"].to_numpy(dtype=object), fit["sku"], score)
 
 
-def _lookalike_pop(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd.DataFrame:
-    """``lookalike_pop`` scores: log n_s + the look-alike count's lift (``graph/lookalike_lift``)
-    of every fitting (vehicle, sku) pair in ``fit``."""
-    lift = lookalike_lift(fit, pop, inter)
+def _lookalike_pop(
+    fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame, k: int
+) -> pd.DataFrame:
+    """``lookalike_pop`` scores: log n_s + the look-alike count's lift (``graph/lookalike_lift``,
+    ``k`` look-alikes) of every fitting (vehicle, sku) pair in ``fit``."""
+    lift = lookalike_lift(fit, pop, inter, k)
     return _frame(lift["vehicle_id"].to_numpy(dtype=object), lift["sku"],
                   lift["log_n"] + lift["lift"])

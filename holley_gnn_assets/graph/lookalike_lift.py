@@ -6,8 +6,10 @@ training chose on validation: ``training/lift_weight.py``) and by the evaluation
 ``lookalike_pop`` reference arm (``evaluation/reference_arms.py``, the count alone), so the arm
 and its reference share it.
 
-For every fitting (vehicle v, product s), over the 20 look-alikes u of v
-(``graph/lookalikes.py``, v itself included, equal weights):
+For every fitting (vehicle v, product s), over the k look-alikes u of v
+(``graph/lookalikes.py``, v itself included, equal weights; k is chosen on validation among
+``model.lookalike_lift_neighbours``, ``training/lift_weight.py``: the right pool is about the
+size of a set of vehicles whose owners buy alike, which grows with the catalogue):
 
 - O_vs = sum_u c_us, c_us = distinct users on u who interacted with s (s fitting u);
 - E_vs = sum_u m_u x n_s / N_u [s fits u], m_u = sum_s c_us, N_u = sum of n over u's fitting
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from holley_gnn_assets.graph.lookalikes import fitment_lookalikes
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS, fitment_lookalikes
 
 PSEUDO_COUNT = 0.5
 
@@ -41,15 +43,15 @@ def interactions_with_vehicles(
 
 def lift_codes(
     fv: np.ndarray, fp: np.ndarray, n_vehicles: int, n_products: int,
-    iv: np.ndarray, ip: np.ndarray, n: np.ndarray,
+    iv: np.ndarray, ip: np.ndarray, n: np.ndarray, k: int = NEIGHBOURS,
 ) -> np.ndarray:
     """The lift of every fitting pair (``fv[i]``, ``fp[i]``, distinct) from the interactions'
     vehicle and product codes (``iv``, ``ip``: one per distinct (user, product)) and
-    ``n`` = order_count + 0.5 per product code (module doc)."""
+    ``n`` = order_count + 0.5 per product code, over ``k`` look-alikes (module doc)."""
     fitment = sp.csr_matrix((np.ones(len(fv)), (fv, fp)), shape=(n_vehicles, n_products))
     counts = sp.csr_matrix((np.ones(len(iv)), (iv, ip)), shape=(n_vehicles, n_products))
     counts = counts.multiply(fitment).tocsr()  # products fitting the owner's vehicle only
-    looks = fitment_lookalikes(fv, fp, n_vehicles, n_products).tocsr()
+    looks = fitment_lookalikes(fv, fp, n_vehicles, n_products, k).tocsr()
     looks.data[:] = 1.0
     m = np.asarray(counts.sum(axis=1)).ravel()
     fitting_n = np.asarray(fitment @ n).ravel()
@@ -60,17 +62,19 @@ def lift_codes(
     return np.log((observed + a) / (expected + a))
 
 
-def lookalike_lift(fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame) -> pd.DataFrame:
+def lookalike_lift(
+    fit: pd.DataFrame, pop: pd.Series, inter: pd.DataFrame, k: int = NEIGHBOURS
+) -> pd.DataFrame:
     """[vehicle_id, sku, log_n, lift] for every fitting pair of ``fit`` (vehicle_id, sku),
     from the order counts ``pop`` (sku -> order_count) and the interactions ``inter``
-    (email_lower, sku, vehicle_id; ``interactions_with_vehicles``)."""
+    (email_lower, sku, vehicle_id; ``interactions_with_vehicles``), over ``k`` look-alikes."""
     fit = fit[["vehicle_id", "sku"]].drop_duplicates()
     vid, pid = pd.Index(fit["vehicle_id"].unique()), pd.Index(fit["sku"].unique())
     fv, fp = vid.get_indexer(fit["vehicle_id"]), pid.get_indexer(fit["sku"])
     iv, ip = vid.get_indexer(inter["vehicle_id"]), pid.get_indexer(inter["sku"])
     ok = (iv >= 0) & (ip >= 0)
     n = pop.reindex(pid).fillna(0.0).to_numpy(dtype=float) + 0.5
-    lift = lift_codes(fv, fp, len(vid), len(pid), iv[ok], ip[ok], n)
+    lift = lift_codes(fv, fp, len(vid), len(pid), iv[ok], ip[ok], n, k)
     return pd.DataFrame({
         "vehicle_id": fit["vehicle_id"].to_numpy(dtype=object),
         "sku": fit["sku"].to_numpy(dtype=object),

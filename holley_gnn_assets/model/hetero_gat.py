@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv
 
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.graph.types import (
     COLD,
     EDGE_TYPES,
@@ -211,6 +212,7 @@ class HeteroGAT(nn.Module):
             nn.init.zeros_(self.bias_head.bias)
         # LightGCN-style mean propagation (``model.propagation``), one linear per kind
         self.propagation = check_kinds(list(model_cfg.get("propagation", [])))
+        self.pooled_neighbours = int(model_cfg.get("pooled_neighbours") or NEIGHBOURS)
         self.prop_lins = nn.ModuleDict({k: nn.Linear(d, d) for k in self.propagation})
 
     def embedding_parameters(self) -> list[nn.Parameter]:
@@ -236,7 +238,8 @@ class HeteroGAT(nn.Module):
         # the mean operators read every product's (and vehicle's) input
         x_product = self._product_inputs(data, None)
         x_vehicle = self._vehicle_inputs(data, None)
-        prop = prop if prop is not None else build_propagation(data, self.propagation)
+        prop = prop if prop is not None else build_propagation(
+            data, self.propagation, k=self.pooled_neighbours)
         vehicle_means = []
         for kind in self.propagation:
             mean = self.prop_lins[kind](

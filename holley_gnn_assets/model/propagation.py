@@ -80,10 +80,11 @@ def build_propagation(
     interactions: tuple[Tensor, Tensor] | None = None,
     owns: Tensor | None = None,
     neighbours: Tensor | None = None,
+    k: int = NEIGHBOURS,
 ) -> Propagation:
     """The operators ``kinds`` asks for, over ``interactions`` (edge_index [2, E] user->product,
     edge_attr [E, 1]) and ``owns`` (edge_index [2, E] user->vehicle); both default to the
-    graph's own edges (serving). ``neighbours``: a cached ``fitment_neighbours(data)``."""
+    graph's own edges (serving). ``neighbours``: a cached ``fitment_neighbours(data, k)``."""
     out = Propagation()
     if not kinds:
         return out
@@ -93,7 +94,7 @@ def build_propagation(
         fp, fv = data[FITS].edge_index
         out.fitment = _mean_operator(fv, fp, torch.ones(fp.numel(), device=fp.device), n_v, n_p)
     if "pooled" in kinds or "neighbours" in kinds:
-        out.neighbours = neighbours if neighbours is not None else fitment_neighbours(data)
+        out.neighbours = neighbours if neighbours is not None else fitment_neighbours(data, k)
     if not {"owners", "history", "pooled"} & set(kinds):
         return out
     if interactions is None:

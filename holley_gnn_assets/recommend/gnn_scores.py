@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,13 @@ def add_lookalike_lift(scores: pd.DataFrame, lift: pd.DataFrame, weight: float) 
     return out
 
 
-def gnn_arm_scores(embeddings: Any, tables: dict[str, pd.DataFrame], weight: float) -> pd.DataFrame:
+def gnn_arm_scores(
+    embeddings: Any, tables: dict[str, pd.DataFrame], weight: float, neighbours: int = NEIGHBOURS
+) -> pd.DataFrame:
     """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``
-    plus ``weight`` x the look-alike lift counted from ``tables`` (``product_nodes``,
-    ``user_nodes``, ``user_product_edges``) on the vehicle rows."""
+    plus ``weight`` x the look-alike lift over ``neighbours`` look-alikes counted from
+    ``tables`` (``product_nodes``, ``user_nodes``, ``user_product_edges``) on the vehicle
+    rows."""
     fit = tables["product_vehicle_edges"]
     scores = gnn_score_frame(embeddings, fit)
     if weight == 0:
@@ -156,7 +160,7 @@ def gnn_arm_scores(embeddings: Any, tables: dict[str, pd.DataFrame], weight: flo
     t0 = time.perf_counter()
     pop = tables["product_nodes"].set_index("sku")["order_count"].astype(float)
     inter = interactions_with_vehicles(tables.get("user_product_edges"), tables["user_nodes"])
-    out = add_lookalike_lift(scores, lookalike_lift(fit, pop, inter), weight)
-    log.info("gnn scores: look-alike lift x %.2f added to the vehicle rows in %.1fs", weight,
-             time.perf_counter() - t0)
+    out = add_lookalike_lift(scores, lookalike_lift(fit, pop, inter, neighbours), weight)
+    log.info("gnn scores: look-alike lift (%d look-alikes) x %.2f added to the vehicle rows "
+             "in %.1fs", neighbours, weight, time.perf_counter() - t0)
     return out

@@ -26,7 +26,7 @@ REGISTERED_MODEL = "holley-gnn-heterogat"
 CHAMPION = "champion"
 _TAGS = ("run_id", "model_key", "graph_key", "fingerprint", "config_hash", "mlflow_run_id",
          "best_val_mrr", "cold_hr4", "previous_champion", "registered_at", "promoted_at",
-         "lookalike_lift_weight")
+         "lookalike_lift_weight", "lookalike_lift_neighbours")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class ModelRegistry:
         for key in ("cold_hr4", "best_val_mrr", "lookalike_lift_weight"):  # "none": no figure
             if key in rec:
                 rec[key] = None if rec[key] == "none" else float(rec[key])
+        if "lookalike_lift_neighbours" in rec:
+            rec["lookalike_lift_neighbours"] = int(rec["lookalike_lift_neighbours"])
         return rec
 
     def register(self, mlflow_run_id: str, run_key: str, info: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
 from holley_gnn_assets.training import checkpoints as ck
-from holley_gnn_assets.training.lift_weight import choose_lift_weight
+from holley_gnn_assets.training.lift_weight import LiftChoice, choose_lift
 from holley_gnn_assets.training.runtime import resolve_device, training_runtime
 from holley_gnn_assets.training.sampler import NoInteractionsError, TrainingSetup
 from holley_gnn_assets.training.validation import evaluate, popularity_baseline
@@ -67,8 +67,7 @@ class TrainResult:
     fallback: str | None = None
     notes: list[str] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=dict)
-    lift_weight: float = 0.0  # the look-alike lift's weight in the arm, chosen on validation
-    lift_val_mrr: dict[float, float] = field(default_factory=dict)
+    lift: LiftChoice = field(default_factory=LiftChoice)  # the look-alike lift's pool, weight
 
 
 @dataclass
@@ -257,15 +256,17 @@ def _train(
     epochs_run = int(history[-1]["epoch"]) if history else 0
 
     model.load_state_dict(best_state)
-    lift_weight, lift_mrr = choose_lift_weight(
-        model, st, list(cfg["model"].get("lookalike_lift_weights") or []))
+    lift = choose_lift(model, st, list(cfg["model"].get("lookalike_lift_weights") or []),
+                       list(cfg["model"].get("lookalike_lift_neighbours") or []))
     model = model.cpu().eval()
     wall = time.perf_counter() - t_start
     log.info(
         "train: %d epochs (best %d, val MRR %.4f vs popularity %.4f), early stop %s, %.1fs; "
-        "look-alike lift weight %.2f (val MRR by weight: %s)",
+        "look-alike lift weight %.2f (val MRR by weight: %s) over %d look-alikes (the count's "
+        "val MRR by pool: %s)",
         epochs_run, stop.best_epoch, stop.best_mrr, baseline["pop_mrr"], stop.stopped, wall,
-        lift_weight, {w: round(m, 4) for w, m in lift_mrr.items()},
+        lift.weight, {w: round(m, 4) for w, m in lift.val_mrr.items()}, lift.neighbours,
+        {k: round(m, 4) for k, m in lift.count_val_mrr.items()},
     )  # fmt: skip
     return TrainResult(
         model=model,
@@ -283,6 +284,5 @@ def _train(
         },
         notes=notes,
         baseline=baseline,
-        lift_weight=lift_weight,
-        lift_val_mrr=lift_mrr,
+        lift=lift,
     )

@@ -1,9 +1,13 @@
 """What training derives once from the graph (``TrainingSetup``) and the per-step computation
 graph it samples with torch ops (no pyg-lib / torch-sparse).
 
-Supervision: a fixed random ``val_fraction`` of the user->product edges (users with a vehicle)
-is held out for validation and removed from message passing; the rest are split every epoch by
-the loop (simulated-cold users, warm supervision, message edges).
+Supervision: a fixed ``val_fraction`` of the user->product edges (users with a vehicle) is held
+out for validation and removed from message passing: random edges
+(``training.validation_split: edges``, the default: the user's other edges stay in the graph,
+so the vehicle's owners include the held-out user) or every edge of a random set of users
+(``users``: cold to the model, as the audience is; measured worse on full scale, README).
+The rest are split every epoch by the loop (simulated-cold users, warm supervision, message
+edges).
 
 Cost at full scale (field notes: a full-graph GAT step is 6-7 s even without cold users): each
 step runs ONE encoder forward on a computation graph sampled in the manner of NeighborLoader:
@@ -24,6 +28,7 @@ import torch
 from torch import Tensor
 
 from holley_gnn_assets.graph.builder import GraphBundle
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.graph.types import (
     INTERACTS,
     OWNS,
@@ -60,6 +65,25 @@ def sample_per_dst(dst: Tensor, num_dst: int, cap: int) -> Tensor:
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(n, device=dst.device) - starts[d_sorted]
     return order[rank < cap]
+
+
+def held_out_users(
+    edge_user: np.ndarray, cand: np.ndarray, n_val: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted positions of every edge (among ``cand``) of random users, taken until they hold
+    at least ``n_val`` edges; at least one candidate edge stays out (a user whose edges would
+    take all of them is skipped)."""
+    users = rng.permutation(np.unique(edge_user[cand]))
+    counts = np.bincount(edge_user[cand], minlength=int(edge_user.max(initial=-1)) + 1)
+    total, chosen = 0, []
+    for u in users:
+        if total + counts[u] >= len(cand):
+            continue
+        chosen.append(u)
+        total += counts[u]
+        if total >= n_val:
+            break
+    return np.sort(cand[np.isin(edge_user[cand], np.asarray(chosen, dtype=edge_user.dtype))])
 
 
 def _positive_weights(data, kind: str, n_edges: int, device: str) -> Tensor:
@@ -103,7 +127,7 @@ class TrainingSetup:
             data, str(tr.get("positive_weight", "max_event_weight")), self.n_edges, device
         )
 
-        # validation edges: random val_fraction, among edges of users with a vehicle
+        # validation edges: val_fraction, among edges of users with a vehicle
         cand = np.flatnonzero((self.user_vehicle[self.edge_user] >= 0).cpu().numpy())
         n_val = int(round(float(tr["val_fraction"]) * self.n_edges))
         n_val = max(1, min(n_val, len(cand) - 1)) if len(cand) > 1 else 0
@@ -112,7 +136,19 @@ class TrainingSetup:
                 "train: need >= 2 user->product edges from users with a vehicle to hold out a "
                 f"validation set; graph has {len(cand)}"
             )
-        val_idx = np.sort(rng.choice(cand, size=n_val, replace=False))
+        split = str(tr.get("validation_split", "edges"))
+        if split not in ("users", "edges"):
+            raise ValueError(f"training.validation_split={split!r}: expected users|edges")
+        val_idx = held_out_users(self.edge_user.cpu().numpy(), cand, n_val, rng) \
+            if split == "users" else np.zeros(0, dtype=np.int64)
+        if not len(val_idx):  # edges, or one user holds every edge: random edges
+            split = "edges"
+            val_idx = np.sort(rng.choice(cand, size=n_val, replace=False))
+        self.val_users: Tensor | None = None  # users whose every edge is held out
+        if split == "users":
+            held = np.zeros(self.num_users, dtype=bool)
+            held[self.edge_user.cpu().numpy()[val_idx]] = True
+            self.val_users = torch.from_numpy(held).to(device)
         val_mask = np.zeros(self.n_edges, dtype=bool)
         val_mask[val_idx] = True
         self.val_idx = torch.from_numpy(val_idx).to(device)
@@ -128,6 +164,7 @@ class TrainingSetup:
         self.cold_share = float(tr.get("simulated_cold_share", 0.5))
         self.loss = str(tr.get("loss", "bce"))
         self.edge_types = attention_edge_types(cfg["model"])
+        self.pooled_neighbours = int(cfg["model"].get("pooled_neighbours") or NEIGHBOURS)
         self.warm_sup_share = float(tr.get("warm_supervision_share", 0.3))
 
         # fixed validation negatives for val_loss: uniform among fitting products
@@ -135,8 +172,9 @@ class TrainingSetup:
         vv = self.user_vehicle[self.edge_user[self.val_idx]]
         self.val_neg = self.fitment.sample(vv, 4, gen=gen)
 
-        # message edges for validation: everything but the validation edges
-        self.val_message = self.message_edges(self.train_idx, cold_users=None)
+        # message edges for validation: everything but the validation edges (and the held-out
+        # users' owns edges: they are cold)
+        self.val_message = self.message_edges(self.train_idx, cold_users=self.val_users)
         self._val_prop: tuple[tuple[str, ...], Propagation] | None = None
         self._neighbours: Tensor | None = None
 
@@ -156,6 +194,8 @@ class TrainingSetup:
         has_v = (self.user_vehicle >= 0).cpu().numpy()
         cold_users = torch.from_numpy(has_v & (rng.random(self.num_users) < self.cold_share))
         cold_users = cold_users.to(dev)
+        if self.val_users is not None:  # held-out users own no vehicle in any epoch's graph
+            cold_users = cold_users | self.val_users
         is_cold_edge = cold_users[self.edge_user[self.train_idx]]
         warm_sup = torch.from_numpy(rng.random(len(self.train_idx)) < self.warm_sup_share)
         sup_mask = is_cold_edge | warm_sup.to(dev)
@@ -167,7 +207,7 @@ class TrainingSetup:
     def propagation(self, kinds: tuple[str, ...], message: MessageEdges) -> Propagation:
         """The model's propagation operators over ``message`` (the epoch's message edges)."""
         if self._neighbours is None and {"pooled", "neighbours"} & set(kinds):
-            self._neighbours = fitment_neighbours(self.data)
+            self._neighbours = fitment_neighbours(self.data, self.pooled_neighbours)
         return build_propagation(
             self.data, kinds, message[INTERACTS], message[OWNS][0], self._neighbours
         )

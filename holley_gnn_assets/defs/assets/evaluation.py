@@ -19,6 +19,7 @@ from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.settings import flatten, get_settings
 
 
@@ -48,12 +49,15 @@ def eval_report(
               "product_vehicle_edges": product_vehicle_edges,
               "user_product_edges": user_product_edges}
     # the two arms' score tables are in the staging dataset (written by the arms' assets)
-    arms = ranked_arms(wh, cfg, windows, tables)
+    # lookalike_pop pools as many look-alikes as the scoring model's validation chose
+    pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
+    arms = ranked_arms(wh, cfg, windows, tables, pool)
     rank_s = time.perf_counter() - start
     report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
                                  as_of=windows.as_of, cutoff=windows.cutoff, windows=windows)
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["ranking_seconds"] = round(rank_s, 2)
+    report["lookalike_pop_neighbours"] = pool
     home = pipeline.home_dir()
     # phase 2: the online test this offline delta would need (users with a vehicle = audience)
     report["power_analysis"] = power_analysis(
@@ -115,6 +119,7 @@ def eval_report(
             "mlflow_run_id": run_id,
             "seconds": report["seconds"],
             "ranking_seconds": report["ranking_seconds"],
+            "lookalike_pop_neighbours": pool,
         },
     )
 

@@ -13,6 +13,7 @@ from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, PipelineSettings
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
@@ -140,14 +141,13 @@ def gnn_model(
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
                                     "epochs_run": result.epochs_run,
                                     "train_wall_s": result.wall_s,
-                                    "lookalike_lift_weight": result.lift_weight,
-                                    **{f"lift_val_mrr_w{w:g}": m
-                                       for w, m in result.lift_val_mrr.items()}})
+                                    **result.lift.metrics()})
     mlflow.end_run(mlflow_run)
     info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
             "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr,
             "model_key": model_key, "config_hash": checkpoints.config_hash(cfg),
-            "lookalike_lift_weight": result.lift_weight}
+            "lookalike_lift_weight": result.lift.weight,
+            "lookalike_lift_neighbours": result.lift.neighbours}
     version = mlflow.registry().register(mlflow_run, run_key, info)
     context.log.info(f"registered model version {version['version']} ({version['source']})")
     history = pd.DataFrame(result.history)
@@ -157,11 +157,9 @@ def gnn_model(
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "best_val_mrr": float(result.best_val_mrr),
-            "lookalike_lift_weight": float(result.lift_weight),
-            "lift_weight_choice": MetadataValue.md(pd.DataFrame(
-                {"weight": list(result.lift_val_mrr),
-                 "validation MRR": [round(m, 4) for m in result.lift_val_mrr.values()]}
-            ).to_markdown(index=False) if result.lift_val_mrr else "GNN alone (no weights)"),
+            "lookalike_lift_weight": float(result.lift.weight),
+            "lookalike_lift_neighbours": result.lift.neighbours,
+            "lift_weight_choice": MetadataValue.md(result.lift.markdown()),
             "stopped_early": bool(result.stopped_early),
             "resumed_from_epoch": result.resumed_from_epoch or 0,
             "checkpoint_for_these_inputs": shared_key,
@@ -214,15 +212,17 @@ def embeddings(
     prefix = embeddings_prefix(context.run_id)
     artifacts.put_dir(out_dir, prefix)
     n_group = int((emb.user_index["source"] == "group").sum())
-    # versions registered before the look-alike lift existed: the GNN alone
+    # versions registered before the look-alike lift (or its chosen pool) existed: the GNN
+    # alone, the default pool
     lift_weight = float(chosen.get("lookalike_lift_weight") or 0.0)
+    lift_pool = int(chosen.get("lookalike_lift_neighbours") or NEIGHBOURS)
     return Output(
         {"prefix": prefix, "model_run_id": chosen["run_id"], "graph_key": chosen["graph_key"],
          "model_version": chosen["version"], "candidate": candidate,
-         "lookalike_lift_weight": lift_weight},
+         "lookalike_lift_weight": lift_weight, "lookalike_lift_neighbours": lift_pool},
         metadata={
             "model_run_id": chosen["run_id"], "model_version": chosen["version"],
-            "lookalike_lift_weight": lift_weight,
+            "lookalike_lift_weight": lift_weight, "lookalike_lift_neighbours": lift_pool,
             "model_choice": why,
             "products": len(emb.product_ids), "group_representations": len(emb.group_keys),
             "users_served_by_group": n_group,

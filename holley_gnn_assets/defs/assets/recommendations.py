@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     MetadataValue,
     Output,
@@ -24,8 +25,10 @@ from dagster import (
 
 from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
+from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.quality import qa_gates as qa
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.embeddings import Embeddings
@@ -34,6 +37,7 @@ from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import get_settings
 
 _HEAVY = cpu_op_tags(get_settings(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
+LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # read only at weight > 0
 
 
 def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, Any]) -> dict:
@@ -48,6 +52,7 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
 
 
 @asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY,
+       ins={name: AssetIn(metadata={LAZY: True}) for name in LIFT_INPUTS},
        retry_policy=warehouse_retry_policy(),
        description="GNN scores (vehicle and own-node users; vehicle rows plus the model's "
                    "validation-chosen weight x the look-alike count's lift) loaded into the "
@@ -59,19 +64,22 @@ def gnn_recommendations(
     artifacts: ArtifactsResource,
     embeddings: dict[str, Any],
     product_vehicle_edges: pd.DataFrame,
-    product_nodes: pd.DataFrame,
-    user_nodes: pd.DataFrame,
-    user_product_edges: pd.DataFrame,
+    product_nodes: LazyValue,
+    user_nodes: LazyValue,
+    user_product_edges: LazyValue,
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
     windows = pipeline.windows(wh)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
-    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes,
-              "user_nodes": user_nodes, "user_product_edges": user_product_edges}
     weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
-    scores = gnn_arm_scores(emb, tables, weight)
+    tables = {"product_vehicle_edges": product_vehicle_edges}
+    if weight:  # the look-alike count's tables are read only when the lift is added
+        tables |= {"product_nodes": product_nodes(), "user_nodes": user_nodes(),
+                   "user_product_edges": user_product_edges()}
+    pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
+    scores = gnn_arm_scores(emb, tables, weight, pool)
     score_s = time.perf_counter() - start
     apply_rules.write_scores(wh, cfg, "gnn", scores)
     load_s = time.perf_counter() - start - score_s
@@ -80,7 +88,7 @@ def gnn_recommendations(
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": len(scores), "score_seconds": round(score_s, 2),
-        "lookalike_lift_weight": weight,
+        "lookalike_lift_weight": weight, "lookalike_lift_neighbours": pool,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
         "seconds": round(time.perf_counter() - start, 2)}))
 
