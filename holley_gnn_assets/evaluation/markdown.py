@@ -87,8 +87,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                       "clicks can pass it."]
         if "lookalike_pop" in refs:
             k = report.get("lookalike_pop_neighbours", 20)
-            lines += ["", f"lookalike_pop: each vehicle's {k} most fitment-similar vehicles (a "
-                      "pool chosen on validation) and their owners' interactions, counted "
+            lines += ["", f"lookalike_pop: each vehicle's {k} most fitment-similar vehicles (the "
+                      "scoring model's pool, model.lookalike_lift_neighbours) and their "
+                      "owners' interactions, counted "
                       "against what the order counts predict: what the graph gives without a "
                       "model. The GNN arm adds this count's lift to its vehicle scores with a "
                       "weight chosen on validation (0: the GNN alone); its share above the "
