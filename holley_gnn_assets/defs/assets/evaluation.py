@@ -49,7 +49,7 @@ def eval_report(
               "product_vehicle_edges": product_vehicle_edges,
               "user_product_edges": user_product_edges}
     # the two arms' score tables are in the staging dataset (written by the arms' assets)
-    # lookalike_pop pools as many look-alikes as the scoring model's validation chose
+    # lookalike_pop pools as many look-alikes as the scoring model's lift does
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
     arms = ranked_arms(wh, cfg, windows, tables, pool)
     rank_s = time.perf_counter() - start
