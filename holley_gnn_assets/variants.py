@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+
 TIERS = ("cold", "warm", "hot")
 
 
@@ -179,6 +181,6 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
                      f"{_share(h, 'oracle_grouped')} | "
                      f"{wh[0]} | {wh[1]} | {r['decision']} | "
                      f"{r['epochs']} ({r['best_epoch']}) | {r.get('lift_weight', 0.0):g} "
-                     f"({r.get('lift_neighbours', 20)}) | "  # rows before the pool was chosen: 20
+                     f"({r.get('lift_neighbours', NEIGHBOURS)}) | "  # rows before the pool existed
                      f"{r['train_s']} |")
     return "\n".join(lines) + "\n"

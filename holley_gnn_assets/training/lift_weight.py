@@ -71,12 +71,13 @@ def validation_lift(st: TrainingSetup, k: int = NEIGHBOURS) -> sp.csr_matrix:
     iv = st.user_vehicle[st.edge_user[st.train_idx]].cpu().numpy()
     ip = st.edge_product[st.train_idx].cpu().numpy()
     ok = iv >= 0
-    lift = lift_codes(fv, fp, n_v, n_p, iv[ok], ip[ok], _log_n(st).exp().numpy(), k)
+    lift = lift_codes(fv, fp, n_v, n_p, iv[ok], ip[ok], _order_n(st), k)
     return sp.csr_matrix((lift, (fv, fp)), shape=(n_v, n_p))
 
 
-def _log_n(st: TrainingSetup) -> torch.Tensor:
-    return torch.log(st.data["product"].order_count.double().cpu() + 0.5)
+def _order_n(st: TrainingSetup) -> np.ndarray:
+    """n = order_count + 0.5 per product code (the count's popularity, module doc)."""
+    return st.data["product"].order_count.double().cpu().numpy() + 0.5
 
 
 def _lift_block(lift: sp.csr_matrix, q: torch.Tensor, c: torch.Tensor) -> np.ndarray:
@@ -95,7 +96,7 @@ def choose_lift(
         return LiftChoice(neighbours=pools[0])
     _, targets, vehicle = val_rows(st)
     vehicles = torch.arange(st.num_vehicles, device=st.device)
-    log_n = _log_n(st)
+    log_n = np.log(_order_n(st))
 
     def rank(score_block) -> float:
         return rank_metrics(score_block, vehicle, vehicles, targets, st.fitment)["mrr"]
@@ -104,7 +105,7 @@ def choose_lift(
     for k in pools:
         lifts[k] = validation_lift(st, k)
         count_mrr[k] = rank(lambda q, c, k=k: torch.from_numpy(
-            log_n[c.cpu()].numpy()[None, :] + _lift_block(lifts[k], q, c)).to(targets.device))
+            log_n[c.cpu().numpy()][None, :] + _lift_block(lifts[k], q, c)).to(targets.device))
     pool = max(pools, key=lambda k: (count_mrr[k], -pools.index(k)))
     lift = lifts[pool]
 

@@ -139,7 +139,8 @@ class TrainingSetup:
         split = str(tr.get("validation_split", "edges"))
         if split not in ("users", "edges"):
             raise ValueError(f"training.validation_split={split!r}: expected users|edges")
-        val_idx = held_out_users(self.edge_user.cpu().numpy(), cand, n_val, rng) \
+        edge_user = self.edge_user.cpu().numpy()
+        val_idx = held_out_users(edge_user, cand, n_val, rng) \
             if split == "users" else np.zeros(0, dtype=np.int64)
         if not len(val_idx):  # edges, or one user holds every edge: random edges
             split = "edges"
@@ -147,7 +148,7 @@ class TrainingSetup:
         self.val_users: Tensor | None = None  # users whose every edge is held out
         if split == "users":
             held = np.zeros(self.num_users, dtype=bool)
-            held[self.edge_user.cpu().numpy()[val_idx]] = True
+            held[edge_user[val_idx]] = True
             self.val_users = torch.from_numpy(held).to(device)
         val_mask = np.zeros(self.n_edges, dtype=bool)
         val_mask[val_idx] = True
