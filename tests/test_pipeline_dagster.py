@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
@@ -22,6 +23,7 @@ from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
 from tests.conftest import pipeline_env
 
 pytestmark = pytest.mark.slow
+LIFT_POOL = 7
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,10 @@ def _fast_config(home: Path) -> Path:
 
     from holley_gnn_assets.settings import load_config
 
-    cfg = load_config(overrides={"training": {"epochs": 8, "patience": 3}})
+    # a look-alike pool other than the default (NEIGHBOURS = 20), so a step that drops the
+    # model's pool and pools the default scores differently (test_the_models_pool_reaches...)
+    cfg = load_config(overrides={"training": {"epochs": 8, "patience": 3},
+                                 "model": {"lookalike_lift_neighbours": [LIFT_POOL]}})
     path = home / "test_config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -114,6 +119,88 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
         assert "@" not in blob.replace("_at_", "").replace("hit_rate@", "")
 
 
+def _assets_without(defs, name: str) -> list:
+    """The code location's assets but the one named (a test swaps in its own)."""
+    key = AssetKey(name)
+    return [a for a in defs.assets if key not in (getattr(a, "keys", None) or {a.key})]
+
+
+def _vehicle_scores(warehouse: Path, arm: str) -> pd.Series:
+    """The vehicle rows of an arm's staged score table, by (vehicle_id, sku)."""
+    from holley_gnn_assets.recommend.apply_rules import scores_table, staging_dataset
+    from holley_gnn_assets.settings import get_settings
+
+    table = f"{staging_dataset(get_settings().cfg)}.{scores_table(arm)}"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        df = con.execute(f"SELECT vehicle_id, sku, score FROM {table} "
+                         "WHERE email_lower IS NULL").df()
+    finally:
+        con.close()
+    return df.set_index(["vehicle_id", "sku"])["score"].sort_index()
+
+
+def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
+    """The pool training chose (LIFT_POOL) is the one the GNN arm's lift and the lookalike_pop
+    reference were counted with: their staged scores equal a recount with that pool."""
+    from holley_gnn_assets.defs.resources import ArtifactsResource
+    from holley_gnn_assets.evaluation.reference_arms import reference_scores
+    from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+    from holley_gnn_assets.recommend.embeddings import Embeddings
+    from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
+    from holley_gnn_assets.settings import get_settings
+
+    assert pipeline_run["result"].success
+    names = ("product_nodes", "user_nodes", "product_vehicle_edges", "user_product_edges")
+    with pipeline_run["defs"].get_asset_value_loader(pipeline_run["instance"]) as loader:
+        tables = {name: loader.load_asset_value(name) for name in names}
+        emb_out = loader.load_asset_value("embeddings")
+    assert emb_out["lookalike_lift_neighbours"] == LIFT_POOL != NEIGHBOURS
+    cfg, wh = get_settings().cfg, pipeline_run["warehouse"]
+
+    def recount(k: int) -> pd.Series:
+        ref = reference_scores(tables, cfg, None, k)["lookalike_pop"]
+        return ref.set_index(["vehicle_id", "sku"])["score"].sort_index()
+
+    staged = _vehicle_scores(wh, "lookalike_pop")
+    pd.testing.assert_series_equal(staged, recount(LIFT_POOL), check_names=False,
+                                   check_dtype=False, check_index_type=False)
+    assert not np.allclose(staged.to_numpy(), recount(NEIGHBOURS).to_numpy())  # it matters
+
+    emb = Embeddings.load(ArtifactsResource().fetch_dir(emb_out["prefix"]))
+
+    def gnn(k: int, w: float) -> pd.Series:
+        scores = gnn_arm_scores(emb, tables, w, k)
+        rows = scores[scores["email_lower"].isna()]
+        return rows.set_index(["vehicle_id", "sku"])["score"].sort_index()
+
+    chosen = float(emb_out["lookalike_lift_weight"])
+    pd.testing.assert_series_equal(_vehicle_scores(wh, "gnn"), gnn(LIFT_POOL, chosen),
+                                   check_names=False, check_dtype=False,
+                                   check_index_type=False, rtol=1e-5)
+
+    # the tiny world's validation may choose weight 0, where no pool reaches the GNN's scores:
+    # re-run the GNN arm with the registered version's values at weight 0.5
+    w = 0.5
+
+    @asset(name="embeddings", group_name="model")
+    def weighted() -> dict:
+        return {**emb_out, "lookalike_lift_weight": w}
+
+    defs = pipeline_run["defs"]
+    result = materialize([*_assets_without(defs, "embeddings"), weighted],
+                         selection=["embeddings", "gnn_recommendations"],
+                         resources=defs.resources, instance=pipeline_run["instance"])
+    assert result.success
+    mat = pipeline_run["instance"].get_latest_materialization_event(
+        AssetKey("gnn_recommendations")).asset_materialization
+    assert mat.metadata["lookalike_lift_weight"].value == w
+    staged = _vehicle_scores(wh, "gnn")
+    pd.testing.assert_series_equal(staged, gnn(LIFT_POOL, w), check_names=False,
+                                   check_dtype=False, check_index_type=False, rtol=1e-5)
+    assert not np.allclose(staged.to_numpy(), gnn(NEIGHBOURS, w).to_numpy(), rtol=1e-5)
+
+
 def _faulty_recs(kind: str, recs: pd.DataFrame, products: pd.DataFrame,
                  purchases: pd.DataFrame, as_of) -> pd.DataFrame:
     recs = recs.copy()
@@ -158,11 +245,9 @@ def test_injected_fault_blocks_output(pipeline_run, check):
                 "table": f"{staged['dataset']}.recs_gnn_faulty"}
 
     defs = pipeline_run["defs"]
-    target = AssetKey("gnn_recommendations")
-    real = [a for a in defs.assets if target not in (getattr(a, "keys", None) or {a.key})]
     checks = list(defs.asset_checks)
     result = materialize(
-        [*real, corrupted, *checks],
+        [*_assets_without(defs, "gnn_recommendations"), corrupted, *checks],
         selection=["gnn_recommendations", "eval_report", "recommendations_table"],
         resources=defs.resources, instance=pipeline_run["instance"], raise_on_error=False,
     )
