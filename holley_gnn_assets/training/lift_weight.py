@@ -9,7 +9,7 @@ out, so a held-out interaction never counts for itself):
    (log n + lift over k look-alikes, the ``lookalike_pop`` reference arm) ranks the edges; the
    k with the best MRR wins (ties: the one listed first). How many look-alikes to pool is a
    property of the data (how many vehicles' owners buy alike), not of the model; the default
-   lists one pool (20): with several, the choice was noise at demo scale (README);
+   lists one pool (20): with several, the choice was noise at demo scale (docs/model.md);
 2. the weight: score = the model's score (``validation.validation_forward``) + w x that lift;
    each w of ``model.lookalike_lift_weights`` is ranked, the best MRR wins (ties: the smaller
    w). Where the look-alikes mislead (per-vehicle preferences, no signal) validation picks 0

@@ -5,7 +5,7 @@ Supervision: a fixed ``val_fraction`` of the user->product edges (users with a v
 out for validation and removed from message passing: random edges
 (``training.validation_split: edges``, the default: the user's other edges stay in the graph,
 so the vehicle's owners include the held-out user) or every edge of a random set of users
-(``users``: cold to the model, as the audience is; measured worse on full scale, README).
+(``users``: cold to the model, as the audience is; measured worse on full scale, docs/model.md).
 The rest are split every epoch by the loop (simulated-cold users, warm supervision, message
 edges).
 
