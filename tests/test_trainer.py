@@ -12,7 +12,8 @@ from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.recommend.embeddings import compute_embeddings
 from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training import checkpoints as ck
-from holley_gnn_assets.training.loop import EarlyStopping, NoInteractionsError, train
+from holley_gnn_assets.training.early_stopping import EarlyStopping
+from holley_gnn_assets.training.loop import NoInteractionsError, train
 from holley_gnn_assets.training.negatives import negative_counts
 from holley_gnn_assets.training.runtime import resolve_device
 from holley_gnn_assets.training.sampler import sample_per_dst

@@ -27,7 +27,7 @@ from holley_gnn_assets.training.runtime import rng_state, set_rng_state
 
 if TYPE_CHECKING:
     from holley_gnn_assets.graph.builder import GraphBundle
-    from holley_gnn_assets.training.loop import EarlyStopping
+    from holley_gnn_assets.training.early_stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 

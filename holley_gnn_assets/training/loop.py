@@ -40,6 +40,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
 from holley_gnn_assets.training import checkpoints as ck
+from holley_gnn_assets.training.early_stopping import EarlyStopping
 from holley_gnn_assets.training.lift_weight import LiftChoice, choose_lift
 from holley_gnn_assets.training.runtime import resolve_device, training_runtime
 from holley_gnn_assets.training.sampler import NoInteractionsError, TrainingSetup
@@ -68,27 +69,6 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=dict)
     lift: LiftChoice = field(default_factory=LiftChoice)  # the look-alike lift's pool, weight
-
-
-@dataclass
-class EarlyStopping:
-    """Best validation MRR so far; ``stopped`` after ``patience`` epochs without improving it."""
-
-    patience: int
-    best_epoch: int = 0
-    best_mrr: float = -1.0
-    bad_epochs: int = 0
-    stopped: bool = False
-
-    def update(self, epoch: int, mrr: float) -> bool:
-        """Record an epoch's MRR; returns whether it is a new best."""
-        improved = mrr > self.best_mrr + 1e-12
-        if improved:
-            self.best_mrr, self.best_epoch, self.bad_epochs = mrr, epoch, 0
-        else:
-            self.bad_epochs += 1
-        self.stopped = self.bad_epochs >= self.patience
-        return improved
 
 
 def _epoch(
