@@ -87,9 +87,10 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
     """``holley-gnn run``: one run at a time per home and warehouse (run_lock); stale runs of
     the instance marked failed; execute; print the summary and the evaluation; exit code."""
     settings = get_settings()
-    locks = [settings.home / "run.lock"]
-    if settings.warehouse_kind == "duckdb":
-        locks.append(settings.duckdb_path.with_name(settings.duckdb_path.name + ".run.lock"))
+    settings.home.mkdir(parents=True, exist_ok=True)
+    locks = [settings.home]  # the home itself, not a file that may be deleted (run_lock)
+    if settings.warehouse_kind == "duckdb" and settings.duckdb_path.is_file():
+        locks.append(settings.duckdb_path)  # a missing file is named by the first step
     try:
         with run_lock(locks, job):
             instance = local_instance(settings)
