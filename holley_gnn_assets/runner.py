@@ -7,6 +7,7 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from holley_gnn_assets.failures import PermanentError
 from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
@@ -53,6 +54,26 @@ def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
     return [run.run_id for run in stale]
 
 
+def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
+    """Before anything else: the output table and the champion reconciled from the publish
+    log, finished runs' staging and temporary files removed (``defs/publish_guard.py``).
+    A warehouse that cannot be opened is left to the first step to name."""
+    from holley_gnn_assets.defs.publish_guard import guard_start
+    from holley_gnn_assets.defs.resources import (
+        MlflowTracking,
+        PipelineSettings,
+        WarehouseResource,
+    )
+    from holley_gnn_assets.warehouse.base import WarehouseError
+
+    try:
+        return guard_start(instance, PipelineSettings.from_settings(settings),
+                           WarehouseResource.from_settings(settings),
+                           MlflowTracking.from_settings(settings))
+    except WarehouseError:
+        return []
+
+
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     """The first line of the error each failed step raised (the innermost cause, not Dagster's
     wrapper), by step key."""
@@ -97,10 +118,15 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
             for run_id in mark_stale_runs_failed(instance):
                 print(f"run {run_id} was still marked started (its process is gone): "
                       "marked failed")
+            for message in start_guard(settings, instance):
+                print(message)
             result = execute_job(job, instance=instance)
     except RunLockedError as exc:
         print(f"holley-gnn run: {exc}")
         return 75  # EX_TEMPFAIL
+    except PermanentError as exc:  # a lost model store: nothing runs
+        print(f"holley-gnn run: {type(exc).__name__}: {exc}")
+        return 1
     summary = summarize(result)
     print("\n=== holley-gnn run summary ===")
     print(f"job {job}, run {summary['run_id']}: {'SUCCESS' if summary['success'] else 'FAILED'}")
