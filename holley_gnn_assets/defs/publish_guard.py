@@ -27,7 +27,7 @@ def guard_start(instance: DagsterInstance, pipeline: PipelineSettings,
     was done (messages). RegistryLostError (not retried) when the model store was lost."""
     wh, cfg = warehouse.get(), pipeline.cfg
     done = []
-    message = publish.reconcile(wh, cfg, mlflow.registry(), mlflow.location())
+    message = publish.reconcile(wh, cfg, mlflow.registry, mlflow.location())
     if message:
         done.append(message)
     dropped = publish.drop_finished_staging(wh, cfg, in_progress(instance))

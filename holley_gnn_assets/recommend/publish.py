@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from holley_gnn_assets.failures import PermanentError
@@ -123,33 +123,37 @@ def publish(warehouse: Warehouse, cfg: Mapping[str, Any], registry: ModelRegistr
     return champion
 
 
-def _registry_state(registry: ModelRegistry, where: str,
-                    published: Mapping[str, Any]) -> tuple[dict | None, set[str]]:
-    """The champion and the version numbers, read strictly (an unreadable store is named)."""
+def _registry_state(open_registry: Callable[[], ModelRegistry], where: str,
+                    published: Mapping[str, Any] | None
+                    ) -> tuple[ModelRegistry, dict | None, set[str]]:
+    """The registry, its champion and its version numbers, read strictly: a store that cannot
+    be opened or read (a half-written SQLite file: "database disk image is malformed") is
+    named, whether or not anything was published."""
     try:
+        registry = open_registry()
         found = registry.client.search_model_versions(f"name = '{registry.name}'")
         versions = {str(mv.version) for mv in found}
         champion = registry.champion() if versions else None
     except Exception as exc:  # noqa: BLE001 - any store failure: sqlite, SQLAlchemy, HTTP
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = (f"model version {published['model_version']} was published on "
+                f"{published['published_at']}" if published else "nothing was published yet")
         raise RegistryLostError(
             f"the model registry at {where} cannot be read ({type(exc).__name__}: {first}); "
-            f"model version {published['model_version']} was published on "
-            f"{published['published_at']}: restore the store (or its backup) and run again"
-        ) from exc
-    return champion, versions
+            f"{what}: restore the store (or its backup) and run again") from exc
+    return registry, champion, versions
 
 
-def reconcile(warehouse: Warehouse, cfg: Mapping[str, Any], registry: ModelRegistry,
-              where: str) -> str | None:
+def reconcile(warehouse: Warehouse, cfg: Mapping[str, Any],
+              open_registry: Callable[[], ModelRegistry], where: str) -> str | None:
     """Make the alias name the version whose rows the output table holds (the last
     ``table_replaced`` row); return what was changed, or None. RegistryLostError when the store
-    no longer has that version (missing, emptied, replaced) or cannot be read."""
+    (at ``where``) cannot be read, or no longer has that version (missing, emptied, replaced)."""
     published = last_publish(warehouse, cfg)
+    registry, champion, versions = _registry_state(open_registry, where, published)
     if published is None:
         return None  # nothing published yet: a first run may promote its first measured model
     version = str(published["model_version"])
-    champion, versions = _registry_state(registry, where, published)
     if version not in versions:
         raise RegistryLostError(
             f"the model registry at {where} has {len(versions)} version(s) of {registry.name} "
