@@ -77,7 +77,7 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     for key in ("as_of", "cutoff", "n_test_clicks", "n_test_users", "tiers", "decision"):
         assert key in report
     # the tiny world holds ~430 test clicks in any window < eval.min_test_clicks=2000: the
-    # default window is kept and the decision is inconclusive (tests/test_adaptive_window.py)
+    # default window is kept, too few for a significant decision (tests/test_adaptive_window.py)
     assert report["test_window"]["days"] == 30 and report["decision"] == "inconclusive"
     assert "even the maximum 90 d" in report["decision_reason"]
     # the report sizes the A/B test the offline delta would need (phase 2)
