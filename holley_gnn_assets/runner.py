@@ -56,7 +56,8 @@ def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
 
 def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
     """Before anything else: the output table and the champion reconciled from the publish
-    log, finished runs' staging and temporary files removed (``defs/publish_guard.py``).
+    log, finished runs' staging and a killed run's temporary files removed
+    (``defs/publish_guard.py``, ``leftovers.py``).
     A warehouse that cannot be opened is left to the first step to name."""
     from holley_gnn_assets.defs.publish_guard import guard_start
     from holley_gnn_assets.defs.resources import (
@@ -64,14 +65,22 @@ def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
         PipelineSettings,
         WarehouseResource,
     )
+    from holley_gnn_assets.leftovers import remove_leftovers
     from holley_gnn_assets.warehouse.base import WarehouseError
 
+    done = []
+    removed, freed = remove_leftovers(
+        settings.home, settings.duckdb_path if settings.warehouse_kind == "duckdb" else None)
+    if removed:
+        done.append(f"removed what a killed run left ({freed:,} bytes): "
+                    + ", ".join(str(p) for p in removed[:5])
+                    + (f" (+{len(removed) - 5} more)" if len(removed) > 5 else ""))
     try:
-        return guard_start(instance, PipelineSettings.from_settings(settings),
+        return done + guard_start(instance, PipelineSettings.from_settings(settings),
                            WarehouseResource.from_settings(settings),
                            MlflowTracking.from_settings(settings))
     except WarehouseError:
-        return []
+        return done
 
 
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:

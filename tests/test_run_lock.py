@@ -102,3 +102,39 @@ def test_summary_carries_each_failed_steps_error(tmp_path: Path) -> None:
     summary = summarize(result)
     assert set(summary["failed_steps"]) == {"export_items"}
     assert "import_items.price: 3 values do not parse" in summary["step_errors"]["export_items"]
+
+
+SPILL = """
+import duckdb
+con = duckdb.connect({db!r}, config={{'memory_limit': '64MB', 'threads': 1}})
+con.execute("CREATE TABLE big AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(3000000)")
+con.execute("SELECT s, count(*) FROM big GROUP BY s ORDER BY s").fetchall()
+"""
+
+
+def test_a_killed_runs_spill_and_tmp_files_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    """A DuckDB query spilling to disk is killed (SIGKILL, as the OOM killer does): its spill
+    directory and a half-written ``.tmp`` under the home stay; the next start removes them and
+    keeps the warehouse."""
+    import signal
+    import time
+
+    from holley_gnn_assets.runner import start_guard
+    from holley_gnn_assets.settings import load_settings
+
+    home, wh = tmp_path / "home", tmp_path / "w.duckdb"
+    (home / "work" / "run1").mkdir(parents=True)
+    (home / "work" / "run1" / ".model.pt.123.tmp").write_bytes(b"x" * 1000)
+    spill = tmp_path / "w.duckdb.tmp"
+    child = subprocess.Popen([sys.executable, "-c", SPILL.format(db=str(wh))])
+    deadline = time.monotonic() + 120
+    while not (spill.is_dir() and any(spill.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert spill.is_dir() and any(spill.iterdir())
+    settings = load_settings(env={"HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(wh)})
+    done = start_guard(settings, DagsterInstance.ephemeral())
+    assert not spill.exists() and not (home / "work" / "run1" / ".model.pt.123.tmp").exists()
+    assert any(m.startswith("removed what a killed run left") for m in done), done
+    assert wh.is_file()
