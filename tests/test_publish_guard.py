@@ -150,3 +150,28 @@ def test_only_finished_runs_staging_is_dropped(world: dict) -> None:
     dropped = publish.drop_finished_staging(wh, CFG, {RUNS["2"]})
     assert dropped == [_staged("1")["name"]]
     assert wh.list_tables(STAGING) == [_staged("2")["name"]]
+
+
+def test_each_run_publishes_only_what_it_staged(tmp_path: Path) -> None:
+    """D2: a score run stages, a retrain stages after it on the same warehouse; the score run
+    publishes its own rows, not the retrain's."""
+    from holley_gnn_assets.recommend import apply_rules
+    from holley_gnn_assets.settings import TimeWindows
+    from holley_gnn_assets.warehouse.exports import run_exports
+    from tests.micro_warehouse import build_micro_warehouse
+    from tests.test_engine_agreement import AS_OF, _world, gnn_like_scores
+
+    wh = DuckDBWarehouse(build_micro_warehouse(tmp_path / "w.duckdb", _world()))
+    windows = TimeWindows.from_config(CFG, AS_OF)
+    tables = run_exports(wh, CFG, windows)
+    staged = {}
+    for run, seed in (("aaaaaaaaaaaa", 0), ("bbbbbbbbbbbb", 1)):  # score run, then retrain
+        apply_rules.write_scores(wh, CFG, "gnn", gnn_like_scores(tables, seed), run=run)
+        staged[run] = apply_rules.build_recommendations(wh, CFG, windows, "gnn", AS_OF, run=run)
+    mine, theirs = (apply_rules.read_recommendations(wh, staged[r]) for r in staged)
+    assert staged["aaaaaaaaaaaa"]["table"] != staged["bbbbbbbbbbbb"]["table"]
+    assert not mine.equals(theirs)
+    publish.publish(wh, CFG, None, staged["aaaaaaaaaaaa"], "1", False, "score-run")
+    out = wh.read_output_table(CFG["output"]["dataset"], CFG["output"]["table"])
+    pd.testing.assert_frame_equal(
+        out[OUTPUT_COLUMNS].sort_values("email_lower").reset_index(drop=True), mine)

@@ -116,10 +116,10 @@ def sql_baseline_recommendations(
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
-    windows = pipeline.windows(wh)
     start = time.perf_counter()
     run = run_suffix(context.run.root_run_id or context.run_id)
     with no_retry():  # a missing column or empty input fails once, at once
+        windows = pipeline.windows(wh)
         scores = build_sql_scores(wh, cfg, windows, run=run)
         staged = apply_rules.build_recommendations(wh, cfg, windows, "sql", windows.as_of,
                                                    run=run)
