@@ -175,3 +175,11 @@ def test_each_run_publishes_only_what_it_staged(tmp_path: Path) -> None:
     out = wh.read_output_table(CFG["output"]["dataset"], CFG["output"]["table"])
     pd.testing.assert_frame_equal(
         out[OUTPUT_COLUMNS].sort_values("email_lower").reset_index(drop=True), mine)
+
+
+def test_a_logged_rollback_is_kept_by_the_next_start(world: dict) -> None:
+    wh, registry = world["wh"], world["registry"]
+    publish.publish(wh, CFG, registry, _staged("2"), "2", True, "run-2")
+    assert publish.rollback(wh, CFG, registry) == "1"
+    assert publish.reconcile(wh, CFG, lambda: registry, "mlflow.db") is None
+    assert registry.champion()["version"] == "1"

@@ -38,6 +38,7 @@ from holley_gnn_assets.warehouse.sql import Ident
 log = logging.getLogger(__name__)
 
 TABLE_REPLACED, ALIAS_MOVED, ALIAS_RECONCILED = "table_replaced", "alias_moved", "alias_reconciled"
+ROLLBACK = "rollback"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:\-]{0,200}$")
 _STAGED = re.compile(r"^(?:scores|recs)_[a-z_]+?_([0-9a-f]{12})$")
 
@@ -83,14 +84,17 @@ def log_row(warehouse: Warehouse, cfg: Mapping[str, Any], run_id: str, version: 
             f"row_count, event, published_at) VALUES ({values})")
 
 
-def last_publish(warehouse: Warehouse, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The newest ``table_replaced`` row (the version whose rows the table holds), or None."""
+def last_publish(warehouse: Warehouse, cfg: Mapping[str, Any],
+                 events: tuple[str, ...] = (TABLE_REPLACED,)) -> dict[str, Any] | None:
+    """The newest log row of one of ``events`` (default: the version whose rows the table
+    holds), or None."""
     dataset, table = log_table(cfg)
     if table not in warehouse.list_tables(dataset):
         return None
+    wanted = ", ".join(_lit(e) for e in events)
     rows = warehouse.query_df(
-        f"SELECT run_id, model_version, staging_table, row_count, CAST(published_at AS STRING) "
-        f"AS published_at FROM {_ref(warehouse, cfg)} WHERE event = '{TABLE_REPLACED}' "
+        f"SELECT run_id, model_version, staging_table, row_count, event, CAST(published_at AS "
+        f"STRING) AS published_at FROM {_ref(warehouse, cfg)} WHERE event IN ({wanted}) "
         "ORDER BY published_at DESC LIMIT 1")
     return None if rows.empty else rows.iloc[0].to_dict()
 
@@ -149,10 +153,11 @@ def reconcile(warehouse: Warehouse, cfg: Mapping[str, Any],
     """Make the alias name the version whose rows the output table holds (the last
     ``table_replaced`` row); return what was changed, or None. RegistryLostError when the store
     (at ``where``) cannot be read, or no longer has that version (missing, emptied, replaced)."""
-    published = last_publish(warehouse, cfg)
+    published = last_publish(warehouse, cfg, (TABLE_REPLACED, ROLLBACK))
     registry, champion, versions = _registry_state(open_registry, where, published)
     if published is None:
         return None  # nothing published yet: a first run may promote its first measured model
+    # after a rollback the alias is the authority until the next run republishes the table
     version = str(published["model_version"])
     if version not in versions:
         raise RegistryLostError(
@@ -172,6 +177,16 @@ def reconcile(warehouse: Warehouse, cfg: Mapping[str, Any],
                f"named {before}: alias moved to {version} (a publish was interrupted)")
     log.warning(message)
     return message
+
+
+def rollback(warehouse: Warehouse, cfg: Mapping[str, Any], registry: ModelRegistry,
+             who: str = "operator") -> str:
+    """Move the alias back to the version the champion replaced and log it (``rollback``), so
+    the next start keeps it; the next run (``score_job``) republishes the table from it."""
+    version = str(registry.rollback()["version"])
+    ensure_log(warehouse, cfg)
+    warehouse.execute(log_row(warehouse, cfg, who, version, "", 0, ROLLBACK))
+    return version
 
 
 def drop_finished_staging(warehouse: Warehouse, cfg: Mapping[str, Any],
