@@ -53,7 +53,7 @@ def recommendations_table(
             context.log.warning(message)
         version, promote = _version_to_publish(mlflow, promotion)
         champion = publish.publish(wh, cfg, mlflow.registry(), gnn_recommendations, version,
-                                   promote, context.run_id)
+                                   promote, context.run.run_id)
     if champion:
         context.log.info(f"model version {champion} is the champion now")
     target = wh.table_id(cfg["output"]["dataset"], cfg["output"]["table"])

@@ -84,7 +84,7 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     cfg = pipeline.cfg
     wh = warehouse.get()
     windows = pipeline.windows(wh)
-    run = run_suffix(context.run.root_run_id or context.run_id)
+    run = run_suffix(context.run.root_run_id or context.run.run_id)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
     weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
@@ -117,7 +117,7 @@ def sql_baseline_recommendations(
     cfg = pipeline.cfg
     wh = warehouse.get()
     start = time.perf_counter()
-    run = run_suffix(context.run.root_run_id or context.run_id)
+    run = run_suffix(context.run.root_run_id or context.run.run_id)
     with no_retry():  # a missing column or empty input fails once, at once
         windows = pipeline.windows(wh)
         scores = build_sql_scores(wh, cfg, windows, run=run)
