@@ -203,7 +203,8 @@ def describe_empty_input(warehouse: Warehouse) -> str:
         f"(SELECT COUNT(DISTINCT user_id) FROM {users.render()} WHERE v1_year IS NOT NULL "
         "AND v1_make IS NOT NULL AND v1_model IS NOT NULL) AS users_with_vehicle").iloc[0]
     return (f"{int(row['fitment_rows']):,} fitment rows in {fitment}, "
-            f"{int(row['users_with_vehicle']):,} users with a vehicle in {users.render()}")
+            f"{int(row['users_with_vehicle']):,} users with a year, make and model in "
+            f"{users.render()}")
 
 
 def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.DataFrame:

@@ -265,7 +265,8 @@ def _require_recommendable(user_nodes: pd.DataFrame, product_vehicle_edges: pd.D
         problems.append("0 fitment rows (product_vehicle_edges is empty: "
                         "vehicle_product_fitment_data has no row that matches a product)")
     if not int(user_nodes["vehicle_id"].notna().sum()):
-        problems.append(f"0 users with a vehicle (of {len(user_nodes):,} users)")
+        problems.append(f"0 users with a vehicle of the fitment table (of {len(user_nodes):,} "
+                        "users)")
     if problems:
         raise EmptyInputError("nothing to train on or recommend from: " + "; ".join(problems)
                               + f" ({len(user_product_edges):,} user-product edges)")
