@@ -99,11 +99,9 @@ def _regex(value: str) -> str:
 
 K8sQuantity = Annotated[str, BeforeValidator(_k8s_quantity)]
 Regex = Annotated[str, AfterValidator(_regex)]
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
-"""A table or dataset name that goes into SQL unquoted: letters, digits, underscores."""
+# table/dataset names go into SQL unquoted; the output table's leaves room for "_publish_log"
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 OutputTableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
-"""The output table's name: an identifier short enough for its ``_publish_log`` companion."""
 
 
 class Section(BaseModel):
