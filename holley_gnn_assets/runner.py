@@ -7,6 +7,7 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from holley_gnn_assets.failures import PermanentError
 from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
@@ -53,6 +54,35 @@ def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
     return [run.run_id for run in stale]
 
 
+def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
+    """Before anything else: the output table and the champion reconciled from the publish
+    log, finished runs' staging and a killed run's temporary files removed
+    (``defs/publish_guard.py``, ``leftovers.py``).
+    A warehouse that cannot be opened is left to the first step to name."""
+    from holley_gnn_assets.defs.publish_guard import guard_start
+    from holley_gnn_assets.defs.resources import (
+        MlflowTracking,
+        PipelineSettings,
+        WarehouseResource,
+    )
+    from holley_gnn_assets.leftovers import remove_leftovers
+    from holley_gnn_assets.warehouse.base import WarehouseError
+
+    done = []
+    removed, freed = remove_leftovers(
+        settings.home, settings.duckdb_path if settings.warehouse_kind == "duckdb" else None)
+    if removed:
+        done.append(f"removed what a killed run left ({freed:,} bytes): "
+                    + ", ".join(str(p) for p in removed[:5])
+                    + (f" (+{len(removed) - 5} more)" if len(removed) > 5 else ""))
+    try:
+        return done + guard_start(instance, PipelineSettings.from_settings(settings),
+                           WarehouseResource.from_settings(settings),
+                           MlflowTracking.from_settings(settings))
+    except WarehouseError:
+        return done
+
+
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     """The first line of the error each failed step raised (the innermost cause, not Dagster's
     wrapper), by step key."""
@@ -87,19 +117,25 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
     """``holley-gnn run``: one run at a time per home and warehouse (run_lock); stale runs of
     the instance marked failed; execute; print the summary and the evaluation; exit code."""
     settings = get_settings()
-    locks = [settings.home / "run.lock"]
-    if settings.warehouse_kind == "duckdb":
-        locks.append(settings.duckdb_path.with_name(settings.duckdb_path.name + ".run.lock"))
+    settings.home.mkdir(parents=True, exist_ok=True)
+    locks = [settings.home]  # the home itself, not a file that may be deleted (run_lock)
+    if settings.warehouse_kind == "duckdb" and settings.duckdb_path.is_file():
+        locks.append(settings.duckdb_path)  # a missing file is named by the first step
     try:
         with run_lock(locks, job):
             instance = local_instance(settings)
             for run_id in mark_stale_runs_failed(instance):
                 print(f"run {run_id} was still marked started (its process is gone): "
                       "marked failed")
+            for message in start_guard(settings, instance):
+                print(message)
             result = execute_job(job, instance=instance)
     except RunLockedError as exc:
         print(f"holley-gnn run: {exc}")
         return 75  # EX_TEMPFAIL
+    except PermanentError as exc:  # a lost model store: nothing runs
+        print(f"holley-gnn run: {type(exc).__name__}: {exc}")
+        return 1
     summary = summarize(result)
     print("\n=== holley-gnn run summary ===")
     print(f"job {job}, run {summary['run_id']}: {'SUCCESS' if summary['success'] else 'FAILED'}")

@@ -57,11 +57,14 @@ ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 ENV_ALERT_WEBHOOK = "HOLLEY_GNN_ALERT_WEBHOOK"
 ENV_RETRAIN_CRON = "HOLLEY_GNN_RETRAIN_CRON"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
+ENV_FAULT_AT = "HOLLEY_GNN_FAULT_AT"
+"""Tests only: kill the process (SIGKILL) at this point of the publish step."""
+FAULT_POINTS = ("before_table", "after_table", "after_alias")
 ENV_VARS = (
     ENV_WAREHOUSE, ENV_HOME, ENV_AS_OF, ENV_CONFIG, ENV_WAREHOUSE_KIND, ENV_BQ_PROJECT,
     ENV_BQ_OUTPUT_PROJECT, ENV_BQ_STORAGE_API, ENV_EXECUTOR, ENV_IO, ENV_GCS_BUCKET,
     ENV_GCS_PREFIX, ENV_ARTIFACTS, ENV_GPU_IMAGE, ENV_MLFLOW_TRACKING_URI, ENV_ALERT_WEBHOOK,
-    ENV_RETRAIN_CRON, ENV_DAGSTER_HOME,
+    ENV_RETRAIN_CRON, ENV_DAGSTER_HOME, ENV_FAULT_AT,
 )  # fmt: skip
 """Every environment variable the package reads (README, "Configuration")."""
 
@@ -106,6 +109,7 @@ class Settings(BaseModel):
     mlflow_tracking_uri: str | None
     alert_webhook: str | None = Field(repr=False)  # may carry a token: never in a repr
     dagster_home_env: Path | None
+    fault_at: str | None = None  # HOLLEY_GNN_FAULT_AT (tests): where the publish step is killed
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -246,6 +250,9 @@ def load_settings(env: Mapping[str, str] | None = None,
     if dagster_home is not None and not dagster_home.is_absolute():
         problems.append(f"{ENV_DAGSTER_HOME}={str(dagster_home)!r}: must be an absolute path")
 
+    fault_at = env.get(ENV_FAULT_AT, "").strip() or None
+    if fault_at is not None and fault_at not in FAULT_POINTS:
+        problems.append(f"{ENV_FAULT_AT}={fault_at!r}: expected one of {', '.join(FAULT_POINTS)}")
     if problems:
         raise SettingsError(f"invalid settings (config {path}):\n  " + "\n  ".join(problems))
     home = Path(env.get(ENV_HOME, DEFAULT_HOME)).expanduser().resolve()
@@ -266,6 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None,
         mlflow_tracking_uri=env.get(ENV_MLFLOW_TRACKING_URI, "").strip() or None,
         alert_webhook=webhook,
         dagster_home_env=dagster_home,
+        fault_at=fault_at,
     )
 
 

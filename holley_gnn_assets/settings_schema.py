@@ -99,6 +99,9 @@ def _regex(value: str) -> str:
 
 K8sQuantity = Annotated[str, BeforeValidator(_k8s_quantity)]
 Regex = Annotated[str, AfterValidator(_regex)]
+# table/dataset names go into SQL unquoted; the output table's leaves room for "_publish_log"
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+OutputTableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
 
 
 class Section(BaseModel):
@@ -228,15 +231,16 @@ class QaConfig(Section):
 
 
 class OutputConfig(Section):
-    dataset: NonEmpty
-    table: NonEmpty
-    staging_dataset: NonEmpty
+    dataset: Identifier
+    table: OutputTableName
+    staging_dataset: Identifier
+    staging_expiration_hours: PositiveInt
 
 
 class BigQueryConfig(Section):
     project: NonEmpty
-    company_dataset: NonEmpty
-    data_dataset: NonEmpty
+    company_dataset: Identifier
+    data_dataset: Identifier
     output_project: NonEmpty
     location: NonEmpty
     job_timeout_s: PositiveInt
@@ -323,7 +327,7 @@ class AbTestConfig(Section):
 
     salt: Annotated[str, AfterValidator(_salt)]
     write_assignment: Literal["on_clear_win", "always", "never"]
-    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    table: Identifier
     treatment_share: Annotated[float, Field(gt=0.0, lt=1.0)]
     weekly_sends_per_user: PositiveFloat
     base_click_rate: Annotated[float, Field(gt=0.0, lt=1.0)]

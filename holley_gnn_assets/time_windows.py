@@ -124,9 +124,13 @@ def choose_test_window(cfg: Mapping[str, Any], as_of: dt.date,
         widest = tried[-1]
         capped = (f" (windows past time.interaction_start={start.isoformat()} skipped)"
                   if len(tried) < len(every) else "")
+        # the window is chosen before the decision: say what the count means, not which
+        # decision follows (0 clicks end in no_test_data, a few in inconclusive)
+        meaning = ("no test clicks to measure" if not counts[widest]
+                   else "too few for a significant decision")
         reason = (f"{first} < eval.min_test_clicks={need:,}; even the maximum {widest} d "
-                  f"holds {counts[widest]:,}{capped}: kept the default {default} d window, "
-                  "the decision is inconclusive")
+                  f"holds {counts[widest]:,}{capped}: kept the default {default} d window "
+                  f"({meaning})")
         chosen = default
     windows = TimeWindows.from_config(cfg, as_of, window_days=chosen)
     return dataclasses.replace(windows, window_clicks=counts[chosen], min_test_clicks=need,

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 WEBHOOK_ENV = "HOLLEY_GNN_ALERT_WEBHOOK"
 """The variable holding the URL (read by ``settings``; named in error messages here)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""Hosts a plain ``http://`` webhook may name: the token never leaves the machine (a local relay,
+the tests' receiver); every other webhook must be ``https://``."""
 
 
 def redact_url(url: str) -> str:
@@ -40,11 +43,17 @@ def validate_webhook_url(url: str, setting: str = WEBHOOK_ENV) -> str:
         raise ValueError(f"{setting} is not a valid URL ({redact_url(value)})") from exc
     if parts.scheme not in {"http", "https"}:
         raise ValueError(
-            f"{setting} must be an http:// or https:// URL; got scheme {parts.scheme or 'none'!r} "
+            f"{setting} must be an https:// URL; got scheme {parts.scheme or 'none'!r} "
             f"({redact_url(value)})"
         )
     if not parts.hostname:
         raise ValueError(f"{setting} has no host ({redact_url(value)})")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(
+            f"{setting} must be an https:// URL: http:// would send its token in clear text "
+            f"({redact_url(value)}); plain http is accepted only for this machine "
+            f"({', '.join(sorted(LOOPBACK_HOSTS))})"
+        )
     return value
 
 

@@ -99,3 +99,22 @@ def test_driver_errors_name_the_statement(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match="statement broken") as err:
         wh.query_named({"broken": "SELECT CAST('x' AS INT64) AS n"}, {})
     assert "Conversion" in str(err.value)
+
+
+def test_emails_with_invisible_or_look_alike_characters_are_counted(tmp_path: Path) -> None:
+    """The key stays LOWER(TRIM(email)) (docs/reliability.md): an email with a zero-width space
+    or a Cyrillic look-alike letter is another user, and each is counted in input_quality."""
+    from holley_gnn_assets.warehouse.exports import export_file
+
+    world = _world()
+    attrs = world["ingestion_unified_attributes_schema_incremental"]
+    base = {k: v for k, v in attrs[0].items() if k not in ("user_id", "email")}
+    attrs += [{**base, "user_id": "zw", "email": "u1\u200b@x.com"},
+              {**base, "user_id": "cy", "email": "u\u04301@x.com"}]  # Cyrillic a
+    wh = DuckDBWarehouse(build_micro_warehouse(tmp_path / "w.duckdb", world))
+    cfg = load_config()
+    windows = TimeWindows.from_config(cfg, AS_OF)
+    quality = export_file(wh, "gnn/export_nodes.sql", cfg, windows,
+                          names=["input_quality"])["input_quality"].iloc[0]
+    assert int(quality["users_email_invisible_chars"]) == 1
+    assert int(quality["users_email_non_ascii"]) == 2  # the invisible one is non-ASCII too

@@ -15,7 +15,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.recommend import apply_rules, publish
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import WarehouseError
@@ -414,17 +414,18 @@ def test_export_sql_agrees_between_duckdb_and_bigquery(twin_warehouses) -> None:
             assert_same_rows(f"{path}:{name}", on_duck[name], on_bq[name])
 
 
-def _arms(wh, cfg: dict, windows: TimeWindows, gnn_scores: pd.DataFrame) -> dict:
-    """Both arms through the package on one warehouse: staged output rows and ranked lists."""
-    build_sql_scores(wh, cfg, windows)
-    apply_rules.write_scores(wh, cfg, "gnn", gnn_scores)
+def _arms(wh, cfg: dict, windows: TimeWindows, gnn_scores: pd.DataFrame, run: str = "") -> dict:
+    """Both arms through the package on one warehouse: staged output rows and ranked lists
+    (in the staging tables of run ``run``)."""
+    build_sql_scores(wh, cfg, windows, run=run)
+    apply_rules.write_scores(wh, cfg, "gnn", gnn_scores, run=run)
     out = {}
     for arm in ("sql", "gnn"):
-        staged = apply_rules.build_recommendations(wh, cfg, windows, arm, windows.as_of)
+        staged = apply_rules.build_recommendations(wh, cfg, windows, arm, windows.as_of, run=run)
         out[arm] = {
             "staged": staged,
             "recs": apply_rules.read_recommendations(wh, staged),
-            "ranked": apply_rules.ranked_lists(wh, cfg, windows, arm, windows.cutoff),
+            "ranked": apply_rules.ranked_lists(wh, cfg, windows, arm, windows.cutoff, run=run),
         }
     return out
 
@@ -443,14 +444,20 @@ def test_rules_agree_between_duckdb_and_bigquery_and_publish(twin_warehouses, bq
     duck, bq, windows = twin_warehouses
     cfg = _staging_cfg(bq_datasets.output)
     scores = gnn_like_scores(run_exports(duck, cfg, windows), seed=4)
-    on_duck, on_bq = _arms(duck, cfg, windows, scores), _arms(bq, cfg, windows, scores)
+    run = "0123456789ab"
+    on_duck, on_bq = _arms(duck, cfg, windows, scores), _arms(bq, cfg, windows, scores, run)
     for arm in ("sql", "gnn"):
         assert_same_rows(f"{arm} recommendations", on_duck[arm]["recs"], on_bq[arm]["recs"])
         assert_same_rows(f"{arm} ranked", on_duck[arm]["ranked"], on_bq[arm]["ranked"])
-    target = apply_rules.publish(bq, cfg, on_bq["gnn"]["staged"])
-    assert target.endswith(f"{bq_datasets.output}.recommendations")
+    staged = on_bq["gnn"]["staged"]
+    assert staged["name"] == f"recs_gnn_{run}"
+    # its expiration was set (update_table; bqemulator 1.4 accepts it but does not store it)
+    publish.publish(bq, cfg, None, staged, "7", False, "run-" + run)
     stored = bq.read_output_table(bq_datasets.output, "recommendations")
     assert_same_rows("stored output", on_duck["gnn"]["recs"], stored[OUTPUT_COLUMNS])
+    assert publish.last_publish(bq, cfg)["model_version"] == "7"
+    assert staged["name"] in publish.drop_finished_staging(bq, cfg, set())
+    assert staged["name"] not in bq.list_tables(staged["dataset"])
 
 
 def test_banned_products_reach_neither_arm_on_bigquery(

@@ -77,7 +77,7 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     for key in ("as_of", "cutoff", "n_test_clicks", "n_test_users", "tiers", "decision"):
         assert key in report
     # the tiny world holds ~430 test clicks in any window < eval.min_test_clicks=2000: the
-    # default window is kept and the decision is inconclusive (tests/test_adaptive_window.py)
+    # default window is kept, too few for a significant decision (tests/test_adaptive_window.py)
     assert report["test_window"]["days"] == 30 and report["decision"] == "inconclusive"
     assert "even the maximum 90 d" in report["decision_reason"]
     # the report sizes the A/B test the offline delta would need (phase 2)
@@ -113,6 +113,17 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     assert mat.metadata["lookalike_lift_weight"].value == w
     assert mat.metadata["lookalike_lift_neighbours"].value == k
     assert report["lookalike_pop_neighbours"] == k  # the reference count pools alike
+    # the table and the champion agree, by the publish log written with the table
+    from holley_gnn_assets.recommend.publish import last_publish
+    from holley_gnn_assets.settings import get_settings
+    from holley_gnn_assets.storage.model_registry import ModelRegistry
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+
+    published = last_publish(DuckDBWarehouse(pipeline_run["warehouse"]), get_settings().cfg)
+    champion = ModelRegistry(MlflowClient(tracking_uri=client.tracking_uri,
+                                          registry_uri=client.tracking_uri)).champion()
+    assert published["model_version"] == champion["version"]
+    assert published["run_id"] == result.run_id and published["row_count"] == len(out)
     # no email addresses anywhere in MLflow params/metrics/tags
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])
@@ -125,12 +136,12 @@ def _assets_without(defs, name: str) -> list:
     return [a for a in defs.assets if key not in (getattr(a, "keys", None) or {a.key})]
 
 
-def _vehicle_scores(warehouse: Path, arm: str) -> pd.Series:
-    """The vehicle rows of an arm's staged score table, by (vehicle_id, sku)."""
-    from holley_gnn_assets.recommend.apply_rules import scores_table, staging_dataset
+def _vehicle_scores(warehouse: Path, arm: str, run_id: str) -> pd.Series:
+    """The vehicle rows of an arm's score table staged by run ``run_id``, by (vehicle_id, sku)."""
+    from holley_gnn_assets.recommend.apply_rules import run_suffix, scores_table, staging_dataset
     from holley_gnn_assets.settings import get_settings
 
-    table = f"{staging_dataset(get_settings().cfg)}.{scores_table(arm)}"
+    table = f"{staging_dataset(get_settings().cfg)}.{scores_table(arm, run_suffix(run_id))}"
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         df = con.execute(f"SELECT vehicle_id, sku, score FROM {table} "
@@ -162,7 +173,8 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
         ref = reference_scores(tables, cfg, None, k)["lookalike_pop"]
         return ref.set_index(["vehicle_id", "sku"])["score"].sort_index()
 
-    staged = _vehicle_scores(wh, "lookalike_pop")
+    run_id = pipeline_run["result"].run_id
+    staged = _vehicle_scores(wh, "lookalike_pop", run_id)
     pd.testing.assert_series_equal(staged, recount(LIFT_POOL), check_names=False,
                                    check_dtype=False, check_index_type=False)
     assert not np.allclose(staged.to_numpy(), recount(NEIGHBOURS).to_numpy())  # it matters
@@ -175,7 +187,7 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
         return rows.set_index(["vehicle_id", "sku"])["score"].sort_index()
 
     chosen = float(emb_out["lookalike_lift_weight"])
-    pd.testing.assert_series_equal(_vehicle_scores(wh, "gnn"), gnn(LIFT_POOL, chosen),
+    pd.testing.assert_series_equal(_vehicle_scores(wh, "gnn", run_id), gnn(LIFT_POOL, chosen),
                                    check_names=False, check_dtype=False,
                                    check_index_type=False, rtol=1e-5)
 
@@ -195,7 +207,7 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     mat = pipeline_run["instance"].get_latest_materialization_event(
         AssetKey("gnn_recommendations")).asset_materialization
     assert mat.metadata["lookalike_lift_weight"].value == w
-    staged = _vehicle_scores(wh, "gnn")
+    staged = _vehicle_scores(wh, "gnn", result.run_id)
     pd.testing.assert_series_equal(staged, gnn(LIFT_POOL, w), check_names=False,
                                    check_dtype=False, check_index_type=False, rtol=1e-5)
     assert not np.allclose(staged.to_numpy(), gnn(NEIGHBOURS, w).to_numpy(), rtol=1e-5)

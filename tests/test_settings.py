@@ -210,8 +210,25 @@ def test_every_problem_is_reported_at_once_and_secrets_stay_out() -> None:
     text = str(err.value)
     assert "HOLLEY_GNN_EXECUTOR='x'" in text
     assert "HOLLEY_GNN_GCS_BUCKET: required when HOLLEY_GNN_IO=gcs" in text
-    assert "HOLLEY_GNN_ALERT_WEBHOOK must be an http:// or https:// URL" in text
+    assert "HOLLEY_GNN_ALERT_WEBHOOK must be an https:// URL" in text
     assert "SECRET-TOKEN" not in text
+
+
+def test_plain_http_webhook_is_refused_at_load_without_echoing_it() -> None:
+    env = {"HOLLEY_GNN_ALERT_WEBHOOK": "http://hooks.example.com/services/T0/SECRET-TOKEN"}
+    with pytest.raises(SettingsError) as err:
+        load_settings(env=env)
+    text = str(err.value)
+    assert "HOLLEY_GNN_ALERT_WEBHOOK must be an https:// URL" in text and "clear text" in text
+    assert "SECRET-TOKEN" not in text and "/services" not in text
+    assert load_settings(env={"HOLLEY_GNN_ALERT_WEBHOOK": "http://127.0.0.1:9/x"}).alert_webhook
+
+
+@pytest.mark.parametrize("key", ["dataset", "table", "staging_dataset"])
+def test_output_identifiers_are_refused_at_load_naming_the_key(key: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={}, overrides={"output": {key: "x; DROP TABLE y"}})
+    assert f"output.{key}='x; DROP TABLE y'" in str(err.value)
 
 
 @pytest.mark.parametrize(

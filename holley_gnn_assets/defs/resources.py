@@ -216,6 +216,13 @@ class MlflowTracking(ConfigurableResource):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
+    def location(self) -> str:
+        """Where the store is, for messages: the SQLite file, or the server's scheme://host."""
+        from holley_gnn_assets.webhook import redact_url
+
+        uri = self.tracking_uri or get_settings().tracking_uri
+        return uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact_url(uri)
+
     def registry(self) -> ModelRegistry:
         """The MLflow Model Registry on the same store (versions, the ``champion`` alias)."""
         return ModelRegistry(self.client())

@@ -7,6 +7,8 @@ by ``sql/rules/recommend.sql`` for the users of the test window only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from holley_gnn_assets.evaluation.reference_arms import REFERENCE_ARMS, reference_scores
@@ -18,19 +20,23 @@ from holley_gnn_assets.warehouse.base import Warehouse
 
 def ranked_arms(
     warehouse: Warehouse, cfg: dict, windows: TimeWindows, tables: dict[str, pd.DataFrame],
-    lookalikes: int = NEIGHBOURS,
+    lookalikes: int = NEIGHBOURS, staged_runs: Mapping[str, str] | None = None, run: str = "",
 ) -> dict[str, pd.DataFrame]:
     """``{arm: ranked lists}`` for ``gnn``, ``sql`` and the reference arms, at the cutoff.
 
     ``tables``: the export tables the reference arms need (product_nodes, user_nodes,
     product_vehicle_edges, user_product_edges); ``lookalikes``: ``lookalike_pop``'s pool
-    (the model's validation choice)."""
+    (the model's validation choice); ``staged_runs``: the run that staged each of ``gnn`` and
+    ``sql`` (its staging tables are read); ``run``: the run the reference arms are written
+    under."""
+    staged_runs = staged_runs or {}
     warehouse.validate_contract()
-    arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff)
+    arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
+                                          run=staged_runs.get(arm, ""))
             for arm in ("gnn", "sql")}
     for arm, scores in reference_scores(tables, cfg, warehouse.read_truth(),
                                          lookalikes).items():
-        apply_rules.write_scores(warehouse, cfg, arm, scores)
+        apply_rules.write_scores(warehouse, cfg, arm, scores, run=run)
         arms[arm] = apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
-                                             global_scores=REFERENCE_ARMS[arm])
+                                             global_scores=REFERENCE_ARMS[arm], run=run)
     return arms

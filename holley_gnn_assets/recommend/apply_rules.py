@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.failures import EmptyInputError
 from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, SCORES
@@ -37,14 +38,31 @@ def staging_dataset(cfg: Mapping[str, Any]) -> str:
     return str(cfg["output"]["staging_dataset"])
 
 
-def scores_table(arm: str) -> str:
-    """Staging table name of an arm's scores."""
-    return f"scores_{arm}"
+def run_suffix(run_id: str) -> str:
+    """The short run id that names a run's staging tables (``recs_gnn_<suffix>``)."""
+    return run_id.replace("-", "")[:12].lower()
 
 
-def recs_table(arm: str) -> str:
+def _named(base: str, run: str) -> str:
+    return f"{base}_{run}" if run else base
+
+
+def scores_table(arm: str, run: str = "") -> str:
+    """Staging table name of an arm's scores (of run ``run``: each run stages its own)."""
+    return _named(f"scores_{arm}", run)
+
+
+def recs_table(arm: str, run: str = "") -> str:
     """Staging table name of an arm's recommendations (the output rows, before QA)."""
-    return f"recs_{arm}"
+    return _named(f"recs_{arm}", run)
+
+
+def expire_staging(warehouse: Warehouse, cfg: Mapping[str, Any], table: str, run: str) -> None:
+    """A run's staging table expires after ``output.staging_expiration_hours`` (BigQuery; the
+    DuckDB warehouse drops finished runs' tables at the next start instead)."""
+    if run:
+        warehouse.expire_table(staging_dataset(cfg), table,
+                               int(cfg["output"]["staging_expiration_hours"]))
 
 
 def check_score_frame(df: pd.DataFrame, arm: str) -> None:
@@ -64,13 +82,15 @@ def check_score_frame(df: pd.DataFrame, arm: str) -> None:
         raise ScoreTableError(f"scores of arm {arm!r} have {problems} (of {len(df)} rows)")
 
 
-def write_scores(warehouse: Warehouse, cfg: Mapping[str, Any], arm: str, df: pd.DataFrame) -> str:
+def write_scores(warehouse: Warehouse, cfg: Mapping[str, Any], arm: str, df: pd.DataFrame,
+                 run: str = "") -> str:
     """Check an arm's score frame and load it into the staging dataset (one load job)."""
     check_score_frame(df, arm)
     t0 = time.perf_counter()
-    warehouse.load_table(df, staging_dataset(cfg), scores_table(arm), SCORES)
+    warehouse.load_table(df, staging_dataset(cfg), scores_table(arm, run), SCORES)
+    expire_staging(warehouse, cfg, scores_table(arm, run), run)
     log.info("scores of %s: %d rows loaded in %.1fs", arm, len(df), time.perf_counter() - t0)
-    return warehouse.table_id(staging_dataset(cfg), scores_table(arm))
+    return warehouse.table_id(staging_dataset(cfg), scores_table(arm, run))
 
 
 def rules_params(
@@ -82,13 +102,14 @@ def rules_params(
     *,
     test_users_only: bool,
     global_scores: bool = False,
+    run: str = "",
 ) -> dict[str, Any]:
     """Placeholders of recommend.sql: sql_params plus the score table and the scoring date's
     purchase window [scoring_date - purchase_exclusion_days, scoring_date)."""
     params = sql_params(cfg, windows, warehouse.dataset_refs())
     ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
     params.update(
-        scores=Ident(warehouse.table_id(staging_dataset(cfg), scores_table(arm))),
+        scores=Ident(warehouse.table_id(staging_dataset(cfg), scores_table(arm, run))),
         scoring_ts=ts,
         purchase_start=ts - dt.timedelta(days=int(windows.purchase_exclusion_days)),
         test_users_only=bool(test_users_only),
@@ -117,12 +138,13 @@ def ranked_lists(
     *,
     global_scores: bool = False,
     test_users_only: bool = True,
+    run: str = "",
 ) -> pd.DataFrame:
     """The arm's ranked lists [email_lower, rank, sku, score] (up to rules.rank_depth) of the
     users with a click or site event in the test window (what evaluation reads), or of every
     user with a vehicle."""
     params = rules_params(warehouse, cfg, windows, arm, scoring_date,
-                          test_users_only=test_users_only, global_scores=global_scores)
+                          test_users_only=test_users_only, global_scores=global_scores, run=run)
     _check_scores_in_warehouse(warehouse, params, arm)
     t0 = time.perf_counter()
     ranked = warehouse.run_named(RULES_SQL, params, ["ranked"])["ranked"]
@@ -139,29 +161,50 @@ def build_recommendations(
     windows: TimeWindows,
     arm: str,
     scoring_date: dt.date,
+    run: str = "",
 ) -> dict[str, Any]:
     """Build the arm's output rows (every user with a vehicle) as a staging table, in the
-    warehouse; return its id and row counts."""
+    warehouse; return its id and row counts. EmptyInputError when no user gets a row."""
     warehouse.validate_contract()  # a missing table or column is named before any SQL runs
-    params = rules_params(warehouse, cfg, windows, arm, scoring_date, test_users_only=False)
+    params = rules_params(warehouse, cfg, windows, arm, scoring_date, test_users_only=False,
+                          run=run)
     _check_scores_in_warehouse(warehouse, params, arm)
-    dataset, table = staging_dataset(cfg), recs_table(arm)
+    dataset, table = staging_dataset(cfg), recs_table(arm, run)
     t0 = time.perf_counter()
     warehouse.materialize(RULES_SQL, "recommendations", params, dataset, table)
+    expire_staging(warehouse, cfg, table, run)
     seconds = time.perf_counter() - t0
     ref = Ident(warehouse.table_id(dataset, table)).render()
     counts = warehouse.query_df(
         f"SELECT COUNT(*) AS n_rows, COUNTIF(rec_part_4 IS NOT NULL) AS n_full FROM {ref}"
     ).iloc[0]
+    if not int(counts["n_rows"]):
+        raise EmptyInputError(f"arm {arm!r}: 0 users get recommendations: "
+                              f"{describe_empty_input(warehouse)}")
     log.info("%s: %d users with recommendations built in %.1fs", arm, counts["n_rows"], seconds)
     return {
         "table": warehouse.table_id(dataset, table),
         "dataset": dataset,
         "name": table,
+        "run": run,
         "rows": int(counts["n_rows"]),
         "users_with_4_recs": int(counts["n_full"] or 0),
         "seconds": round(seconds, 2),
     }
+
+
+def describe_empty_input(warehouse: Warehouse) -> str:
+    """What the sources lack when nothing can be recommended: fitment rows, users with a
+    vehicle (counted in the warehouse)."""
+    fitment = Ident(warehouse.table_ref("data", "vehicle_product_fitment_data")).render()
+    users = Ident(warehouse.table_ref("company", "ingestion_unified_attributes_schema_incremental"))
+    row = warehouse.query_df(
+        f"SELECT (SELECT COUNT(*) FROM {fitment}) AS fitment_rows, "
+        f"(SELECT COUNT(DISTINCT user_id) FROM {users.render()} WHERE v1_year IS NOT NULL "
+        "AND v1_make IS NOT NULL AND v1_model IS NOT NULL) AS users_with_vehicle").iloc[0]
+    return (f"{int(row['fitment_rows']):,} fitment rows in {fitment}, "
+            f"{int(row['users_with_vehicle']):,} users with a year, make and model in "
+            f"{users.render()}")
 
 
 def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.DataFrame:
@@ -170,13 +213,6 @@ def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.
     if df is None:
         raise WarehouseError(f"staged recommendations {staged['table']} do not exist")
     return df[OUTPUT_COLUMNS].sort_values("email_lower", kind="stable").reset_index(drop=True)
-
-
-def publish(warehouse: Warehouse, cfg: Mapping[str, Any], staged: Mapping[str, Any]) -> str:
-    """Replace the output table with the staged rows in one statement (all or nothing)."""
-    out = cfg["output"]
-    warehouse.replace_table((staged["dataset"], staged["name"]), (out["dataset"], out["table"]))
-    return warehouse.table_id(out["dataset"], out["table"])
 
 
 def preview(warehouse: Warehouse, staged: Mapping[str, Any], n: int = 5) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from holley_gnn_assets.recommend.apply_rules import scores_table, staging_dataset
+from holley_gnn_assets.recommend.apply_rules import expire_staging, scores_table, staging_dataset
 from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.sql import Ident, sql_params
@@ -21,15 +21,16 @@ ARM = "sql"
 
 
 def build_sql_scores(
-    warehouse: Warehouse, cfg: Mapping[str, Any], windows: TimeWindows
+    warehouse: Warehouse, cfg: Mapping[str, Any], windows: TimeWindows, run: str = ""
 ) -> dict[str, Any]:
     """Materialise the baseline's score table (one row per fitment pair) in the staging
     dataset; return its id, row count and seconds."""
     warehouse.validate_contract()  # a missing table or column is named before any SQL runs
     params = sql_params(cfg, windows, warehouse.dataset_refs())
-    dataset, table = staging_dataset(cfg), scores_table(ARM)
+    dataset, table = staging_dataset(cfg), scores_table(ARM, run)
     t0 = time.perf_counter()
     warehouse.materialize(BASELINE_SQL, "scores", params, dataset, table)
+    expire_staging(warehouse, cfg, table, run)
     seconds = time.perf_counter() - t0
     ref = Ident(warehouse.table_id(dataset, table)).render()
     rows = int(warehouse.query_df(f"SELECT COUNT(*) AS n FROM {ref}").iloc[0]["n"])

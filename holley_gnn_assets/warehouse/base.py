@@ -44,6 +44,11 @@ class WarehouseError(RuntimeError):
     """A warehouse problem with a message that names the table/column/file at fault."""
 
 
+class ContractError(WarehouseError):
+    """A missing source table or column, or a name that is not a plain identifier: the same on
+    every retry (``failures.no_retry``)."""
+
+
 class Warehouse(abc.ABC):
     """What the pipeline needs from a warehouse: read the source tables, run the SQL files,
     load score tables and build the output in place."""
@@ -132,6 +137,36 @@ class Warehouse(abc.ABC):
         dst = Ident(self.table_id(*target)).render()
         self.execute(f"CREATE OR REPLACE TABLE {dst} AS SELECT * FROM {src}")
 
+    def replace_with_record(
+        self, source: tuple[str, str], target: tuple[str, str], record: list[str]
+    ) -> None:
+        """Replace ``target`` by a copy of ``source`` and run the ``record`` statements (DML on
+        other tables, e.g. the publish log) as one unit: all of it or none of it.
+
+        BigQuery: a multi-statement transaction (DML only, so the table is emptied and refilled
+        inside it, after an empty copy of ``source`` created it when missing)."""
+        self.ensure_dataset(target[0])
+        src = Ident(self.table_id(*source)).render()
+        dst = Ident(self.table_id(*target)).render()
+        self.execute(f"CREATE TABLE IF NOT EXISTS {dst} AS SELECT * FROM {src} LIMIT 0")
+        self.execute("\n".join([
+            "BEGIN TRANSACTION;", f"DELETE FROM {dst} WHERE TRUE;",
+            f"INSERT INTO {dst} SELECT * FROM {src};", *[f"{r};" for r in record],
+            "COMMIT TRANSACTION;"]))
+
+    def list_tables(self, dataset: str) -> list[str]:
+        """Names of the tables of one of the pipeline's own datasets ([] when it is missing)."""
+        raise NotImplementedError
+
+    def drop_table(self, dataset: str, table: str) -> None:
+        """``DROP TABLE IF EXISTS dataset.table``."""
+        self.execute(f"DROP TABLE IF EXISTS {Ident(self.table_id(dataset, table)).render()}")
+
+    def expire_table(self, dataset: str, table: str, hours: int) -> None:
+        """Let the warehouse delete the table ``hours`` from now (BigQuery's table expiration);
+        a no-op where the pipeline drops staging tables itself (DuckDB)."""
+        return None
+
     def synthetic_as_of(self) -> dt.date | None:
         """The as-of date a synthetic warehouse records (``synth_truth.world``), else None."""
         return None
@@ -146,13 +181,13 @@ class Warehouse(abc.ABC):
             for table, required in tables.items():
                 cols = self.columns(role, table)
                 if cols is None:
-                    raise WarehouseError(
+                    raise ContractError(
                         f"source table {self.table_ref(role, table)} is missing from the warehouse"
                     )
                 have = {c.lower() for c in cols}
                 for col in required:
                     if col.lower() not in have:
-                        raise WarehouseError(
+                        raise ContractError(
                             f"source table {self.table_ref(role, table)} has no column {col!r}"
                         )
 

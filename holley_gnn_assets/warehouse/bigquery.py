@@ -25,7 +25,7 @@ import pandas as pd
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.base import ContractError, Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.bigquery_errors import (
     make_retry,
     not_found_name,
@@ -194,7 +194,7 @@ class BigQueryWarehouse(Warehouse):
         except gexc.NotFound as exc:
             name = not_found_name(exc)
             head = f"table {name} not found" if name else "not found"
-            raise WarehouseError(f"BigQuery: {head} ({what}): {exc.message}") from exc
+            raise ContractError(f"BigQuery: {head} ({what}): {exc.message}") from exc
         except gexc.GoogleAPICallError as exc:
             raise WarehouseError(f"BigQuery error ({what}): {exc.message}") from exc
         except TimeoutError as exc:  # concurrent.futures.TimeoutError is an alias in 3.11
@@ -292,6 +292,26 @@ class BigQueryWarehouse(Warehouse):
             ref.location = self.location
             self.client.create_dataset(ref, exists_ok=True, retry=self.retry, timeout=60.0)
             log.info("created output dataset %s", dataset_id)
+
+    def list_tables(self, dataset: str) -> list[str]:
+        """Tables of ``output_project.dataset`` ([] when the dataset does not exist)."""
+        dataset_id = f"{self.output_project}.{dataset}"
+        try:
+            with self._errors(f"list tables of {dataset_id}"):
+                return sorted(t.table_id for t in self.client.list_tables(
+                    dataset_id, retry=self.retry, timeout=60.0))
+        except WarehouseError as exc:
+            if isinstance(exc.__cause__, gexc.NotFound):
+                return []
+            raise
+
+    def expire_table(self, dataset: str, table: str, hours: int) -> None:
+        """Set the table's expiration ``hours`` from now (BigQuery deletes it then)."""
+        table_id = self.table_id(dataset, table)
+        with self._errors(f"set expiration of {table_id}"):
+            ref = self.client.get_table(table_id, retry=self.retry, timeout=60.0)
+            ref.expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+            self.client.update_table(ref, ["expires"], retry=self.retry, timeout=60.0)
 
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
         table_id = self.table_id(dataset, table)

@@ -20,7 +20,12 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, Warehouse, WarehouseError
+from holley_gnn_assets.warehouse.base import (
+    DUCKDB_DATASETS,
+    ContractError,
+    Warehouse,
+    WarehouseError,
+)
 from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
 from holley_gnn_assets.warehouse.sql import load_sql, parse_sql_file, render, to_duckdb
 
@@ -31,7 +36,7 @@ _COLUMN_MISSING = re.compile(r'column "?([^"\s]+)"? not found', re.IGNORECASE)
 
 def _check_name(value: str, what: str) -> str:
     if not _NAME.match(value or ""):
-        raise WarehouseError(f"{what} {value!r} is not a plain identifier")
+        raise ContractError(f"{what} {value!r} is not a plain identifier")
     return value
 
 
@@ -99,7 +104,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con.execute(to_duckdb(sql))
             except duckdb.Error as exc:
-                raise WarehouseError(_explain(exc, self.path)) from exc
+                raise _kind(exc)(_explain(exc, self.path)) from exc
 
     def materialize(
         self, relative_path: str, name: str, params: Mapping[str, Any], dataset: str, table: str
@@ -118,7 +123,7 @@ class DuckDBWarehouse(Warehouse):
                 body = to_duckdb(render(parsed.statements[name], params))
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS {body}")
             except duckdb.Error as exc:
-                raise WarehouseError(
+                raise _kind(exc)(
                     f"building {target} from {relative_path}:{name} failed; the previous table "
                     f"is unchanged: {_explain(exc, self.path)}"
                 ) from exc
@@ -131,7 +136,7 @@ class DuckDBWarehouse(Warehouse):
                 # con.sql(...).df(): con.execute(...).df() stalled on the full-scale ranked list
                 return con.sql(duck_sql).df()
             except duckdb.Error as exc:
-                raise WarehouseError(_explain(exc, self.path)) from exc
+                raise _kind(exc)(_explain(exc, self.path)) from exc
 
     def query_named(
         self, statements: Mapping[str, str], shared: Mapping[str, str]
@@ -154,7 +159,7 @@ class DuckDBWarehouse(Warehouse):
                     step = f"statement {name}"
                     out[name] = con.execute(to_duckdb(sql)).df()
             except duckdb.Error as exc:  # never a bare driver error: name what failed
-                raise WarehouseError(f"{step}: {_explain(exc, self.path)}") from exc
+                raise _kind(exc)(f"{step}: {_explain(exc, self.path)}") from exc
         return out
 
     def columns(self, role: str, table: str) -> list[str] | None:
@@ -220,6 +225,36 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.unregister("_load_df")
                 con.execute(f"DROP TABLE IF EXISTS {staging}")
+
+    def replace_with_record(
+        self, source: tuple[str, str], target: tuple[str, str], record: list[str]
+    ) -> None:
+        """``CREATE OR REPLACE`` the target and run ``record`` in one DuckDB transaction."""
+        src, dst = self.table_id(*source), self.table_id(*target)
+        statements = [f"CREATE OR REPLACE TABLE {dst} AS SELECT * FROM {src}",
+                      *[to_duckdb(r) for r in record]]
+        with self._connect(read_only=False) as con:
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {target[0]}")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in statements:
+                        con.execute(statement)
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+            except duckdb.Error as exc:
+                raise _kind(exc)(f"replacing {dst} from {src} failed; {dst} is unchanged: "
+                                 f"{_explain(exc, self.path)}") from exc
+
+    def list_tables(self, dataset: str) -> list[str]:
+        """Tables of the schema ``dataset``."""
+        with self._connect() as con:
+            rows = con.execute("SELECT table_name FROM information_schema.tables "
+                               "WHERE table_schema = ? ORDER BY table_name",
+                               [_check_name(dataset, "dataset")]).fetchall()
+        return [r[0] for r in rows]
 
     def read_output_table(self, dataset: str, table: str) -> pd.DataFrame | None:
         """The current output table, or None when it does not exist."""
@@ -302,6 +337,13 @@ def _select_list(schema: Mapping[str, str]) -> str:
 def _swap_statements(target: str, staging: str) -> list[str]:
     """The statements run inside the swap transaction (a seam for fault-injection tests)."""
     return [f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staging}", f"DROP TABLE {staging}"]
+
+
+def _kind(exc: duckdb.Error) -> type[WarehouseError]:
+    """ContractError for a missing table or column (no retry fixes it), else WarehouseError."""
+    if isinstance(exc, duckdb.CatalogException | duckdb.BinderException):
+        return ContractError
+    return WarehouseError
 
 
 def _explain(exc: duckdb.Error, path: Path) -> str:

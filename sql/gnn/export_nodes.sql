@@ -77,6 +77,14 @@ SELECT
   (SELECT COUNT(*) FROM user_latest
     WHERE norm_year IS NULL OR NOT REGEXP_CONTAINS(norm_year, r'^[0-9]{4}$')) AS users_bad_year,
   (SELECT COUNT(*) FROM users WHERE vehicle_id IS NULL) AS users_no_vehicle,
+  -- the user key stays the contract's LOWER(TRIM(email)) (docs/reliability.md): keys with an
+  -- invisible character (zero-width space/joiners, word joiner, BOM, soft hyphen) or any other
+  -- non-ASCII character (look-alike letters) are counted, not merged
+  (SELECT COUNT(*) FROM user_latest
+    WHERE REGEXP_CONTAINS(email_lower, r'[\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}]'))
+    AS users_email_invisible_chars,
+  (SELECT COUNT(*) FROM user_latest WHERE REGEXP_CONTAINS(email_lower, r'[^\x{0000}-\x{007F}]'))
+    AS users_email_non_ascii,
   (SELECT COUNT(*) FROM {{ data }}.import_items) AS item_rows,
   (SELECT COUNT(*) FROM {{ data }}.import_items
     WHERE sku IS NULL OR TRIM(CAST(sku AS STRING)) = '') AS item_rows_empty_sku,

@@ -20,6 +20,7 @@ from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.settings import flatten, get_settings
 
 
@@ -51,7 +52,12 @@ def eval_report(
     # the two arms' score tables are in the staging dataset (written by the arms' assets)
     # lookalike_pop pools as many look-alikes as the scoring model's lift does
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
-    arms = ranked_arms(wh, cfg, windows, tables, pool)
+    # each arm's scores are in the staging tables of the run that staged them; the reference
+    # arms' are written under this run's name
+    arms = ranked_arms(wh, cfg, windows, tables, pool,
+                       {"gnn": gnn_recommendations["run"],
+                        "sql": sql_baseline_recommendations["run"]},
+                       run_suffix(context.run.root_run_id or context.run.run_id))
     rank_s = time.perf_counter() - start
     report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
                                  as_of=windows.as_of, cutoff=windows.cutoff, windows=windows)

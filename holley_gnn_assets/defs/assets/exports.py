@@ -16,6 +16,7 @@ from holley_gnn_assets.defs.checks import NODE_TABLES, DataCheck, check_result, 
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
+from holley_gnn_assets.failures import no_retry
 from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
@@ -102,6 +103,18 @@ def _run_export(
     nodes: dict[str, pd.DataFrame] | None = None,
 ):
     """Run only the statements the selection needs; yield their outputs and check results."""
+    with no_retry():  # a missing table/column fails once, at once
+        yield from _export_outputs(context, sql_file, spec, warehouse, pipeline, nodes)
+
+
+def _export_outputs(
+    context,
+    sql_file: str,
+    spec: dict[str, Any],
+    warehouse: WarehouseResource,
+    pipeline: PipelineSettings,
+    nodes: dict[str, pd.DataFrame] | None,
+):
     outs: list[str] = spec["outs"]
     names, selected_checks = _needed_tables(context, outs)
     wh = warehouse.get()

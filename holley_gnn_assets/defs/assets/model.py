@@ -11,12 +11,20 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
-from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking, PipelineSettings
+from holley_gnn_assets.defs.publish_guard import guard_start
+from holley_gnn_assets.defs.resources import (
+    ArtifactsResource,
+    MlflowTracking,
+    PipelineSettings,
+    WarehouseResource,
+)
+from holley_gnn_assets.failures import EmptyInputError, no_retry
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
+from holley_gnn_assets.recommend.publish import NoChampionError
 from holley_gnn_assets.settings import flatten, get_settings
 from holley_gnn_assets.storage.artifact_store import (
     checkpoint_key,
@@ -54,6 +62,8 @@ def heterodata(
         "product_vehicle_edges": product_vehicle_edges,
         "product_product_edges": product_product_edges,
     }
+    with no_retry():
+        _require_recommendable(user_nodes, product_vehicle_edges, user_product_edges)
     start = time.perf_counter()
     bundle = build_graph(tables, pipeline.cfg)
     path = artifacts.work_dir(context.run_id) / "heterodata.pt"
@@ -85,9 +95,13 @@ def gnn_model(
     pipeline: PipelineSettings,
     artifacts: ArtifactsResource,
     mlflow: MlflowTracking,
+    warehouse: WarehouseResource,
     heterodata: dict[str, Any],
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
+    with no_retry():  # table and alias agree, the store is there, before any training
+        for message in guard_start(context.instance, pipeline, warehouse, mlflow):
+            context.log.warning(message)
     bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
     store = artifacts.store()
     run_key = _root_run_id(context)
@@ -125,8 +139,9 @@ def gnn_model(
         )
 
     try:
-        result = train(bundle, cfg, checkpoint_dir=ckpt_dir, device=cfg["training"]["device"],
-                       on_epoch=on_epoch, resume=True)
+        with no_retry():  # too few interactions to train is the same on every try
+            result = train(bundle, cfg, checkpoint_dir=ckpt_dir,
+                           device=cfg["training"]["device"], on_epoch=on_epoch, resume=True)
     except Exception:
         mlflow.end_run(mlflow_run, status="FAILED")
         raise
@@ -186,22 +201,15 @@ def embeddings(
     context: AssetExecutionContext,
     artifacts: ArtifactsResource,
     mlflow: MlflowTracking,
+    pipeline: PipelineSettings,
+    warehouse: WarehouseResource,
     user_nodes: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
+    with no_retry():
+        for message in guard_start(context.instance, pipeline, warehouse, mlflow):
+            context.log.warning(message)
+        chosen, why, candidate = _model_to_score(mlflow, _root_run_id(context))
     registry = mlflow.registry()
-    run_key = _root_run_id(context)
-    fresh = registry.latest()
-    champion = registry.champion()
-    candidate = fresh is not None and fresh.get("run_id") == run_key
-    if candidate:
-        chosen, why = fresh, "trained in this run (candidate; promotion after the output write)"
-    elif champion is not None:
-        chosen, why = champion, f"models:/{registry.name}@champion"
-    else:
-        chosen, why = fresh, "latest registered version (no champion yet)"
-    if chosen is None:
-        raise RuntimeError("no trained model exists yet: materialize gnn_model first "
-                           "(full_retrain_job or `holley-gnn run`)")
     bundle = load_graph(artifacts.fetch(chosen["graph_key"]))
     model_file = registry.download(chosen, artifacts.work_dir(context.run.run_id, "model"))
     model = model_io.load_model(model_file, bundle)
@@ -230,6 +238,38 @@ def embeddings(
             "seconds": round(time.perf_counter() - start, 2),
         },
     )
+
+
+def _model_to_score(mlflow: MlflowTracking, run_key: str) -> tuple[dict, str, bool]:
+    """The version this run scores with (its own candidate, else the champion), why, and
+    whether it is a candidate. NoChampionError when neither exists: no output without one."""
+    registry = mlflow.registry()
+    fresh = registry.latest()
+    if fresh is not None and fresh.get("run_id") == run_key:
+        return fresh, "trained in this run (candidate; promotion after the output write)", True
+    champion = registry.champion()
+    if champion is not None:
+        return champion, f"models:/{registry.name}@champion", False
+    versions = [v["version"] for v in registry.versions()]
+    raise NoChampionError(
+        f"no champion model in {mlflow.location()} (registered versions: "
+        f"{', '.join(versions) or 'none'}): a scoring run writes no output until a "
+        "full_retrain_job measures and promotes a model")
+
+
+def _require_recommendable(user_nodes: pd.DataFrame, product_vehicle_edges: pd.DataFrame,
+                           user_product_edges: pd.DataFrame) -> None:
+    """EmptyInputError naming what is empty: fitment rows, users with a vehicle."""
+    problems = []
+    if product_vehicle_edges.empty:
+        problems.append("0 fitment rows (product_vehicle_edges is empty: "
+                        "vehicle_product_fitment_data has no row that matches a product)")
+    if not int(user_nodes["vehicle_id"].notna().sum()):
+        problems.append(f"0 users with a vehicle of the fitment table (of {len(user_nodes):,} "
+                        "users)")
+    if problems:
+        raise EmptyInputError("nothing to train on or recommend from: " + "; ".join(problems)
+                              + f" ({len(user_product_edges):,} user-product edges)")
 
 
 def _dict_md(stats: dict[str, Any]) -> str:

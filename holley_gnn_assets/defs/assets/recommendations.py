@@ -28,9 +28,11 @@ from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
+from holley_gnn_assets.failures import no_retry
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.quality import qa_gates as qa
 from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
@@ -68,9 +70,21 @@ def gnn_recommendations(
     user_nodes: LazyValue,
     user_product_edges: LazyValue,
 ) -> Output[dict[str, Any]]:
+    with no_retry():  # a bad score table or empty input fails once, at once
+        return _gnn_recommendations(context, pipeline, warehouse, artifacts, embeddings,
+                                    product_vehicle_edges, product_nodes, user_nodes,
+                                    user_product_edges)
+
+
+def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSettings,
+                         warehouse: WarehouseResource, artifacts: ArtifactsResource,
+                         embeddings: dict[str, Any], product_vehicle_edges: pd.DataFrame,
+                         product_nodes: LazyValue, user_nodes: LazyValue,
+                         user_product_edges: LazyValue) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
     windows = pipeline.windows(wh)
+    run = run_suffix(context.run.root_run_id or context.run.run_id)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
     weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
@@ -81,9 +95,9 @@ def gnn_recommendations(
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
     scores = gnn_arm_scores(emb, tables, weight, pool)
     score_s = time.perf_counter() - start
-    apply_rules.write_scores(wh, cfg, "gnn", scores)
+    apply_rules.write_scores(wh, cfg, "gnn", scores, run=run)
     load_s = time.perf_counter() - start - score_s
-    staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of)
+    staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of, run=run)
     context.log.info(f"gnn: {len(scores):,} score rows ({score_s:.1f}s), loaded ({load_s:.1f}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
@@ -102,10 +116,13 @@ def sql_baseline_recommendations(
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
-    windows = pipeline.windows(wh)
     start = time.perf_counter()
-    scores = build_sql_scores(wh, cfg, windows)
-    staged = apply_rules.build_recommendations(wh, cfg, windows, "sql", windows.as_of)
+    run = run_suffix(context.run.root_run_id or context.run.run_id)
+    with no_retry():  # a missing column or empty input fails once, at once
+        windows = pipeline.windows(wh)
+        scores = build_sql_scores(wh, cfg, windows, run=run)
+        staged = apply_rules.build_recommendations(wh, cfg, windows, "sql", windows.as_of,
+                                                   run=run)
     context.log.info(f"sql: {scores['rows']:,} score rows ({scores['seconds']}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
