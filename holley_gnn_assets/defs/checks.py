@@ -126,13 +126,24 @@ def checks_on(tables: Iterable[str]) -> list[DataCheck]:
 
 
 def check_result(check: DataCheck, tables: Tables, windows: TimeWindows) -> AssetCheckResult:
-    """Evaluate ``check`` on in-memory tables: pass/fail, offending rows, detail, samples."""
+    """Evaluate ``check`` on in-memory tables: pass/fail; failing rows, threshold (0) and
+    population (the checked table's rows) as separate numbers; detail, samples."""
     outcome = check.evaluate(tables, windows)
-    meta = {"offending_rows": outcome.count, "detail": outcome.detail}
+    population = len(tables[check.table])
+    meta: dict = {
+        "failing": MetadataValue.int(outcome.count), "threshold": MetadataValue.int(0),
+        "population": MetadataValue.int(population),
+        "failing_share": MetadataValue.float(round(outcome.count / population, 6)
+                                             if population else 0.0),
+        "population_counts": f"rows of {check.table}", "detail": outcome.detail,
+    }
     if outcome.samples:
         meta["samples"] = MetadataValue.json(outcome.samples)
+    verdict = "passed" if outcome.passed else "FAILED"
+    description = (f"{verdict} {check.name}: {outcome.count:,} failing (at most 0 allowed) of "
+                   f"{population:,} rows of {check.table}: {outcome.detail}")
     return AssetCheckResult(asset_key=AssetKey(check.table), check_name=check.name,
-                            passed=outcome.passed, metadata=meta)
+                            passed=outcome.passed, metadata=meta, description=description)
 
 
 # -- graph regression against the last successful run ---------------------------------------
@@ -214,6 +225,11 @@ def graph_regression(context, pipeline: PipelineSettings) -> AssetCheckResult:
         "max_drop_share": bounds["max_drop_share"],
         "warn_shift_share": bounds["warn_shift_share"],
         "drops": len(outcome.of_level("drop")), "shifts": len(outcome.of_level("warn")),
+        # the gate's numbers: statistics dropping too far, the most allowed, those compared
+        "failing": MetadataValue.int(len(outcome.of_level("drop"))),
+        "threshold": MetadataValue.int(0),
+        "population": MetadataValue.int(len(outcome.shifts)),
+        "population_counts": "graph statistics compared",
     }
     if previous is not None:
         meta["previous_materialized_at"] = MetadataValue.timestamp(previous.timestamp)

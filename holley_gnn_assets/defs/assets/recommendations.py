@@ -113,6 +113,21 @@ def sql_baseline_recommendations(
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
+def qa_metadata(res: qa.QAResult, arm_asset: str) -> dict[str, Any]:
+    """A gate's numbers as separate metadata (failing, threshold, population), then words."""
+    meta: dict[str, Any] = {
+        "failing": MetadataValue.int(res.count), "threshold": MetadataValue.int(res.threshold),
+        "population": MetadataValue.int(res.population),
+        "failing_share": MetadataValue.float(round(res.count / res.population, 6)
+                                             if res.population else 0.0),
+        "failing_counts": res.failing_unit, "threshold_means": "the most failing allowed",
+        "population_counts": res.population_unit, "what": res.description, "arm": arm_asset,
+    }
+    if res.sample_rows:
+        meta["samples"] = MetadataValue.json(res.sample_rows[:5])
+    return meta
+
+
 def _qa_check(arm_asset: str):
     specs = [
         AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc)
@@ -135,12 +150,9 @@ def _qa_check(arm_asset: str):
         wh = warehouse.get()
         windows = pipeline.windows(wh)
         for res in qa.run_qa(wh, pipeline.cfg, windows, staged["table"], windows.as_of):
-            meta: dict[str, Any] = {"offending": res.count, "what": res.description,
-                                    "arm": arm_asset}
-            if res.sample_rows:
-                meta["samples"] = MetadataValue.json(res.sample_rows[:5])
             yield AssetCheckResult(asset_key=arm_asset, check_name=res.name,
-                                   passed=bool(res.passed), metadata=meta)
+                                   passed=bool(res.passed), metadata=qa_metadata(res, arm_asset),
+                                   description=res.summary())
 
     return _check
 
