@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    TableMetadataValue,
+)
 
 from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
@@ -67,12 +72,19 @@ def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """A metadata value as plain data (a table as its rows)."""
+    if isinstance(value, TableMetadataValue):
+        return [record.data for record in value.records]
+    return getattr(value, "value", value)
+
+
 def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
     """Materialized assets with their key metadata, failed checks and failed steps' errors."""
     assets: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        meta = {k: _plain(v) for k, v in mat.metadata.items()}
         assets["/".join(mat.asset_key.path)] = meta
     failed_checks = [
         f"{'/'.join(ev.asset_key.path)}:{ev.check_name} ({ev.severity.value})"
