@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -16,12 +17,9 @@ from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
 
-def local_instance(settings: Settings | None = None) -> DagsterInstance:
-    """The Dagster instance in the settings' ``dagster_home``.
-
-    That is ``$DAGSTER_HOME`` when set, else ``HOLLEY_GNN_HOME/dagster_home`` (created, with
-    telemetry off).
-    """
+def prepare_instance_dir(settings: Settings | None = None) -> Path:
+    """The settings' ``dagster_home``: ``$DAGSTER_HOME`` (must exist), else
+    ``HOLLEY_GNN_HOME/dagster_home`` (created, with telemetry off)."""
     settings = settings or get_settings()
     path = settings.dagster_home
     if settings.dagster_home_env is None:
@@ -31,7 +29,13 @@ def local_instance(settings: Settings | None = None) -> DagsterInstance:
             conf.write_text("telemetry:\n  enabled: false\n")
     elif not path.is_dir():
         raise FileNotFoundError(f"DAGSTER_HOME={path} is not an existing directory")
-    return DagsterInstance.from_config(str(path))
+    return path
+
+
+def local_instance(settings: Settings | None = None) -> DagsterInstance:
+    """The Dagster instance in the settings' ``dagster_home`` (see :func:`prepare_instance_dir`;
+    ``holley-gnn ui`` opens the same one)."""
+    return DagsterInstance.from_config(str(prepare_instance_dir(settings)))
 
 
 def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,

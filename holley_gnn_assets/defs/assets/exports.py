@@ -20,18 +20,26 @@ from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
 
+GRAPH_NAMES = {
+    "ingestion_unified_attributes_schema_incremental": "ingestion_unified_attributes",
+    "ingestion_unified_schema_incremental": "ingestion_unified_schema",
+}
+"""Source tables whose names the graph would cut to the same ``ingestion_…_incremental``: their
+asset key ends in a shorter, distinct name (the description and ``table`` name the table)."""
+
 SOURCE_SPECS = [
     AssetSpec(
-        key=[DUCKDB_DATASETS[role], table],
+        key=[DUCKDB_DATASETS[role], GRAPH_NAMES.get(table, table)],
         description=f"Warehouse source table {DUCKDB_DATASETS[role]}.{table} (source contract)",
         group_name="warehouse",
-        metadata={"required_columns": ", ".join(columns)},
+        metadata={"table": f"{DUCKDB_DATASETS[role]}.{table}",
+                  "required_columns": ", ".join(columns)},
         kinds={"bigquery"},
     )
     for role, tables in SOURCE_CONTRACT.items()
     for table, columns in tables.items()
 ]
-_SRC = {spec.key.path[-1]: spec.key for spec in SOURCE_SPECS}
+_SRC = {str(spec.metadata["table"]).split(".", 1)[1]: spec.key for spec in SOURCE_SPECS}
 SOURCE_KEYS = list(_SRC.values())
 
 EXPORTS: dict[str, dict[str, Any]] = {
