@@ -62,6 +62,9 @@ def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
     return [run.run_id for run in stale]
 
 
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+
+
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     """The first line of the error each failed step raised (the innermost cause, not Dagster's
     wrapper), by step key."""
@@ -72,6 +75,7 @@ def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
             while error is not None and error.cause is not None:
                 error = error.cause
             text = (error.message or "").strip() if error is not None else ""
+            text = text.removeprefix(FAILURE_PREFIX)  # a Failure's own words, no class path
             out[event.step_key] = text.splitlines()[0] if text else "no error recorded"
     return out
 

@@ -344,32 +344,41 @@ def test_freshness_check_fails_on_an_old_output_and_alerts(instance, hook):
     assert any("freshness_check" in m for lvl, m in records.lines if lvl == "WARNING")
 
 
-def test_freshness_sensor_waits_while_the_output_is_fresh_and_the_check_passes(instance):
+def test_freshness_sensor_runs_the_check_after_each_write_and_once_overdue(instance):
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.defs.freshness import CHECK_KEY
 
     defs = build_defs()
     sensor = defs.get_sensor_def("recommendations_freshness_sensor")
-    never = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+
+    def tick(cursor):
+        return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs,
+                                                         cursor=cursor))
+
+    never = tick(None)
     assert not never.run_requests and "never written" in never.skip_message
     _store_materialization(instance, "recommendations_table", time.time() - 6 * 86400)
-    tick = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
-    assert not tick.run_requests and "6.0 days ago" in tick.skip_message
-    result = _run_freshness_check(defs, instance, [CHECK_KEY])
+    after_write = tick(None)
+    (request,) = after_write.run_requests
+    assert request.run_key.startswith("written-") and request.asset_check_keys == [CHECK_KEY]
+    again = tick(after_write.cursor)
+    assert not again.run_requests and "6.0 days ago" in again.skip_message
+    result = _run_freshness_check(defs, instance, request.asset_check_keys)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed
     assert alerts.failed_checks(instance, result.run_id) == []
 
 
-def test_freshness_check_runs_right_after_each_write_and_the_asset_has_a_policy():
-    """Both writing jobs evaluate the check after recommendations_table; the asset carries a
-    FreshnessPolicy (1.13's API) of qa.max_output_age_days."""
+def test_freshness_check_is_not_part_of_the_writing_runs_and_the_asset_has_a_policy():
+    """A blocked run would show the check as 'execution failed'; the asset carries a
+    FreshnessPolicy (1.13's API) of qa.max_output_age_days for the UI's freshness status."""
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.defs.freshness import CHECK_KEY, OUTPUT
+    from holley_gnn_assets.defs.freshness import OUTPUT
 
     defs = build_defs()
     for name in ("full_retrain_job", "score_job"):
-        job = defs.get_job_def(name)
-        assert CHECK_KEY in job.asset_layer.asset_graph.asset_check_keys, name
+        nodes = defs.resolve_job_def(name).graph.node_dict
+        assert "recommendations_table" in nodes
+        assert not [n for n in nodes if "freshness_check" in n], name
     spec = defs.resolve_assets_def(OUTPUT).specs_by_key[OUTPUT]
     assert spec.freshness_policy.fail_window.to_timedelta().days == 7

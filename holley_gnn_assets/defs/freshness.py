@@ -4,11 +4,11 @@
   ``recommendations_table`` (1.13's freshness API, which supersedes the freshness-check
   builders): the daemon (``dagster dev``) evaluates it every 30 s, so the asset's freshness
   status in the UI turns fresh right after each write and overdue once the table is older.
-- ``freshness_check`` (WARN, non-blocking) on the same asset: part of both pipeline jobs, so it
-  is evaluated right after each write in the writing run (skipped with the asset when the table
-  was not written); ``recommendations_freshness_sensor`` launches it alone, at most hourly,
-  once a written table is overdue, one run per overdue write (never on a new instance).
-  ``check_alert_sensor`` alerts on its failed evaluation (a pipeline that stopped running).
+- ``freshness_check`` (WARN, non-blocking) on the same asset, launched alone by
+  ``recommendations_freshness_sensor`` right after each write (its next tick, within a minute)
+  and once more when that write becomes overdue; ``check_alert_sensor`` alerts on its failed
+  evaluation (a pipeline that stopped running). It is not part of the writing jobs: a run
+  blocked by a QA gate would show it as "execution failed", which reads as a stale table.
 """
 
 import datetime as dt
@@ -63,9 +63,9 @@ def build_freshness_check(max_age_days: float):
     @asset_check(
         asset=OUTPUT, name=CHECK_NAME, blocking=False,
         description=f"The recommendations table was written in the last {max_age_days:g} days "
-                    "(qa.max_output_age_days): evaluated after each write and, once it is "
-                    "overdue, by recommendations_freshness_sensor; fails (WARN) when the "
-                    "pipeline stopped writing it.",
+                    "(qa.max_output_age_days). recommendations_freshness_sensor runs it right "
+                    "after each write and again once that write is overdue; it fails (WARN) "
+                    "when the pipeline stopped writing the table.",
     )
     def freshness_check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         written, _ = last_written(context.instance)
@@ -86,25 +86,30 @@ def build_freshness_check(max_age_days: float):
     return freshness_check
 
 
-def build_freshness_sensor(max_age_days: float,
-                           default_status: DefaultSensorStatus) -> SensorDefinition:
-    """Launches ``freshness_check`` alone once the table is overdue (hourly at most)."""
+def build_freshness_sensor(max_age_days: float, default_status: DefaultSensorStatus,
+                           minimum_interval_seconds: int = 60) -> SensorDefinition:
+    """Launches ``freshness_check`` alone after each new write, and once more when that write
+    becomes overdue (the cursor holds the last request: ``written-<id>`` / ``overdue-<id>``)."""
 
     @sensor(
-        name="recommendations_freshness_sensor", minimum_interval_seconds=3600,
+        name="recommendations_freshness_sensor",
+        minimum_interval_seconds=minimum_interval_seconds,
         asset_selection=AssetSelection.checks(CHECK_KEY), default_status=default_status,
-        description=f"Once recommendations_table is older than {max_age_days:g} days, runs its "
-                    "freshness_check once per overdue write; check_alert_sensor alerts on the "
-                    "failure.",
+        description="Runs recommendations_table's freshness_check right after each write (within "
+                    f"a minute) and once more when the write is older than {max_age_days:g} "
+                    "days; check_alert_sensor alerts on the failure.",
     )
     def recommendations_freshness_sensor(context: SensorEvaluationContext):
         written, storage_id = last_written(context.instance)
         if written is None:
             return SkipReason("recommendations_table was never written: nothing to watch yet")
         age = _age_days(written, time.time())
-        if age <= max_age_days:
+        kind = "overdue" if age > max_age_days else "written"
+        key = f"{kind}-{storage_id}"
+        if context.cursor == key:
             return SkipReason(f"recommendations_table written {age:.1f} days ago (at most "
-                              f"{max_age_days:g} allowed)")
-        return RunRequest(run_key=f"overdue-{storage_id}", asset_check_keys=[CHECK_KEY])
+                              f"{max_age_days:g} allowed); its freshness_check already ran")
+        context.update_cursor(key)
+        return RunRequest(run_key=key, asset_check_keys=[CHECK_KEY])
 
     return recommendations_freshness_sensor
