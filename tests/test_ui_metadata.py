@@ -64,3 +64,27 @@ def test_chart_markdown_embeds_the_png(tmp_path: Path) -> None:
     md = chart_markdown(png)
     assert md.startswith("![") and "](data:image/png;base64," in md
     assert base64.b64decode(md.split("base64,")[1].rstrip(")")) == png.read_bytes()
+
+
+def test_a_failed_data_check_records_its_numbers_and_stops_the_run_in_words() -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from holley_gnn_assets.defs.checks import DATA_CHECKS, check_result, data_checks_failed
+    from holley_gnn_assets.settings import TimeWindows, load_config
+
+    (check,) = [c for c in DATA_CHECKS if c.name == "user_key_unique"]
+    users = pd.DataFrame({"email_lower": ["a@x.com", "a@x.com", "b@x.com", None]})
+    cfg = load_config()
+    result = check_result(check, {"user_nodes": users},
+                          TimeWindows.from_config(cfg, dt.date(2026, 3, 31)))
+    assert not result.passed
+    numbers = {k: result.metadata[k].value for k in ("failing", "threshold", "population")}
+    assert numbers == {"failing": 3, "threshold": 0, "population": 4}
+    failure = data_checks_failed([result])
+    assert failure.description.startswith(
+        "Data check stopped the run: user_nodes user_key_unique: 3 failing (at most 0 allowed) "
+        "of 4 rows of user_nodes")
+    assert "@" not in failure.description
+    assert failure.metadata["failing"].value == 3

@@ -26,6 +26,7 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     EventLogRecord,
+    Failure,
     MetadataValue,
     asset_check,
 )
@@ -144,6 +145,22 @@ def check_result(check: DataCheck, tables: Tables, windows: TimeWindows) -> Asse
                    f"{population:,} rows of {check.table}: {outcome.detail}")
     return AssetCheckResult(asset_key=AssetKey(check.table), check_name=check.name,
                             passed=outcome.passed, metadata=meta, description=description)
+
+
+def data_checks_failed(results: list[AssetCheckResult]) -> Failure:
+    """The export step's error when data checks failed: each check in words with its numbers
+    (raised after every result was recorded, instead of Dagster's generic check error)."""
+    words = "; ".join(
+        f"{r.asset_key.to_user_string()} {(r.description or '').removeprefix('FAILED ')}"
+        for r in results)
+    first = results[0]
+    return Failure(
+        description=f"Data check stopped the run: {words}. Nothing downstream ran; "
+                    "recommendations_table was not written (it keeps its previous rows).",
+        metadata={"gate": f"{first.asset_key.to_user_string()}:{first.check_name}",
+                  **{k: first.metadata[k] for k in ("failing", "threshold", "population")}},
+        allow_retries=False,
+    )
 
 
 # -- graph regression against the last successful run ---------------------------------------

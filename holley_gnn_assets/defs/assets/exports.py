@@ -12,7 +12,13 @@ from typing import Any
 import pandas as pd
 from dagster import AssetIn, AssetOut, AssetSpec, MetadataValue, Output, multi_asset
 
-from holley_gnn_assets.defs.checks import NODE_TABLES, DataCheck, check_result, checks_on
+from holley_gnn_assets.defs.checks import (
+    NODE_TABLES,
+    DataCheck,
+    check_result,
+    checks_on,
+    data_checks_failed,
+)
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
@@ -134,8 +140,14 @@ def _run_export(
                     meta[f"input_quality/{col}"] = int(value)
         yield Output(df, output_name=name, metadata=meta)
     available = {**(nodes or {}), **tables}
+    failed = []
     for data_check in selected_checks:
-        yield check_result(data_check, available, windows)
+        result = check_result(data_check, available, windows)
+        yield result
+        if not result.passed:
+            failed.append(result)
+    if failed:  # the run's error names the checks and their numbers, in words
+        raise data_checks_failed(failed)
 
 
 def _outs(names: list[str]) -> dict[str, AssetOut]:
