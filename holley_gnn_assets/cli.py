@@ -67,6 +67,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(job=args.job)
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from holley_gnn_assets.settings import get_settings
+    from holley_gnn_assets.ui import run_ui
+
+    return run_ui(get_settings(), host=args.host, port=args.port)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from holley_gnn_assets.bench import run_bench
 
@@ -154,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="materialize the whole asset graph in-process")
     p.add_argument("--job", choices=["full_retrain_job", "score_job"], default="full_retrain_job")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("ui", help="the Dagster UI (dagster dev) on the instance `holley-gnn run` "
+                                  "records into; schedules and sensors run while it is up")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser("bench", help="run full_retrain_job on a generated world; time every step")
     p.add_argument("--scale", choices=list(SCALES), default="tiny")

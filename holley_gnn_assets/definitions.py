@@ -7,9 +7,9 @@ resources (``defs/resources.py``) all come from ``settings.get_settings()``.
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import DefaultSensorStatus, Definitions
 
-from holley_gnn_assets.defs import alert_sensors, checks, schedules
+from holley_gnn_assets.defs import alert_sensors, checks, freshness, schedules
 from holley_gnn_assets.defs.assets import (
     ab_test,
     evaluation,
@@ -27,16 +27,19 @@ from holley_gnn_assets.settings import Settings, get_settings
 def build_defs(settings: Settings | None = None) -> Definitions:
     """Assemble the code location from ``settings`` (default: the current environment's)."""
     settings = settings or get_settings()
-    freshness = output.output_freshness_checks(settings.config.qa.max_output_age_days)
+    max_age = settings.config.qa.max_output_age_days
+    outputs = [freshness.with_freshness_policy(a, max_age) if a.key == freshness.OUTPUT else a
+               for a in output.output_assets]
     return Definitions(
         assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
                 *recommendations.recommendation_assets, evaluation.eval_report,
-                *output.output_assets, *ab_test.ab_test_assets],
-        asset_checks=[*recommendations.qa_checks, *checks.regression_checks, *freshness],
+                *outputs, *ab_test.ab_test_assets],
+        asset_checks=[*recommendations.qa_checks, *checks.regression_checks,
+                      freshness.build_freshness_check(max_age)],
         jobs=[full_retrain_job, score_job],
         schedules=schedules.all_schedules(settings),
         sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings),
-                 output.output_freshness_sensor(freshness)],
+                 freshness.build_freshness_sensor(max_age, DefaultSensorStatus.RUNNING)],
         resources=pipeline_resources(settings),
         executor=executor_from_settings(settings),
     )

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    TableMetadataValue,
+)
 
 from holley_gnn_assets.failures import PermanentError
 from holley_gnn_assets.run_lock import RunLockedError, run_lock
 from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
 
-def local_instance(settings: Settings | None = None) -> DagsterInstance:
-    """The Dagster instance in the settings' ``dagster_home``.
-
-    That is ``$DAGSTER_HOME`` when set, else ``HOLLEY_GNN_HOME/dagster_home`` (created, with
-    telemetry off).
-    """
+def prepare_instance_dir(settings: Settings | None = None) -> Path:
+    """The settings' ``dagster_home``: ``$DAGSTER_HOME`` (must exist), else
+    ``HOLLEY_GNN_HOME/dagster_home`` (created, with telemetry off)."""
     settings = settings or get_settings()
     path = settings.dagster_home
     if settings.dagster_home_env is None:
@@ -27,7 +30,13 @@ def local_instance(settings: Settings | None = None) -> DagsterInstance:
             conf.write_text("telemetry:\n  enabled: false\n")
     elif not path.is_dir():
         raise FileNotFoundError(f"DAGSTER_HOME={path} is not an existing directory")
-    return DagsterInstance.from_config(str(path))
+    return path
+
+
+def local_instance(settings: Settings | None = None) -> DagsterInstance:
+    """The Dagster instance in the settings' ``dagster_home`` (see :func:`prepare_instance_dir`;
+    ``holley-gnn ui`` opens the same one)."""
+    return DagsterInstance.from_config(str(prepare_instance_dir(settings)))
 
 
 def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,
@@ -83,6 +92,9 @@ def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
         return done
 
 
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+
+
 def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
     """The first line of the error each failed step raised (the innermost cause, not Dagster's
     wrapper), by step key."""
@@ -93,8 +105,16 @@ def step_errors(result: ExecuteInProcessResult) -> dict[str, str]:
             while error is not None and error.cause is not None:
                 error = error.cause
             text = (error.message or "").strip() if error is not None else ""
+            text = text.removeprefix(FAILURE_PREFIX)  # a Failure's own words, no class path
             out[event.step_key] = text.splitlines()[0] if text else "no error recorded"
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as plain data (a table as its rows)."""
+    if isinstance(value, TableMetadataValue):
+        return [record.data for record in value.records]
+    return getattr(value, "value", value)
 
 
 def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
@@ -102,7 +122,7 @@ def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
     assets: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        meta = {k: _plain(v) for k, v in mat.metadata.items()}
         assets["/".join(mat.asset_key.path)] = meta
     failed_checks = [
         f"{'/'.join(ev.asset_key.path)}:{ev.check_name} ({ev.severity.value})"

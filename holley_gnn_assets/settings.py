@@ -56,6 +56,7 @@ ENV_GPU_IMAGE = "HOLLEY_GNN_GPU_IMAGE"
 ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 ENV_ALERT_WEBHOOK = "HOLLEY_GNN_ALERT_WEBHOOK"
 ENV_RETRAIN_CRON = "HOLLEY_GNN_RETRAIN_CRON"
+ENV_START_AUTOMATION = "HOLLEY_GNN_START_AUTOMATION"
 ENV_DAGSTER_HOME = "DAGSTER_HOME"
 ENV_FAULT_AT = "HOLLEY_GNN_FAULT_AT"
 """Tests only: kill the process (SIGKILL) at this point of the publish step."""
@@ -64,7 +65,7 @@ ENV_VARS = (
     ENV_WAREHOUSE, ENV_HOME, ENV_AS_OF, ENV_CONFIG, ENV_WAREHOUSE_KIND, ENV_BQ_PROJECT,
     ENV_BQ_OUTPUT_PROJECT, ENV_BQ_STORAGE_API, ENV_EXECUTOR, ENV_IO, ENV_GCS_BUCKET,
     ENV_GCS_PREFIX, ENV_ARTIFACTS, ENV_GPU_IMAGE, ENV_MLFLOW_TRACKING_URI, ENV_ALERT_WEBHOOK,
-    ENV_RETRAIN_CRON, ENV_DAGSTER_HOME, ENV_FAULT_AT,
+    ENV_RETRAIN_CRON, ENV_START_AUTOMATION, ENV_DAGSTER_HOME, ENV_FAULT_AT,
 )  # fmt: skip
 """Every environment variable the package reads (README, "Configuration")."""
 
@@ -75,10 +76,12 @@ ENV_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     ENV_BQ_OUTPUT_PROJECT: ("warehouse", "bigquery", "output_project"),
     ENV_BQ_STORAGE_API: ("warehouse", "bigquery", "use_storage_api"),
     ENV_RETRAIN_CRON: ("schedule", "retrain_cron"),
+    ENV_START_AUTOMATION: ("schedule", "start_running"),
 }
 """Environment variables that override one config key each."""
 
-DEFAULT_HOME = ".holley_gnn"
+DEFAULT_HOME = "~/.holley_gnn"
+"""In the user's home directory: the same home (and Dagster instance) from any directory."""
 DEFAULT_EXECUTOR = "in_process"
 DEFAULT_IO = "local"
 DEFAULT_GCS_PREFIX = "holley-gnn"
@@ -140,6 +143,11 @@ class Settings(BaseModel):
     def dagster_home(self) -> Path:
         """``DAGSTER_HOME``, else ``<home>/dagster_home``."""
         return self.dagster_home_env or self.home / "dagster_home"
+
+
+def environment_with(extra: Mapping[str, str]) -> dict[str, str]:
+    """The process environment plus ``extra`` (for a child process such as ``dagster dev``)."""
+    return {**os.environ, **extra}
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -212,7 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None,
     for name, keys in ENV_CONFIG_KEYS.items():
         if name in env:
             value: Any = env[name].strip()
-            if name == ENV_BQ_STORAGE_API:
+            if name in (ENV_BQ_STORAGE_API, ENV_START_AUTOMATION):
                 value = _parse_bool(name, env[name], problems)
                 if value is None:
                     continue

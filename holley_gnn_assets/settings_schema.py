@@ -283,6 +283,7 @@ class ScheduleConfig(Section):
     retrain_cron: Annotated[str, BeforeValidator(_cron)]
     timezone: Annotated[str, BeforeValidator(_timezone)]
     score_min_interval_s: PositiveInt
+    start_running: bool
 
 
 class AlertsConfig(Section):

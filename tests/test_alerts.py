@@ -300,19 +300,25 @@ def _store_materialization(instance, asset_key: str, timestamp: float) -> None:
     instance.report_dagster_event(event, run_id=RUNLESS_RUN_ID, timestamp=timestamp)
 
 
+def _run_freshness_check(defs, instance, check_keys):
+    """Run the freshness check alone (as the sensor's run request asks)."""
+    job = defs.get_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(check_keys))
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
 def _evaluate_freshness(defs, instance):
     """One tick of the freshness sensor, then the run it requests (as the daemon would)."""
     sensor = defs.get_sensor_def("recommendations_freshness_sensor")
     tick = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
     (request,) = tick.run_requests
-    job = defs.get_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=set(request.asset_check_keys))
-    return request, job.execute_in_process(instance=instance, raise_on_error=False)
+    return request, _run_freshness_check(defs, instance, request.asset_check_keys)
 
 
 def test_freshness_check_fails_on_an_old_output_and_alerts(instance, hook):
-    """Dagster's freshness check, launched by its sensor outside any writing run, fails on an
-    output older than qa.max_output_age_days (7) and check_alert_sensor alerts on it."""
+    """The output's freshness check, launched by its sensor outside any writing run once the
+    table is overdue, fails on an output older than qa.max_output_age_days (7) and
+    check_alert_sensor alerts on it."""
     from holley_gnn_assets.definitions import build_defs
 
     defs = build_defs()
@@ -324,7 +330,8 @@ def test_freshness_check_fails_on_an_old_output_and_alerts(instance, hook):
     assert result.success and not result.get_asset_materialization_events()
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
-    assert "8 days" in (evaluation.description or "")
+    assert "8.0 days ago" in (evaluation.description or "")
+    assert evaluation.metadata["max_age_days"].value == 7.0
 
     sensor = _sensor(alerts.build_alert_sensors(webhook=_fast_sink(hook.url)),
                      "check_alert_sensor")
@@ -332,33 +339,46 @@ def test_freshness_check_fails_on_an_old_output_and_alerts(instance, hook):
     sensor(ctx)
     (post,) = hook.posts
     for part in ("check FAILED", "`recommendations_table`", "`freshness_check`", "WARN",
-                 "non-blocking", result.run_id, "8 days"):
+                 "non-blocking", result.run_id, "8.0 days ago"):
         assert part in post["text"], part
     assert any("freshness_check" in m for lvl, m in records.lines if lvl == "WARNING")
 
 
-def test_freshness_check_passes_on_a_recent_output(instance):
+def test_freshness_sensor_runs_the_check_after_each_write_and_once_overdue(instance):
     from holley_gnn_assets.definitions import build_defs
+    from holley_gnn_assets.defs.freshness import CHECK_KEY
 
     defs = build_defs()
+    sensor = defs.get_sensor_def("recommendations_freshness_sensor")
+
+    def tick(cursor):
+        return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs,
+                                                         cursor=cursor))
+
+    never = tick(None)
+    assert not never.run_requests and "never written" in never.skip_message
     _store_materialization(instance, "recommendations_table", time.time() - 6 * 86400)
-    _, result = _evaluate_freshness(defs, instance)
+    after_write = tick(None)
+    (request,) = after_write.run_requests
+    assert request.run_key.startswith("written-") and request.asset_check_keys == [CHECK_KEY]
+    again = tick(after_write.cursor)
+    assert not again.run_requests and "6.0 days ago" in again.skip_message
+    result = _run_freshness_check(defs, instance, request.asset_check_keys)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed
     assert alerts.failed_checks(instance, result.run_id) == []
 
 
-def test_freshness_check_is_not_part_of_the_writing_runs():
+def test_freshness_check_is_not_part_of_the_writing_runs_and_the_asset_has_a_policy():
+    """A blocked run would show the check as 'execution failed'; the asset carries a
+    FreshnessPolicy (1.13's API) of qa.max_output_age_days for the UI's freshness status."""
     from holley_gnn_assets.definitions import build_defs
+    from holley_gnn_assets.defs.freshness import OUTPUT
 
     defs = build_defs()
     for name in ("full_retrain_job", "score_job"):
-        nodes = defs.get_job_def(name).graph.node_dict
+        nodes = defs.resolve_job_def(name).graph.node_dict
         assert "recommendations_table" in nodes
-        assert not [n for n in nodes if n.startswith("freshness_check")], name
-
-
-def test_alert_text_has_no_email():
-    line = alerts.FailedCheck("a", "c", "WARN", False, "bad row for jane.doe@example.com", "r1")
-    assert "example.com" not in alerts.scrub(line.text())
-    assert DagsterEventType.ASSET_CHECK_EVALUATION.value  # the event type the sensor reads
+        assert not [n for n in nodes if "freshness_check" in n], name
+    spec = defs.resolve_assets_def(OUTPUT).specs_by_key[OUTPUT]
+    assert spec.freshness_policy.fail_window.to_timedelta().days == 7

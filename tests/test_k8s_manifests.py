@@ -34,6 +34,7 @@ CONFIGMAP_KEYS = {
     "HOLLEY_GNN_ARTIFACTS",
     "HOLLEY_GNN_BQ_STORAGE_API",
     "HOLLEY_GNN_HOME",
+    "HOLLEY_GNN_START_AUTOMATION",
 }
 MANIFESTS = sorted(p for p in BASE_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
 

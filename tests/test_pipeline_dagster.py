@@ -269,3 +269,19 @@ def test_injected_fault_blocks_output(pipeline_run, check):
     written = {tuple(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
     assert ("recommendations_table",) not in written
     pd.testing.assert_frame_equal(_output(wh), before)
+    # the gate's numbers, separately, and the run's first error line in words
+    (gate,) = [ev for ev in result.get_asset_check_evaluations()
+               if ev.check_name == check and ev.asset_key == AssetKey("gnn_recommendations")]
+    numbers = {k: gate.metadata[k].value for k in ("failing", "threshold", "population")}
+    assert numbers["failing"] >= 1 and numbers["threshold"] == 0
+    assert numbers["population"] > numbers["failing"]
+    from holley_gnn_assets.defs.assets.recommendations import BLOCKED_TAG
+    from holley_gnn_assets.runner import step_errors
+
+    line = step_errors(result)["gnn_recommendations_qa"]
+    assert line.startswith("QA gate stopped the output: gnn_recommendations "), line
+    assert f"{check}: {numbers['failing']:,} " in line, line
+    assert f"of {numbers['population']:,} " in line and "not written" in line
+    tag = pipeline_run["instance"].get_run_by_id(result.run_id).tags[BLOCKED_TAG]
+    assert tag.startswith("gnn_recommendations:") and " failing=" in tag
+    assert f" threshold=0 population={numbers['population']}" in tag

@@ -170,6 +170,21 @@ def test_purchased_and_too_few_users(tmp_path: Path) -> None:
         "required": 3,
         "n_users_with_vehicle": 3,
     }
+    # the failing count is the users left without a row, not the users with one
+    assert (bad[0].count, bad[0].threshold, bad[0].population) == (1, 0, 3)
+    assert bad[0].summary() == ("FAILED users_with_recs: 1 users with a vehicle and no "
+                                "recommendation (at most 0 allowed) of 3 users with a vehicle")
+
+
+def test_gate_numbers_count_failing_slots_out_of_filled_ones(tmp_path: Path) -> None:
+    """Two of the ten filled slots carry an http image: failing 2, threshold 0, of 10."""
+    recs = _set("u1@x.com", rec4_image="http://img/P4", rec3_image="http://img/P3")(_good())
+    res = {r.name: r for r in _run(tmp_path, recs)}
+    https = res["https_images"]
+    assert (https.passed, https.count, https.threshold, https.population) == (False, 2, 0, 10)
+    users = res["users_with_recs"]
+    assert (users.passed, users.count, users.threshold, users.population) == (True, 0, 0, 3)
+    assert res["score_order"].population == 3  # users (rows), not slots
 
 
 def test_missing_table_is_named(tmp_path: Path) -> None:

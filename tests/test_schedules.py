@@ -59,11 +59,11 @@ def env(tmp_path, monkeypatch):
 
 
 def _defs(*extra, artifacts: ArtifactsResource | None = None) -> Definitions:
-    from holley_gnn_assets.defs.assets.output import output_freshness_checks
+    from holley_gnn_assets.defs.freshness import build_freshness_check
 
     return Definitions(
         assets=[heterodata, gnn_model, recommendations_table],
-        asset_checks=output_freshness_checks(7.0),  # the jobs' selections leave it out by key
+        asset_checks=[build_freshness_check(7.0)],
         jobs=[full_retrain_job, score_job],
         schedules=[e for e in extra if hasattr(e, "cron_schedule")],
         sensors=[e for e in extra if not hasattr(e, "cron_schedule")],
@@ -206,6 +206,52 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
     clock.day = dt.date(2026, 3, 11)
     next_day = _tick(sensor_def, defs, instance, same_day.cursor or second.cursor)
     assert [r.run_key for r in next_day.run_requests] == ["score-2026-03-11"]
+
+
+def test_sensor_counts_a_run_that_scored_today_as_todays_run(instance, env):
+    """A successful run of the same day that materialized gnn_recommendations (a retrain or
+    `holley-gnn run`) already scored this data: no request, and the cursor keeps the data's
+    fingerprint, so the next day requests nothing either while the data stays the same."""
+    from dagster import asset, materialize
+
+    @asset(name="gnn_recommendations")
+    def scores() -> int:
+        return 1
+
+    _, wh = env
+    _promote()
+    result = materialize([scores], instance=instance)
+    assert result.success
+    today = dt.datetime.now(dt.UTC).date()
+    assert schedules.scored_on(instance, today) == result.run_id
+    assert schedules.scored_on(instance, today - dt.timedelta(days=1)) is None
+    clock = Clock(today)
+    sensor_def = schedules.build_daily_score_sensor(today=clock, minimum_interval_seconds=3600)
+    defs = _defs(sensor_def)
+    first = _tick(sensor_def, defs, instance, None)
+    assert not first.run_requests
+    assert first.skip_message.startswith(f"run {result.run_id} already scored today")
+    assert schedules.duckdb_fingerprint(wh) in first.cursor
+    clock.day = today + dt.timedelta(days=1)
+    later = _tick(sensor_def, defs, instance, first.cursor)
+    assert not later.run_requests and "unchanged since" in later.skip_message
+
+
+def test_pipeline_automation_starts_stopped_unless_configured(env, monkeypatch):
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    sched = schedules.build_retrain_schedule(load_settings())
+    sensor_def = schedules.build_daily_score_sensor(settings=load_settings())
+    assert sched.default_status == DefaultScheduleStatus.STOPPED
+    assert sensor_def.default_status == DefaultSensorStatus.STOPPED
+    monkeypatch.setenv("HOLLEY_GNN_START_AUTOMATION", "true")
+    on = load_settings()
+    assert schedules.build_retrain_schedule(on).default_status == DefaultScheduleStatus.RUNNING
+    assert (schedules.build_daily_score_sensor(settings=on).default_status
+            == DefaultSensorStatus.RUNNING)
+    monkeypatch.setenv("HOLLEY_GNN_START_AUTOMATION", "maybe")
+    with pytest.raises(SettingsError, match="HOLLEY_GNN_START_AUTOMATION='maybe'"):
+        load_settings()
 
 
 def test_sensor_skips_when_warehouse_missing(instance, env, monkeypatch, tmp_path):

@@ -391,3 +391,29 @@ def test_an_installed_wheel_finds_its_sql(tmp_path: Path) -> None:
                               "HOLLEY_GNN_HOME": str(tmp_path / "home")}).stdout.split()
     assert out[0] == str(target / "holley_gnn_assets" / "sql")
     assert int(out[1]) > len((REPO / "sql" / "gnn" / "export_nodes.sql").read_text())
+
+
+def test_the_default_home_does_not_depend_on_the_working_directory(
+        clean_env: Path, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HOLLEY_GNN_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    homes = set()
+    for cwd in (tmp_path, REPO):
+        monkeypatch.chdir(cwd)
+        homes.add(load_settings().home)
+    assert homes == {(tmp_path / "user" / ".holley_gnn").resolve()}
+
+
+def test_ui_opens_the_instance_holley_gnn_run_records_into(clean_env: Path) -> None:
+    """``holley-gnn ui`` runs ``dagster dev`` on the settings' instance and the checkout's
+    workspace, with DAGSTER_HOME set for the child only."""
+    from holley_gnn_assets.runner import prepare_instance_dir
+    from holley_gnn_assets.ui import dev_command
+
+    settings = load_settings()
+    cmd = dev_command(settings, "127.0.0.1", 3999)
+    assert cmd[1:4] == ["-m", "dagster", "dev"]
+    assert cmd[cmd.index("-w") + 1] == str(REPO / "workspace.yaml")
+    assert cmd[-4:] == ["-h", "127.0.0.1", "-p", "3999"]
+    path = prepare_instance_dir(settings)
+    assert path == clean_env.resolve() / "dagster_home" and (path / "dagster.yaml").is_file()

@@ -34,6 +34,7 @@ from ui_helpers import (
     wait_for_server,
 )
 
+from holley_gnn_assets.runner import FAILURE_PREFIX
 from holley_gnn_assets.settings import REPO_DIR, load_config
 
 try:
@@ -62,6 +63,24 @@ FAST_CONFIG = {
 }
 
 
+_WORLD: dict[str, Path] = {}
+"""The fixture's warehouse and Dagster home (the QA test corrupts the one, reads the other)."""
+_RUNS: dict[str, str] = {}
+"""Job name -> id of its successful run (one full run per module, shared by the tests)."""
+
+
+def _successful_run(ws: Webserver, job: str) -> str:
+    """The id of a successful run of ``job`` (launched through GraphQL the first time)."""
+    if job not in _RUNS:
+        run_id = launch_job(ws, LOCATION, job)
+        status = wait_for_run(ws, run_id, RUN_TIMEOUT_S)
+        assert status == "SUCCESS", (
+            f"{job} run {run_id} ended {status}:\n" + "\n".join(run_errors(ws, run_id))
+            + f"\n--- webserver log ---\n{ws.log_tail(3000)}")
+        _RUNS[job] = run_id
+    return _RUNS[job]
+
+
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     """The webserver over the repository's workspace.yaml and a tiny synthetic warehouse."""
@@ -88,6 +107,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
         HOLLEY_GNN_CONFIG=str(config_path),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH")])),
     )
+    _WORLD.update(warehouse=warehouse, dagster_home=dagster_home)
     ws = start_webserver(workspace, REPO_DIR, env, root / "webserver.log")
     try:
         wait_for_server(ws)
@@ -162,13 +182,7 @@ def test_ui_asset_graph_and_full_run(webserver: Webserver, tmp_path: Path) -> No
             page.get_by_text(check, exact=True).first.wait_for(state="visible", timeout=60_000)
 
             # 3. a full materialization through GraphQL, until it ends
-            run_id = launch_job(webserver, LOCATION, "full_retrain_job")
-            status = wait_for_run(webserver, run_id, RUN_TIMEOUT_S)
-            assert status == "SUCCESS", (
-                f"full_retrain_job run {run_id} ended {status}:\n"
-                + "\n".join(run_errors(webserver, run_id))
-                + f"\n--- webserver log ---\n{webserver.log_tail(3000)}"
-            )
+            _successful_run(webserver, "full_retrain_job")
 
             # 4. the graph after the run (groups with their statuses; the model group in
             # full), saved as test artifacts
@@ -191,5 +205,114 @@ def test_ui_asset_graph_and_full_run(webserver: Webserver, tmp_path: Path) -> No
                 shutil.copyfile(shot, LEAD_COPY)
             except OSError:
                 pass  # a convenience copy only
+        finally:
+            browser.close()
+
+
+def test_ui_eval_report_shows_the_decision_table_and_the_chart(
+        webserver: Webserver, tmp_path: Path) -> None:
+    """eval_report's latest materialization shows the per-tier table inline (decision column,
+    the cold row) and the chart as an image that the browser decodes (a data URI)."""
+    _successful_run(webserver, "full_retrain_job")
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1400})
+            page.goto(f"{webserver.url}/assets/eval_report?view=events", wait_until="networkidle")
+            _dismiss_modal(page)
+            table = page.locator("table").filter(has=page.locator("th", has_text="decision"))
+            table.first.wait_for(state="visible", timeout=60_000)
+            headers = [h.strip() for h in table.first.locator("th").all_text_contents()]
+            for column in ("tier", "gnn", "sql", "delta", "ci95_lo", "ci95_hi", "decision"):
+                assert column in headers, headers
+            assert table.first.locator("td", has_text="cold").count() >= 1
+            page.screenshot(path=str(_artifact_dir(tmp_path) / "holley_ui_eval_report.png"),
+                            full_page=True)
+            row = page.locator("tr").filter(has=page.get_by_text("chart", exact=True))
+            row.get_by_text("[Show Markdown]").first.click()
+            image = page.locator("img[src^='data:image/png;base64,']").first
+            image.wait_for(state="visible", timeout=30_000)
+            width = page.evaluate("(img) => img.naturalWidth", image.element_handle())
+            assert width > 400, f"the chart did not decode (naturalWidth {width})"
+            page.screenshot(path=str(_artifact_dir(tmp_path) / "holley_ui_eval_chart.png"))
+        finally:
+            browser.close()
+
+
+STEP_ERRORS = """
+query Logs($runId: ID!) { logsForRun(runId: $runId, limit: 5000) { __typename
+  ... on EventConnection { events { __typename
+    ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }
+"""
+
+
+def _step_errors(ws: Webserver, run_id: str) -> dict[str, str]:
+    """Step key -> its failure's message, as the UI reads it (class path dropped)."""
+    events = ws.graphql(STEP_ERRORS, {"runId": run_id})["logsForRun"]["events"]
+    return {e["stepKey"]: e["error"]["message"].removeprefix(FAILURE_PREFIX)
+            for e in events if e.get("__typename") == "ExecutionStepFailureEvent"}
+
+
+def _corrupt_images(warehouse: Path, share_pct: int = 98) -> None:
+    """Most products' image URLs become http:// (the rules drop them: few users keep a row)."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE data_company_1950.import_items SET image_url = replace(image_url, "
+                    f"'https://', 'http://') WHERE hash(sku) % 100 < {share_pct}")
+
+
+def _gate_numbers(dagster_home: Path, run_id: str, check: str) -> dict[str, int]:
+    """failing, threshold, population of ``gnn_recommendations:check`` in the run."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        records = instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=500).records
+    finally:
+        instance.dispose()
+    for record in records:
+        ev = record.event_log_entry.dagster_event.asset_check_evaluation_data
+        if ev.check_name == check and ev.asset_key.to_user_string() == "gnn_recommendations":
+            assert not ev.passed
+            return {k: int(ev.metadata[k].value) for k in ("failing", "threshold", "population")}
+    raise AssertionError(f"no {check} evaluation in run {run_id}")
+
+
+def test_ui_failed_qa_gate_shows_its_numbers(webserver: Webserver, tmp_path: Path) -> None:
+    """Most image URLs http://: score_job is blocked by users_with_recs; the run's error names
+    the gate; the check's page shows failing, threshold and population as numbers."""
+    _successful_run(webserver, "full_retrain_job")  # a champion for score_job to score with
+    warehouse = _WORLD["warehouse"]
+    backup = warehouse.with_suffix(".before_fault")
+    shutil.copyfile(warehouse, backup)
+    try:
+        _corrupt_images(warehouse)
+        run_id = launch_job(webserver, LOCATION, "score_job")
+        status = wait_for_run(webserver, run_id, RUN_TIMEOUT_S)
+    finally:
+        shutil.copyfile(backup, warehouse)
+    assert status == "FAILURE", f"score_job on the corrupted world ended {status}"
+    numbers = _gate_numbers(_WORLD["dagster_home"], run_id, "users_with_recs")
+    assert numbers["failing"] > numbers["threshold"] and numbers["population"] > 0, numbers
+    errors = _step_errors(webserver, run_id)
+    assert errors.get("gnn_recommendations_qa", "").startswith(
+        "QA gate stopped the output: gnn_recommendations users_with_recs: "
+        f"{numbers['failing']:,} "), errors
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1400})
+            page.goto(f"{webserver.url}/assets/gnn_recommendations?view=checks"
+                      "&checkDetail=users_with_recs", wait_until="networkidle")
+            _dismiss_modal(page)
+            page.get_by_text("Latest execution").first.wait_for(state="visible", timeout=60_000)
+            for key, value in numbers.items():
+                cell = page.locator("tr").filter(has=page.get_by_text(key, exact=True))
+                cell.first.wait_for(state="visible", timeout=60_000)
+                assert str(value) in cell.first.inner_text(), (key, cell.first.inner_text())
+            page.screenshot(path=str(_artifact_dir(tmp_path) / "holley_ui_failed_gate.png"),
+                            full_page=True)
         finally:
             browser.close()

@@ -57,15 +57,33 @@ class FailedCheck:
     blocking: bool
     description: str | None
     run_id: str
+    numbers: tuple[tuple[str, float], ...] = ()
+    """The gate's ``failing``, ``threshold`` and ``population`` (those it recorded)."""
 
     def text(self) -> str:
-        """One alert line naming the asset, the check, the severity and the run."""
+        """One alert line naming the asset, the check, its numbers, the severity and the run."""
         kind = "blocking" if self.blocking else "non-blocking"
         line = (
             f"check FAILED: asset `{self.asset}`, check `{self.check}`, severity "
             f"{self.severity} ({kind}), run {self.run_id}"
         )
+        if self.numbers:
+            line += "; " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.numbers)
         return line + (f": {self.description}" if self.description else "")
+
+
+NUMBERS = ("failing", "threshold", "population")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+
+
+def _numbers(metadata: Any) -> tuple[tuple[str, float], ...]:
+    """The check's recorded numbers, in ``NUMBERS`` order (absent ones left out)."""
+    values = {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+    return tuple((k, values[k]) for k in NUMBERS
+                 if isinstance(values.get(k), int | float) and not isinstance(values[k], bool))
 
 
 def failed_checks(instance: DagsterInstance, run_id: str) -> list[FailedCheck]:
@@ -91,6 +109,7 @@ def failed_checks(instance: DagsterInstance, run_id: str) -> list[FailedCheck]:
                     blocking=bool(evaluation.blocking),
                     description=evaluation.description,
                     run_id=run_id,
+                    numbers=_numbers(evaluation.metadata),
                 )
             )
         if not conn.has_more:

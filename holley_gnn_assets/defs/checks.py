@@ -26,6 +26,7 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     EventLogRecord,
+    Failure,
     MetadataValue,
     asset_check,
 )
@@ -126,13 +127,40 @@ def checks_on(tables: Iterable[str]) -> list[DataCheck]:
 
 
 def check_result(check: DataCheck, tables: Tables, windows: TimeWindows) -> AssetCheckResult:
-    """Evaluate ``check`` on in-memory tables: pass/fail, offending rows, detail, samples."""
+    """Evaluate ``check`` on in-memory tables: pass/fail; failing rows, threshold (0) and
+    population (the checked table's rows) as separate numbers; detail, samples."""
     outcome = check.evaluate(tables, windows)
-    meta = {"offending_rows": outcome.count, "detail": outcome.detail}
+    population = len(tables[check.table])
+    meta: dict = {
+        "failing": MetadataValue.int(outcome.count), "threshold": MetadataValue.int(0),
+        "population": MetadataValue.int(population),
+        "failing_share": MetadataValue.float(round(outcome.count / population, 6)
+                                             if population else 0.0),
+        "population_counts": f"rows of {check.table}", "detail": outcome.detail,
+    }
     if outcome.samples:
         meta["samples"] = MetadataValue.json(outcome.samples)
+    verdict = "passed" if outcome.passed else "FAILED"
+    description = (f"{verdict} {check.name}: {outcome.count:,} failing (at most 0 allowed) of "
+                   f"{population:,} rows of {check.table}: {outcome.detail}")
     return AssetCheckResult(asset_key=AssetKey(check.table), check_name=check.name,
-                            passed=outcome.passed, metadata=meta)
+                            passed=outcome.passed, metadata=meta, description=description)
+
+
+def data_checks_failed(results: list[AssetCheckResult]) -> Failure:
+    """The export step's error when data checks failed: each check in words with its numbers
+    (raised after every result was recorded, instead of Dagster's generic check error)."""
+    words = "; ".join(
+        f"{r.asset_key.to_user_string()} {(r.description or '').removeprefix('FAILED ')}"
+        for r in results)
+    first = results[0]
+    return Failure(
+        description=f"Data check stopped the run: {words}. Nothing downstream ran; "
+                    "recommendations_table was not written (it keeps its previous rows).",
+        metadata={"gate": f"{first.asset_key.to_user_string()}:{first.check_name}",
+                  **{k: first.metadata[k] for k in ("failing", "threshold", "population")}},
+        allow_retries=False,
+    )
 
 
 # -- graph regression against the last successful run ---------------------------------------
@@ -214,6 +242,11 @@ def graph_regression(context, pipeline: PipelineSettings) -> AssetCheckResult:
         "max_drop_share": bounds["max_drop_share"],
         "warn_shift_share": bounds["warn_shift_share"],
         "drops": len(outcome.of_level("drop")), "shifts": len(outcome.of_level("warn")),
+        # the gate's numbers: statistics dropping too far, the most allowed, those compared
+        "failing": MetadataValue.int(len(outcome.of_level("drop"))),
+        "threshold": MetadataValue.int(0),
+        "population": MetadataValue.int(len(outcome.shifts)),
+        "population_counts": "graph statistics compared",
     }
     if previous is not None:
         meta["previous_materialized_at"] = MetadataValue.timestamp(previous.timestamp)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dagster import AssetCheckKey, AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job
+
+from holley_gnn_assets.defs.freshness import CHECK_KEY
 
 TRAINING_ASSETS = ["heterodata", "gnn_model"]
-OUTPUT_FRESHNESS = AssetSelection.checks(AssetCheckKey.from_user_string(
-    "recommendations_table:freshness_check"))
-"""Evaluated by its own sensor, never inside a run that writes the table (defs/assets/output)."""
-_PIPELINE = AssetSelection.all(include_sources=False) - OUTPUT_FRESHNESS
+_PIPELINE = AssetSelection.all() - AssetSelection.checks(CHECK_KEY)
+"""Every asset with its checks (external sources are not materializable), but the output's
+freshness check: its own sensor runs it right after each write (defs/freshness.py)."""
 
 full_retrain_job = define_asset_job(
     "full_retrain_job",

@@ -6,7 +6,13 @@
 - ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
   champion model exists (the MLflow Model Registry's ``champion`` alias) and the source data changed
   since the last requested scoring run. The change test is a fingerprint of the warehouse
-  (:func:`source_fingerprint`), kept in the cursor.
+  (:func:`source_fingerprint`), kept in the cursor. A run of the same day that already scored
+  (a successful run of this instance that materialized ``gnn_recommendations``: a retrain,
+  ``holley-gnn run`` or a score run) counts as that day's run: the cursor takes the current
+  fingerprint and nothing is requested.
+
+Both launch pipeline runs, so both start STOPPED unless ``schedule.start_running`` (env
+``HOLLEY_GNN_START_AUTOMATION``) is true: a first ``dagster dev`` starts nothing expensive.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -46,6 +55,11 @@ def retrain_cron_and_timezone(settings: Settings | None = None) -> tuple[str, st
     return schedule.retrain_cron, schedule.timezone
 
 
+def start_running(settings: Settings | None = None) -> bool:
+    """Whether the schedule and the scoring sensor start RUNNING (``schedule.start_running``)."""
+    return (settings or get_settings()).config.schedule.start_running
+
+
 def build_retrain_schedule(settings: Settings | None = None) -> ScheduleDefinition:
     """Weekly ``full_retrain_job`` schedule (validated at load)."""
     cron, tz = retrain_cron_and_timezone(settings)
@@ -54,7 +68,8 @@ def build_retrain_schedule(settings: Settings | None = None) -> ScheduleDefiniti
         job=full_retrain_job,
         cron_schedule=cron,
         execution_timezone=tz,
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=(DefaultScheduleStatus.RUNNING if start_running(settings)
+                        else DefaultScheduleStatus.STOPPED),
         description=f"Full retrain (every asset) on cron '{cron}' ({tz}).",
     )
 
@@ -116,6 +131,27 @@ def _utc_today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
+SCORES = AssetKey("gnn_recommendations")
+
+
+def scored_on(instance: DagsterInstance, day: dt.date) -> str | None:
+    """The id of a successful run of ``instance`` that materialized the GNN scores on ``day``
+    (UTC), newest first; None when there is none."""
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(SCORES, limit=25, cursor=cursor)
+        for record in page.records:
+            written = dt.datetime.fromtimestamp(record.timestamp, dt.UTC).date()
+            if written < day:
+                return None
+            run = instance.get_run_by_id(record.run_id)
+            if written == day and run is not None and run.status == DagsterRunStatus.SUCCESS:
+                return record.run_id
+        if not page.has_more or not page.records:
+            return None
+        cursor = page.cursor
+
+
 def _read_cursor(cursor: str | None) -> dict[str, str]:
     if not cursor:
         return {}
@@ -150,9 +186,11 @@ def build_daily_score_sensor(
         name="daily_score_sensor",
         job=score_job,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=(DefaultSensorStatus.RUNNING if start_running(settings)
+                        else DefaultSensorStatus.STOPPED),
         description="One score_job run per day when a promoted model exists and the source "
-        "data changed since the last scoring run.",
+        "data changed since the last scoring run; a run of the same day that already scored "
+        "(retrain, holley-gnn run, score run) counts as that day's run.",
     )
     def daily_score_sensor(context: SensorEvaluationContext, mlflow: MlflowTracking):
         if promoted(mlflow) is None:
@@ -171,6 +209,10 @@ def build_daily_score_sensor(
                 "the newer source data will be scored tomorrow"
             )
         context.update_cursor(json.dumps({"fingerprint": fp, "date": date}))
+        already = scored_on(context.instance, today())
+        if already is not None:
+            return SkipReason(f"run {already} already scored today ({date}): this data counts "
+                              "as scored")
         return RunRequest(
             run_key=f"score-{date}",
             tags={FINGERPRINT_TAG: hashlib.sha256(fp.encode()).hexdigest()[:16]},

@@ -18,7 +18,7 @@ def plot_tiers(report: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     tiers = list(report["tiers"])
     arms = report["arms"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
     width = 0.8 / max(len(arms), 1)
     x = np.arange(len(tiers))
     for i, arm in enumerate(arms):
@@ -28,7 +28,7 @@ def plot_tiers(report: dict[str, Any], path: str | Path) -> Path:
         )
     ax1.set_xticks(x + width * (len(arms) - 1) / 2, tiers)
     ax1.set_ylabel("Hit Rate@4")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.1))  # off the bars
     deltas, err_lo, err_hi = [], [], []
     for t in tiers:
         b = report["tiers"][t]

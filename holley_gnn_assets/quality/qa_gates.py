@@ -34,15 +34,51 @@ DESCRIPTIONS = {
 }
 
 
+POPULATION = "qa_population"
+"""The named query counting what the gates check (staged rows, filled slots); not a gate."""
+FAILING_UNIT = {
+    "users_with_recs": "users with a vehicle and no recommendation",
+    "duplicate_skus": "(user, base SKU) pairs recommended twice",
+    "excluded_products": "recommended slots with an excluded product",
+    "price_floor": "recommended slots below the price floor",
+    "https_images": "recommended slots without an https image",
+    "score_order": "users whose scores are out of order",
+    "part_type_cap": "(user, PartType) pairs over the cap",
+    "purchased_recently": "recommended slots bought in the last 365 days",
+}
+POPULATION_UNIT = {"users_with_recs": "users with a vehicle", "score_order": "staged users"}
+"""What each gate's population counts; the others count filled recommendation slots."""
+
+
 @dataclass
 class QAResult:
-    """One check: passed, number of violating rows, a few sample rows (no emails)."""
+    """One check: passed; ``count`` failing units (see ``FAILING_UNIT``) against ``threshold``
+    (the most allowed) out of ``population``; a few sample rows (no emails)."""
 
     name: str
     passed: bool
     count: int
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
+    threshold: int = 0
+    population: int = 0
+
+    @property
+    def failing_unit(self) -> str:
+        """What ``count`` counts."""
+        return FAILING_UNIT.get(self.name, "violating rows")
+
+    @property
+    def population_unit(self) -> str:
+        """What ``population`` counts."""
+        return POPULATION_UNIT.get(self.name, "filled recommendation slots")
+
+    def summary(self) -> str:
+        """One line: ``FAILED users_with_recs: 9,000 users with a vehicle and no
+        recommendation (at most 2,000 allowed) of 20,000 users with a vehicle``."""
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"{verdict} {self.name}: {self.count:,} {self.failing_unit} (at most "
+                f"{self.threshold:,} allowed) of {self.population:,} {self.population_unit}")
 
 
 def run_qa(
@@ -67,7 +103,9 @@ def run_qa(
         frames = warehouse.run_named(QA_SQL, params, names)
     except WarehouseError as exc:
         raise WarehouseError(f"QA checks on {recs_table} failed to run: {exc}") from exc
-    return [_result(name, frames[name], cfg["qa"]) for name in names]
+    counted = frames[POPULATION].iloc[0]
+    sizes = {"rows": int(counted["n_rows"]), "slots": int(counted["n_slots"])}
+    return [_result(name, frames[name], cfg["qa"], sizes) for name in names if name != POPULATION]
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -75,8 +113,8 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "email_lower"} for r in rows.to_dict("records")]
 
 
-def _result(name: str, frame: pd.DataFrame, qa: dict) -> QAResult:
-    desc = DESCRIPTIONS.get(name, name)
+def _result(name: str, frame: pd.DataFrame, qa: dict, sizes: dict[str, int]) -> QAResult:
+    desc = DESCRIPTIONS[name]
     if name == "users_with_recs":
         have = int(frame.iloc[0]["n_users_with_recs"])
         n_vehicle = int(frame.iloc[0]["n_users_with_vehicle"])
@@ -84,11 +122,16 @@ def _result(name: str, frame: pd.DataFrame, qa: dict) -> QAResult:
         need = (
             floor if n_vehicle >= floor else math.ceil(float(qa["min_share_with_recs"]) * n_vehicle)
         )
+        # failing: users with a vehicle left without a row; allowed: all but the required ones
         return QAResult(
             name,
             have >= need,
-            have,
+            max(n_vehicle - have, 0),
             [{"n_users_with_recs": have, "required": need, "n_users_with_vehicle": n_vehicle}],
             desc,
+            threshold=max(n_vehicle - need, 0),
+            population=n_vehicle,
         )
-    return QAResult(name, frame.empty, int(len(frame)), _records(frame), desc)
+    population = sizes["rows"] if name in POPULATION_UNIT else sizes["slots"]
+    return QAResult(name, frame.empty, int(len(frame)), _records(frame), desc,
+                    threshold=0, population=population)

@@ -5,8 +5,9 @@
 --
 -- One named query per check; each returns the violating rows (an empty result = pass), except
 -- users_with_recs, which returns one row of counts that holley_gnn_assets/quality/qa_gates.py
--- compares with the configured minimum. Rows carry user_hash (first 12 hex digits of
--- MD5(email_lower)), never an email.
+-- compares with the configured minimum, and qa_population, the rows and filled slots checked
+-- (the population each gate's failing count is out of; not a check). Rows carry user_hash
+-- (first 12 hex digits of MD5(email_lower)), never an email.
 -- Placeholders beyond sql_params: recs (identifier of an OUTPUT_COLUMNS table), purchase_start,
 -- scoring_ts (the scoring date's purchase-exclusion window).
 -- test-params: {"recs": {"table": "recommendations"}, "scoring_ts": {"timestamp": "2025-12-01"}}
@@ -30,6 +31,11 @@ SELECT
     ELSE sku END AS base_sku
 FROM qa_slots
 WHERE sku IS NOT NULL
+
+-- name: qa_population
+SELECT
+  (SELECT COUNT(*) FROM {{ recs }}) AS n_rows,
+  (SELECT COUNT(*) FROM qa_filled) AS n_slots
 
 -- name: users_with_recs
 SELECT

@@ -19,6 +19,12 @@ from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+from holley_gnn_assets.evaluation.ui_metadata import (
+    chart_markdown,
+    decision_table,
+    promotion_text,
+    trend_values,
+)
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.settings import flatten, get_settings
@@ -110,9 +116,15 @@ def eval_report(
     return Output(
         {**report, "output_allowed": output_ok},
         metadata={
+            # first what the run decided (a table shown inline), then the chart (a data URI:
+            # the UI opens no local file), then the numbers the Plots tab charts over runs
             "decision": str(report.get("decision")),
-            "promote": str(report["promotion"]["promote"]),
+            "decision_reason": str(report.get("decision_reason")),
+            "promote": promotion_text(report["promotion"]),
             "promotion_reason": report["promotion"]["reason"],
+            "per_tier": decision_table(report),
+            "chart": MetadataValue.md(chart_markdown(plot)),
+            **{key: MetadataValue.float(value) for key, value in trend_values(report).items()},
             "n_test_clicks": int(report.get("n_test_clicks", 0)),
             "test_window_days": int(windows.test_window_days),
             "test_window_reason": windows.test_window_reason,
@@ -120,8 +132,7 @@ def eval_report(
             "config_hash": comparison["config_hash"],
             "config_change": comparison["change"],
             "runs_compared": MetadataValue.md(runs_md),
-            "comparison_plot": MetadataValue.url(plot_uri),
-            "plot_png": MetadataValue.path(str(plot)),
+            "chart_in_mlflow": plot_uri,
             "mlflow_run_id": run_id,
             "seconds": report["seconds"],
             "ranking_seconds": report["ranking_seconds"],

@@ -9,17 +9,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from dagster import (
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetExecutionContext,
-    DefaultSensorStatus,
-    MaterializeResult,
-    SensorDefinition,
-    asset,
-    build_last_update_freshness_checks,
-    build_sensor_for_freshness_checks,
-)
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.publish_guard import guard_start
@@ -81,28 +71,6 @@ def _version_to_publish(mlflow: MlflowTracking, promotion: dict[str, Any]) -> tu
         raise publish.NoChampionError(
             f"no champion model in {mlflow.location()}: the output table is not written")
     return str(champion["version"]), False
-
-
-def output_freshness_checks(max_age_days: float) -> list[AssetChecksDefinition]:
-    """Dagster's last-update freshness check on ``recommendations_table`` (WARN), named
-    ``freshness_check`` (``defs/jobs.py`` keeps it out of the pipeline jobs).
-
-    Evaluated outside the writing run by :func:`output_freshness_sensor`: it fails once the
-    last materialization is older than ``max_age_days`` (``qa.max_output_age_days``), or when
-    the table was never written; ``check_alert_sensor`` alerts on the failed evaluation.
-    """
-    return list(build_last_update_freshness_checks(
-        assets=[recommendations_table], lower_bound_delta=dt.timedelta(days=max_age_days),
-        severity=AssetCheckSeverity.WARN,
-    ))
-
-
-def output_freshness_sensor(checks: list[AssetChecksDefinition]) -> SensorDefinition:
-    """Launches the freshness check when it may have become overdue (hourly at most)."""
-    return build_sensor_for_freshness_checks(
-        freshness_checks=checks, minimum_interval_seconds=3600,
-        name="recommendations_freshness_sensor", default_status=DefaultSensorStatus.RUNNING,
-    )
 
 
 output_assets = [recommendations_table]

@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -130,6 +131,40 @@ def sql_baseline_recommendations(
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
+def qa_metadata(res: qa.QAResult, arm_asset: str) -> dict[str, Any]:
+    """A gate's numbers as separate metadata (failing, threshold, population), then words."""
+    meta: dict[str, Any] = {
+        "failing": MetadataValue.int(res.count), "threshold": MetadataValue.int(res.threshold),
+        "population": MetadataValue.int(res.population),
+        "failing_share": MetadataValue.float(round(res.count / res.population, 6)
+                                             if res.population else 0.0),
+        "failing_counts": res.failing_unit, "threshold_means": "the most failing allowed",
+        "population_counts": res.population_unit, "what": res.description, "arm": arm_asset,
+    }
+    if res.sample_rows:
+        meta["samples"] = MetadataValue.json(res.sample_rows[:5])
+    return meta
+
+
+BLOCKED_TAG = "holley-gnn/blocked_by"
+"""Run tag naming the first QA gate that stopped the output, with its numbers."""
+
+
+def blocked_by(arm_asset: str, failed: list[qa.QAResult]) -> Failure:
+    """The step's error when gates failed: the gates and their numbers, the table untouched."""
+    gates = "; ".join(r.summary().removeprefix("FAILED ") for r in failed)
+    first = failed[0]
+    return Failure(
+        description=f"QA gate stopped the output: {arm_asset} {gates}. recommendations_table "
+                    "was not written (it keeps its previous rows).",
+        metadata={"gate": f"{arm_asset}:{first.name}", "failing": MetadataValue.int(first.count),
+                  "threshold": MetadataValue.int(first.threshold),
+                  "population": MetadataValue.int(first.population),
+                  "gates_failed": ", ".join(r.name for r in failed)},
+        allow_retries=False,
+    )
+
+
 def _qa_check(arm_asset: str):
     specs = [
         AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc)
@@ -151,13 +186,19 @@ def _qa_check(arm_asset: str):
     ):
         wh = warehouse.get()
         windows = pipeline.windows(wh)
+        failed = []
         for res in qa.run_qa(wh, pipeline.cfg, windows, staged["table"], windows.as_of):
-            meta: dict[str, Any] = {"offending": res.count, "what": res.description,
-                                    "arm": arm_asset}
-            if res.sample_rows:
-                meta["samples"] = MetadataValue.json(res.sample_rows[:5])
             yield AssetCheckResult(asset_key=arm_asset, check_name=res.name,
-                                   passed=bool(res.passed), metadata=meta)
+                                   passed=bool(res.passed), metadata=qa_metadata(res, arm_asset),
+                                   description=res.summary())
+            if not res.passed:
+                failed.append(res)
+        if failed:  # the run's error and a tag (Runs list) say which gate stopped it, in words
+            first = failed[0]
+            context.instance.add_run_tags(context.run.run_id, {BLOCKED_TAG: (
+                f"{arm_asset}:{first.name} failing={first.count} threshold={first.threshold} "
+                f"population={first.population}")})
+            raise blocked_by(arm_asset, failed)
 
     return _check
 
