@@ -4,7 +4,8 @@ The test window starts at ``time.test_window_days``. When it holds fewer test cl
 ``eval.min_test_clicks`` it grows by ``time.test_window_step_days`` (the cutoff moves back, so
 training data ends earlier) up to ``time.max_test_window_days``, and the first window that
 holds enough clicks is used. When even the widest one is too small the default window is kept
-(a wider one would only cost training data) and the evaluation is ``inconclusive``.
+(a wider one would only cost training data) and the decision carries a small-sample flag (its
+interval decides, ``evaluation.decision``).
 :func:`choose_test_window` makes that choice from the clicks per day (pure, deterministic);
 ``warehouse/window_counts.py`` counts them in the warehouse. No environment or file reads here.
 """
@@ -126,7 +127,7 @@ def choose_test_window(cfg: Mapping[str, Any], as_of: dt.date,
                   if len(tried) < len(every) else "")
         reason = (f"{first} < eval.min_test_clicks={need:,}; even the maximum {widest} d "
                   f"holds {counts[widest]:,}{capped}: kept the default {default} d window, "
-                  "the decision is inconclusive")
+                  "a small test set (the interval decides)")
         chosen = default
     windows = TimeWindows.from_config(cfg, as_of, window_days=chosen)
     return dataclasses.replace(windows, window_clicks=counts[chosen], min_test_clicks=need,
