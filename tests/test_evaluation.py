@@ -413,3 +413,13 @@ def test_report_names_the_interval_its_effective_vehicles_and_the_deciding_band(
     assert f"Interval: {cfg['eval']['interval_method']}" in md
     assert "Deciding band:" in md and "Interval unreliable:" in md
     assert f"95% CI ({cfg['eval']['interval_method']})" in md
+
+
+def test_power_goal_scales_the_mde_to_min_test_clicks() -> None:
+    arms, users, clicks = _dominant_world()
+    cfg = load_config(overrides={"eval": {"min_test_clicks": 408}})  # 4x the 102 clicks
+    rep = evaluate(arms, users, clicks, None, cfg)
+    goal = rep["power_goal"]
+    assert goal["min_test_clicks"] == 408 and goal["test_clicks"] == 102
+    assert goal["cold_mde_at_min_test_clicks"] == pytest.approx(goal["cold_mde"] / 2)
+    assert "expected at the power goal of 408" in report_markdown(rep)

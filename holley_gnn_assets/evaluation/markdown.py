@@ -43,6 +43,11 @@ def _interval_lines(report: dict[str, Any]) -> list[str]:
                    f"{_num(band['relative'], '+.4f')}).")
     if report.get("small_sample"):
         out.append(f"Small test set: {report['small_sample_reason']}; decided by the interval.")
+    goal = report.get("power_goal")
+    if goal and goal["cold_mde_at_min_test_clicks"] is not None:
+        out.append(f"Cold MDE {_num(goal['cold_mde'])} on {goal['test_clicks']:,} test clicks; "
+                   f"{_num(goal['cold_mde_at_min_test_clicks'])} expected at the power goal of "
+                   f"{goal['min_test_clicks']:,} (eval.min_test_clicks).")
     if report.get("interval_note"):
         out.append(f"Interval unreliable: {report['interval_note']}.")
     return [*(f"{line}  " for line in out[:-1]), out[-1], ""]

@@ -183,6 +183,7 @@ def evaluate(
         too_few = _window_too_small(windows, len(test_clicks), report["warnings"])
     report["tiers"] = _tier_report(arms, with_vehicle, eval_user_ids, clicks, ev)
     report.update(_decision(report["tiers"]["cold"], ev, too_few))
+    report["power_goal"] = _power_goal(report["tiers"]["cold"], len(test_clicks), ev)
     if report["interval_note"]:
         report["warnings"].append(f"cold tier: {report['interval_note']}")
     if test_events is not None:
@@ -214,6 +215,17 @@ def _decision(cold: dict[str, Any], ev: dict, too_few: str | None) -> dict[str, 
             "effective_clusters": cold.get("effective_clusters"),
             "interval_reliable": cold.get("interval_reliable", False),
             "interval_note": cold.get("interval_note")}
+
+
+def _power_goal(cold: dict[str, Any], n_clicks: int, ev: dict) -> dict[str, Any]:
+    """The cold MDE now and at the power goal (``eval.min_test_clicks``), scaled by the square
+    root of the clicks (same users per click and design effect assumed)."""
+    goal = int(ev["min_test_clicks"])
+    mde = cold["mde_hit_rate@4"]
+    at_goal = (mde * (n_clicks / goal) ** 0.5 if mde is not None and n_clicks and goal
+               else None)
+    return {"min_test_clicks": goal, "test_clicks": n_clicks, "cold_mde": mde,
+            "cold_mde_at_min_test_clicks": at_goal}
 
 
 def _window_too_small(windows: TimeWindows, n_clicks: int, warnings: list[str]) -> str | None:
