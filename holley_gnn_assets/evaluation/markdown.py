@@ -38,9 +38,9 @@ def _interval_lines(report: dict[str, Any]) -> list[str]:
            f"coverage); effective vehicles {_num(report.get('effective_clusters'), '.1f')}."]
     band = report.get("decision_band")
     if band:
-        out.append(f"Deciding band: {band['name']} = {band['value']:+.4f} ({band['source']}; "
-                   f"absolute {band['absolute']:+g}, relative "
-                   f"{_num(band['relative'], '+.4f')}).")
+        out.append(f"Deciding band: {band['name']} = {band['value']:+.4f} ({band['source']} "
+                   f"band; absolute {band['absolute']:+g}, relative {band['relative_factor']:g}"
+                   f" x SQL rate = {_num(band['relative'], '+.4f')}; eval.band_rule).")
     if report.get("small_sample"):
         out.append(f"Small test set: {report['small_sample_reason']}; decided by the interval.")
     goal = report.get("power_goal")
