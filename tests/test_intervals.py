@@ -124,3 +124,15 @@ def test_coverage_on_a_fixed_seed() -> None:
             <= 1.5 * res[("dominant", "user")].mean_width)
     table = coverage.coverage_table(list(res.values()), worlds)
     assert "| dominant | 400 | 1.2 | +0.000 |" in table
+
+
+def test_coverage_command_prints_the_table_and_the_verdicts(capsys) -> None:
+    from holley_gnn_assets.cli import main
+
+    assert main(["coverage", "--replicates", "3", "--boot", "49", "--users", "120",
+                 "--methods", "stratified_t"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 test sets per world, 49 resamples, seed 0")
+    assert "| world | n | G_eff | true delta | measurable | stratified_t | user |" in out
+    assert "| dominant90 null window shocks | 120 | 1.2 | +0.000 | no |" in out
+    assert "| method | min coverage (all) |" in out and "| stratified_t |" in out
