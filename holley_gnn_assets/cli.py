@@ -130,6 +130,26 @@ def _cmd_device_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    from holley_gnn_assets.evaluation import coverage
+    from holley_gnn_assets.evaluation.intervals import METHODS
+
+    methods = tuple(args.methods or METHODS)
+    if "user" not in methods:
+        methods = (*methods, "user")  # the width reference
+    worlds = coverage.scenarios(args.users)
+    results = []
+    for i, world in enumerate(worlds):
+        results += coverage.simulate(world, args.replicates, methods, n_boot=args.boot,
+                                     seed=args.seed + 1000 * i, win_band=args.win_band)
+    print(f"{args.replicates} test sets per world, {args.boot} resamples, seed {args.seed}; "
+          "cell: coverage of the 95% interval (w: mean width, fw: share of null test sets "
+          "called a win)\n")
+    print(coverage.coverage_table(results, worlds))
+    print(coverage.verdicts(results, worlds), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="holley-gnn", description=__doc__)
@@ -196,6 +216,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override, repeatable (training.seed is set per run)")
     p.add_argument("--out", default="", help="also append the rows to this JSON-lines file")
     p.set_defaults(func=_cmd_device_check)
+
+    from holley_gnn_assets.evaluation.intervals import METHODS
+
+    p = sub.add_parser("coverage", help="simulate the interval methods' coverage of a known "
+                                        "GNN - SQL delta; print a Markdown table")
+    p.add_argument("--replicates", type=int, default=200, help="test sets per world")
+    p.add_argument("--boot", type=int, default=999, help="resamples per bootstrap interval")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--users", type=int, default=400, help="cold users per test set")
+    p.add_argument("--win-band", type=float, default=0.01,
+                   help="a null test set is a false win when CI low > 0 and delta >= this")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=None)
+    p.set_defaults(func=_cmd_coverage)
 
     args = parser.parse_args(argv)
     from holley_gnn_assets.settings import SettingsError

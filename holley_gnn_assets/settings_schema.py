@@ -213,6 +213,15 @@ class DecisionThresholds(Section):
     worse: float
 
 
+class RelativeThresholds(Section):
+    """Decision bands as multiples of SQL's cold Hit Rate@4 (``evaluation.decision``)."""
+
+    clear_win: float
+    marginal: float
+    worse: float
+    neutral_ci_band: NonNegativeFloat
+
+
 class EvalConfig(Section):
     bootstrap_samples: PositiveInt
     bootstrap_seed: int
@@ -222,6 +231,11 @@ class EvalConfig(Section):
     promotion_tolerance: NonNegativeFloat
     vehicle_pop_shrinkage: NonNegativeFloat
     neutral_ci_band: NonNegativeFloat
+    relative_thresholds: RelativeThresholds
+    band_rule: Literal["min", "absolute", "relative"]
+    interval_method: Literal["stratified_t", "stratified_bootstrap", "cr2", "cluster_bootstrap",
+                             "wild_cluster", "user"]
+    min_effective_clusters: PositiveFloat
 
 
 class QaConfig(Section):

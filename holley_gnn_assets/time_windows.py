@@ -4,7 +4,8 @@ The test window starts at ``time.test_window_days``. When it holds fewer test cl
 ``eval.min_test_clicks`` it grows by ``time.test_window_step_days`` (the cutoff moves back, so
 training data ends earlier) up to ``time.max_test_window_days``, and the first window that
 holds enough clicks is used. When even the widest one is too small the default window is kept
-(a wider one would only cost training data) and the evaluation is ``inconclusive``.
+(a wider one would only cost training data) and the decision carries a small-sample flag (its
+interval decides, ``evaluation.decision``).
 :func:`choose_test_window` makes that choice from the clicks per day (pure, deterministic);
 ``warehouse/window_counts.py`` counts them in the warehouse. No environment or file reads here.
 """
@@ -125,9 +126,9 @@ def choose_test_window(cfg: Mapping[str, Any], as_of: dt.date,
         capped = (f" (windows past time.interaction_start={start.isoformat()} skipped)"
                   if len(tried) < len(every) else "")
         # the window is chosen before the decision: say what the count means, not which
-        # decision follows (0 clicks end in no_test_data, a few in inconclusive)
+        # decision follows (0 clicks end in no_test_data; a few are judged by the interval)
         meaning = ("no test clicks to measure" if not counts[widest]
-                   else "too few for a significant decision")
+                   else "a small test set: the interval decides")
         reason = (f"{first} < eval.min_test_clicks={need:,}; even the maximum {widest} d "
                   f"holds {counts[widest]:,}{capped}: kept the default {default} d window "
                   f"({meaning})")

@@ -101,8 +101,8 @@ def test_clear_win_writes_the_table_and_the_power_analysis(world) -> None:
     assert table["arm"].tolist() == [arm_of(e, "asset-test-salt") for e in table["email_lower"]]
     # cold delta 0.02 on 0.10 = +20%; base click rate 2% -> 2.4%
     md = meta["power_analysis"].value
-    assert "| relative lift | 20.00% |" in md and "| expected click rate per send (GNN arm) | " \
-        "2.40% |" in md
+    assert "| relative lift [95% CI] | 20.00% [10.00%, 30.00%] |" in md
+    assert "| expected click rate per send (GNN arm) | 2.40% |" in md
     assert meta["users_needed_per_arm"].value > 10_000 and meta["weeks_of_sends"].value >= 1
     first = table.sort_values("email_lower").reset_index(drop=True)
     run(world, "clear_win", "on_clear_win")  # a second run: the same rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -110,7 +111,7 @@ def test_even_the_maximum_too_small_keeps_the_default_and_says_so(click_world) -
     windows = adaptive_windows(click_world, _cfg(100), AS_OF)
     assert windows.test_window_days == 30 and windows.enough_test_clicks is False
     assert "even the maximum 90 d holds 7" in windows.test_window_reason
-    assert windows.test_window_reason.endswith("(too few for a significant decision)")
+    assert windows.test_window_reason.endswith("(a small test set: the interval decides)")
 
 
 def test_windows_past_the_interaction_start_are_skipped() -> None:
@@ -150,18 +151,34 @@ def _clear_win_world() -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     return {"gnn": ranked(["GOOD", "X1"]), "sql": ranked(["X2", "X3"])}, users, clicks
 
 
-def test_too_small_even_at_the_maximum_is_inconclusive_never_a_win() -> None:
+def test_too_small_even_at_the_maximum_is_flagged_and_decided_by_its_interval() -> None:
+    """Below eval.min_test_clicks even at the widest window the decision carries the small-sample
+    flag; an interval that settles it decides (here every user is a GNN hit and an SQL miss)."""
     arms, users, clicks = _clear_win_world()
     per_day = {AS_OF - dt.timedelta(days=1): len(clicks)}
     cfg = _cfg(41)
     short = choose_test_window(cfg, AS_OF, per_day)
     report = evaluate(arms, users, clicks, None, cfg, windows=short)
-    assert report["decision"] == "inconclusive"
-    assert report["decision_reason"].startswith("too few test clicks: default 30 d held 40")
+    assert report["decision"] == "clear_win" and report["small_sample"] is True
+    assert "small test set (default 30 d held 40" in report["decision_reason"]
+    assert report["small_sample_reason"].startswith("default 30 d held 40")
     assert report["test_window"]["enough_test_clicks"] is False
-    assert report["tiers"]["cold"]["delta_hit_rate@4"] == 1.0  # the data alone would be a win
+    assert report["tiers"]["cold"]["delta_hit_rate@4"] == 1.0
+    assert "Small test set: default 30 d held 40" in report_markdown(report)
     enough = choose_test_window(_cfg(40), AS_OF, per_day)
-    assert evaluate(arms, users, clicks, None, _cfg(40), windows=enough)["decision"] == "clear_win"
+    big = evaluate(arms, users, clicks, None, _cfg(40), windows=enough)
+    assert big["decision"] == "clear_win" and big["small_sample"] is False
+
+
+def test_a_small_test_set_the_interval_does_not_settle_stays_inconclusive() -> None:
+    """Half the users a GNN hit, half an SQL hit: delta 0, interval wide: inconclusive, flagged."""
+    arms, users, clicks = _clear_win_world()
+    half = users["email_lower"].isin([f"user{i}" for i in range(0, 40, 2)])
+    clicks = clicks.assign(sku=np.where(half.to_numpy(), "GOOD", "X2"))
+    short = choose_test_window(_cfg(41), AS_OF, {AS_OF - dt.timedelta(days=1): len(clicks)})
+    report = evaluate(arms, users, clicks, None, _cfg(41), windows=short)
+    assert report["decision"] == "inconclusive" and report["small_sample"] is True
+    assert "is neutral but CI" in report["decision_reason"]
 
 
 def test_the_report_markdown_and_mlflow_params_name_the_window() -> None:

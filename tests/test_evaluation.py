@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from holley_gnn_assets.evaluation.decision import decide
+from holley_gnn_assets.evaluation.decision import decide, decision_bands
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.reference_arms import reference_scores
@@ -125,7 +125,55 @@ def test_empty_test_set() -> None:
 )
 def test_decision_rule(delta: float, ci: tuple[float, float], expected: str) -> None:
     assert decide(delta, ci, 100, EV)[0] == expected
+    # at a Holley-like SQL rate (>= 0.10) the absolute bands decide, as before
+    decision, reason, band = decide(delta, ci, 100, EV, sql_rate=0.27)
+    assert decision == expected and "absolute" in reason
     assert decide(delta, ci, 0, EV)[0] == "no_test_data"
+
+
+@pytest.mark.parametrize(
+    ("delta", "ci", "sql_rate", "expected", "band", "source"),
+    [
+        # real-log base rate 0.004: +0.0020 is a 50% lift; the absolute 0.03 would call it neutral
+        (0.002, (0.0005, 0.0035), 0.004, "clear_win", "clear_win", "relative"),
+        (0.002, (-0.001, 0.005), 0.004, "inconclusive", "clear_win", "relative"),
+        (0.0006, (0.0001, 0.0011), 0.004, "marginal", "marginal", "relative"),
+        (-0.001, (-0.0015, -0.0005), 0.004, "worse", "worse", "relative"),
+        # neutral needs the interval inside +/-0.2 x 0.004, not +/-0.02 (5x the metric)
+        (0.0, (-0.0006, 0.0006), 0.004, "neutral", "neutral_ci_band", "relative"),
+        (0.0, (-0.015, 0.015), 0.004, "inconclusive", "neutral_ci_band", "relative"),
+        (0.0, (-0.015, 0.015), 0.27, "neutral", "neutral_ci_band", "absolute"),
+        (0.05, (0.01, 0.09), 0.27, "clear_win", "clear_win", "absolute"),
+    ],
+)
+def test_relative_bands_at_a_low_base_rate(delta, ci, sql_rate, expected, band,
+                                           source) -> None:
+    decision, reason, deciding = decide(delta, ci, 100, EV, sql_rate=sql_rate)
+    assert (decision, deciding) == (expected, band)
+    bands = decision_bands(EV, sql_rate)
+    assert bands[band]["source"] == source and source in reason
+    if source == "relative":
+        assert bands[band]["value"] == pytest.approx(
+            EV["relative_thresholds"][band] * sql_rate)
+
+
+def test_band_rules_from_config() -> None:
+    absolute = decision_bands({**EV, "band_rule": "absolute"}, 0.004)
+    assert absolute["clear_win"] == {"value": 0.03, "source": "absolute", "absolute": 0.03,
+                                     "relative": pytest.approx(0.0012), "relative_factor": 0.3}
+    relative = decision_bands({**EV, "band_rule": "relative"}, 0.27)
+    assert relative["marginal"]["value"] == pytest.approx(0.027)
+    # no SQL rate (or 0): the relative band is undefined, the absolute one decides
+    assert decision_bands(EV, 0.0)["worse"]["source"] == "absolute"
+    assert decision_bands(EV, None)["neutral_ci_band"]["value"] == 0.02
+
+
+def test_small_sample_flag_and_the_interval_decides() -> None:
+    decision, reason, _ = decide(0.12, (0.08, 0.16), 200, EV, too_few_clicks="40 < 2000",
+                                 sql_rate=0.056)
+    assert decision == "clear_win" and "small test set (40 < 2000)" in reason
+    unsettled = decide(0.12, (-0.01, 0.25), 200, EV, too_few_clicks="40 < 2000")
+    assert unsettled[0] == "inconclusive" and "small test set" in unsettled[1]
 
 
 def test_references_are_reported_next_to_the_arms() -> None:
@@ -317,3 +365,61 @@ def test_headroom_share_statistics() -> None:
     share, (lo, hi) = headroom_share(arm, base, oracle, clusters, 2000, 0)
     assert 0.35 < share < 0.65 and lo < share < hi and hi - lo < 0.6
     assert np.isnan(headroom_share(base, base, base)[0])  # no headroom: no share
+
+
+def _dominant_world(n_dominant: int = 90, n_small: int = 12) -> tuple[dict, pd.DataFrame,
+                                                                       pd.DataFrame]:
+    """One vehicle with 90 cold users, 12 with one each; every third user a GNN hit, every
+    fifth an SQL hit (vehicles alike)."""
+    emails = [f"u{i:03d}" for i in range(n_dominant + n_small)]
+    vehicles = ["BIG"] * n_dominant + [f"V{i}" for i in range(n_small)]
+    users = pd.DataFrame({"email_lower": emails, "vehicle_id": vehicles, "tier": "cold"})
+    clicks = pd.DataFrame({"email_lower": emails,
+                           "sku": ["G" if i % 3 == 0 else "S" if i % 5 == 0 else "N"
+                                   for i in range(len(emails))]})
+    arms = {"gnn": _ranked({e: ["G"] for e in emails}), "sql": _ranked({e: ["S"] for e in emails})}
+    return arms, users, clicks
+
+
+def test_report_names_the_interval_its_effective_vehicles_and_the_deciding_band() -> None:
+    arms, users, clicks = _dominant_world()
+    cfg = load_config()
+    rep = evaluate(arms, users, clicks, None, cfg)
+    cold = rep["tiers"]["cold"]
+    assert rep["interval_method"] == cold["ci95_method"] == cfg["eval"]["interval_method"]
+    assert cold["effective_clusters"] == pytest.approx(102**2 / (90**2 + 12))
+    assert rep["effective_clusters"] == cold["effective_clusters"]
+    assert rep["interval_reliable"] is False and "effective vehicles" in rep["interval_note"]
+    assert any(w.startswith("cold tier: 1.3 effective vehicles") for w in rep["warnings"])
+    # the MDE comes from the interval's own standard error
+    from holley_gnn_assets.evaluation import intervals
+
+    a, b = (np.array([1.0 if i % 3 == 0 else 0.0 for i in range(102)]),
+            np.array([1.0 if i % 5 == 0 and i % 3 else 0.0 for i in range(102)]))
+    iv = intervals.delta_interval(a, b, users["vehicle_id"].to_numpy(),
+                                  cfg["eval"]["interval_method"], cfg["eval"]["bootstrap_samples"],
+                                  cfg["eval"]["bootstrap_seed"])
+    assert cold["bootstrap_ci95"] == [pytest.approx(iv.lo), pytest.approx(iv.hi)]
+    assert cold["mde_hit_rate@4"] == pytest.approx(intervals.mde(iv))
+    # not blown up by the dominant vehicle: within 1.5x the user-level interval
+    lo, hi = cold["bootstrap_ci95"]
+    ulo, uhi = cold["bootstrap_ci95_user_level"]
+    assert hi - lo <= 1.5 * (uhi - ulo)
+    band = rep["decision_band"]
+    assert band["name"] in ("clear_win", "marginal", "worse", "neutral_ci_band")
+    assert band["source"] in rep["decision_reason"]
+    assert rep["small_sample"] is False  # no window: nothing counted
+    md = report_markdown(rep)
+    assert f"Interval: {cfg['eval']['interval_method']}" in md
+    assert "Deciding band:" in md and "Interval unreliable:" in md
+    assert f"95% CI ({cfg['eval']['interval_method']})" in md
+
+
+def test_power_goal_scales_the_mde_to_min_test_clicks() -> None:
+    arms, users, clicks = _dominant_world()
+    cfg = load_config(overrides={"eval": {"min_test_clicks": 408}})  # 4x the 102 clicks
+    rep = evaluate(arms, users, clicks, None, cfg)
+    goal = rep["power_goal"]
+    assert goal["min_test_clicks"] == 408 and goal["test_clicks"] == 102
+    assert goal["cold_mde_at_min_test_clicks"] == pytest.approx(goal["cold_mde"] / 2)
+    assert "expected at the power goal of 408" in report_markdown(rep)

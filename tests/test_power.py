@@ -17,10 +17,14 @@ AB = {"base_click_rate": 0.10, "weekly_sends_per_user": 1.0, "treatment_share": 
       "alpha": 0.05, "power": 0.8}
 
 
-def report(delta: float | None, sql_hr: float | None) -> dict:
+def report(delta: float | None, sql_hr: float | None,
+           ci: tuple[float | None, float | None] | None = None) -> dict:
+    """A report whose cold interval is delta +/- 0.005 unless ``ci`` is given."""
     gnn = None if delta is None or sql_hr is None else sql_hr + delta
+    if ci is None:
+        ci = (None, None) if delta is None else (delta - 0.005, delta + 0.005)
     return {"decision": "clear_win", "tiers": {"cold": {
-        "n_users": 500, "delta_hit_rate@4": delta,
+        "n_users": 500, "delta_hit_rate@4": delta, "bootstrap_ci95": list(ci),
         "sql": {"hit_rate@4": sql_hr}, "gnn": {"hit_rate@4": gnn}}}}
 
 
@@ -61,6 +65,7 @@ def test_offline_lift_to_users_and_weeks() -> None:
     assert twice["weeks"] == 2
     md = power_markdown(out)
     assert "| users (sends) needed, GNN arm | 3,841 |" in md
+    assert "| relative lift [95% CI] | 20.00% [15.00%, 25.00%] |" in md
     assert "4 week(s) of sends needed" in md and "Assumptions:" in md
     metrics = power_metrics(out)
     assert metrics["ab.users_per_arm_gnn"] == 3841 and metrics["ab.weeks"] == 4
@@ -89,3 +94,18 @@ def test_lift_beyond_a_rate_and_no_audience() -> None:
     empty = power_analysis(report(0.02, 0.10), AB, audience_users=None)
     assert empty["users_per_arm_gnn"] == 3841 and empty["weeks"] is None
     assert "weeks unknown" in empty["reason"]
+
+
+def test_a_one_user_difference_is_not_a_lift() -> None:
+    """The issue's case: SQL's cold rate 0.0041 on 247 users, the GNN one hit more (+0.0040):
+    "+98% lift" from one user. Its interval includes 0, so nothing is sized and the lift is
+    shown with its interval."""
+    out = power_analysis(report(0.0040, 0.0041, ci=(-0.0040, 0.0121)), AB, audience_users=2000)
+    assert not out["detectable"] and out["users_per_arm_gnn"] is None
+    assert "includes 0" in out["reason"] and "may be noise" in out["reason"]
+    assert out["relative_lift_ci95"][0] < 0 < out["relative_lift_ci95"][1]
+    md = power_markdown(out)
+    assert "| relative lift [95% CI] | 97.56% [-97.56%, 295.12%] |" in md
+    assert "includes 0" in md
+    missing = power_analysis(report(0.02, 0.10, ci=(None, None)), AB, audience_users=2000)
+    assert not missing["detectable"] and "no interval" in missing["reason"]

@@ -29,6 +29,30 @@ def _window_lines(window: dict[str, Any] | None) -> list[str]:
             f"{window['reason']}.", ""]
 
 
+def _interval_lines(report: dict[str, Any]) -> list[str]:
+    """How the decision was reached: the interval method, the band that decided (absolute or
+    relative to SQL's rate), the small-sample and too-few-vehicles flags."""
+    if "interval_method" not in report:
+        return []
+    out = [f"Interval: {report['interval_method']} (eval.interval_method, chosen by simulated "
+           f"coverage); effective vehicles {_num(report.get('effective_clusters'), '.1f')}."]
+    band = report.get("decision_band")
+    if band:
+        out.append(f"Deciding band: {band['name']} = {band['value']:+.4f} ({band['source']} "
+                   f"band; absolute {band['absolute']:+g}, relative {band['relative_factor']:g}"
+                   f" x SQL rate = {_num(band['relative'], '+.4f')}; eval.band_rule).")
+    if report.get("small_sample"):
+        out.append(f"Small test set: {report['small_sample_reason']}; decided by the interval.")
+    goal = report.get("power_goal")
+    if goal and goal["cold_mde_at_min_test_clicks"] is not None:
+        out.append(f"Cold MDE {_num(goal['cold_mde'])} on {goal['test_clicks']:,} test clicks; "
+                   f"{_num(goal['cold_mde_at_min_test_clicks'])} expected at the power goal of "
+                   f"{goal['min_test_clicks']:,} (eval.min_test_clicks).")
+    if report.get("interval_note"):
+        out.append(f"Interval unreliable: {report['interval_note']}.")
+    return [*(f"{line}  " for line in out[:-1]), out[-1], ""]
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """Markdown summary: per tier GNN vs SQL (delta, CI, p), the references, the decision."""
     lines = [
@@ -42,18 +66,22 @@ def report_markdown(report: dict[str, Any]) -> str:
         *_window_lines(report.get("test_window")),
         f"**Decision (cold users): {report['decision']}** ({report.get('decision_reason')})",
         "",
+        *_interval_lines(report),
     ]
     for w in report.get("warnings", []):
         lines.append(f"> warning: {w}")
+    method = report.get("interval_method", "cluster_bootstrap")
     lines += _section("Hit Rate@4 per tier", ["tier", "users", "GNN", "SQL", "delta",
-                                               "95% CI (vehicle bootstrap)", "McNemar p", "MDE"])
+                                               f"95% CI ({method})", "McNemar p", "MDE",
+                                               "effective vehicles"])
     for tier, b in report["tiers"].items():
         ci = b["bootstrap_ci95"]
         ci_s = "n/a" if ci[0] is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
         lines.append(
             f"| {tier} | {b['n_users']} | {_num(b['gnn']['hit_rate@4'])} | "
             f"{_num(b['sql']['hit_rate@4'])} | {_num(b['delta_hit_rate@4'], '+.4f')} | {ci_s} | "
-            f"{_num(b['mcnemar_p'], '.3g')} | {_num(b.get('mde_hit_rate@4'))} |"
+            f"{_num(b['mcnemar_p'], '.3g')} | {_num(b.get('mde_hit_rate@4'))} | "
+            f"{_num(b.get('effective_clusters'), '.1f')} |"
         )
     arms = report["arms"]
     lines += _section("All metrics per arm (all tiers)", ["arm", *METRICS])

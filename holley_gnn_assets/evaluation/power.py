@@ -7,6 +7,10 @@ click rate is ``base_click_rate * (1 + lift)``. Sends are independent Bernoulli 
 observation = one send to one user); repeated sends to one user are correlated, so the weeks
 are a lower bound. The test is the two-sided two-proportion z-test (pooled variance under the
 null, unpooled under the alternative; no continuity correction).
+
+A lift is sized only when the offline interval excludes 0 (``tiers.cold.bootstrap_ci95``, the
+decision's interval): a one-user difference on a few hundred users is not an "8.3% lift". The
+relative lift is always given with its interval (the delta's interval over SQL's rate).
 """
 
 from __future__ import annotations
@@ -55,11 +59,12 @@ def power_analysis(report: Mapping[str, Any], ab: Mapping[str, Any],
     """Users per arm and weeks of sends to detect the report's offline cold-tier lift.
 
     ``ab`` is the ``ab_test`` config section; ``audience_users`` the users of the output table.
-    ``detectable`` is False, with ``reason``, when the offline delta is not positive or the lift
-    is undefined; then no size is given.
+    ``detectable`` is False, with ``reason``, when the offline delta is not positive, its
+    interval includes 0 or the lift is undefined; then no size is given.
     """
     block = (report.get("tiers") or {}).get(TIER) or {}
     delta = _number(block.get("delta_hit_rate@4"))
+    ci = [_number(x) for x in (block.get("bootstrap_ci95") or [None, None])]
     sql_hr = _number((block.get("sql") or {}).get("hit_rate@4"))
     gnn_hr = _number((block.get("gnn") or {}).get("hit_rate@4"))
     base = float(ab["base_click_rate"])
@@ -67,7 +72,8 @@ def power_analysis(report: Mapping[str, Any], ab: Mapping[str, Any],
     share = float(ab["treatment_share"])
     out: dict[str, Any] = {
         "tier": TIER, "offline_delta": delta, "sql_hit_rate": sql_hr, "gnn_hit_rate": gnn_hr,
-        "relative_lift": None, "base_click_rate": base, "expected_click_rate_gnn": None,
+        "relative_lift": None, "relative_lift_ci95": [None, None], "offline_ci95": ci,
+        "base_click_rate": base, "expected_click_rate_gnn": None,
         "alpha": float(ab["alpha"]), "power": float(ab["power"]), "treatment_share": share,
         "users_per_arm_sql": None, "users_per_arm_gnn": None, "audience_users": audience_users,
         "weekly_sends_per_user": sends, "weeks": None, "detectable": False, "reason": None,
@@ -90,8 +96,19 @@ def power_analysis(report: Mapping[str, Any], ab: Mapping[str, Any],
                          "undefined")
         return out
     lift = delta / sql_hr
+    out.update(relative_lift=lift, relative_lift_ci95=[None if c is None else c / sql_hr
+                                                       for c in ci])
+    if ci[0] is None or ci[1] is None:
+        out["reason"] = f"no detectable lift: the offline {TIER} delta has no interval"
+        return out
+    if ci[0] <= 0:
+        out["reason"] = (f"no detectable lift: the offline {TIER} delta {delta:+.4f} has a 95% "
+                         f"interval [{ci[0]:+.4f}, {ci[1]:+.4f}] that includes 0; the relative "
+                         f"lift {lift:+.1%} [{ci[0] / sql_hr:+.1%}, {ci[1] / sql_hr:+.1%}] may "
+                         "be noise")
+        return out
     p_gnn = base * (1.0 + lift)
-    out.update(relative_lift=lift, expected_click_rate_gnn=p_gnn)
+    out["expected_click_rate_gnn"] = p_gnn
     if p_gnn >= 1.0:
         out["reason"] = (f"no size: base_click_rate {base} x (1 + lift {lift:.3f}) = {p_gnn:.3f} "
                          "is not a click rate (>= 1)")
@@ -121,13 +138,19 @@ def _fmt(value: Any, kind: str = "") -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _lift(a: Mapping[str, Any]) -> str:
+    lo, hi = a["relative_lift_ci95"]
+    ci = "" if lo is None or hi is None else f" [{_fmt(lo, 'pct')}, {_fmt(hi, 'pct')}]"
+    return _fmt(a["relative_lift"], "pct") + ci
+
+
 def power_markdown(analysis: Mapping[str, Any]) -> str:
     """The analysis as a Markdown table, its verdict and its assumptions."""
     a = analysis
     rows = [
         (f"offline {a['tier']} delta Hit Rate@4 (GNN - SQL)", _fmt(a["offline_delta"], "signed")),
         (f"SQL {a['tier']} Hit Rate@4", _fmt(a["sql_hit_rate"], "rate")),
-        ("relative lift", _fmt(a["relative_lift"], "pct")),
+        ("relative lift [95% CI]", _lift(a)),
         ("base click rate per send (SQL arm)", _fmt(a["base_click_rate"], "pct")),
         ("expected click rate per send (GNN arm)", _fmt(a["expected_click_rate_gnn"], "pct")),
         ("alpha (two-sided) / power", f"{a['alpha']:g} / {a['power']:g}"),

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.evaluation import intervals
 from holley_gnn_assets.evaluation import statistics as stats
-from holley_gnn_assets.evaluation.decision import decide
+from holley_gnn_assets.evaluation.decision import decide, decision_bands
 from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
 from holley_gnn_assets.evaluation.owner_buckets import by_vehicle_owners, engaged_owners
 from holley_gnn_assets.time_windows import TimeWindows
@@ -45,47 +46,68 @@ def _arm_block(
     return out
 
 
+def _interval(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, ev: dict,
+              method: str | None = None) -> intervals.Interval:
+    """The 95% interval of mean(a) - mean(b) by ``eval.interval_method`` (or ``method``)."""
+    return intervals.delta_interval(a, b, clusters, method or ev["interval_method"],
+                                    int(ev["bootstrap_samples"]), int(ev["bootstrap_seed"]),
+                                    float(ev["alpha"]))
+
+
 def _compare(pu_a: pd.DataFrame, pu_b: pd.DataFrame, ev: dict) -> dict[str, Any]:
     a = pu_a["hit_rate@4"].to_numpy()
     b = pu_b["hit_rate@4"].to_numpy()
     clusters = pu_a["vehicle_id"].to_numpy()
     n = len(a)
+    method = ev["interval_method"]
     if n == 0:
         return {
             "delta_hit_rate@4": None,
             "mcnemar_p": None,
             "bootstrap_ci95": [None, None],
             "bootstrap_ci95_user_level": [None, None],
+            "ci95_method": method,
             "mde_hit_rate@4": None,
             "design_effect": None,
+            "n_clusters": 0,
+            "effective_clusters": None,
+            "interval_reliable": False,
+            "interval_note": None,
         }
-    n_boot, seed = int(ev["bootstrap_samples"]), int(ev["bootstrap_seed"])
-    alpha = float(ev.get("alpha", 0.05))
-    ci = stats.bootstrap_delta_ci(a, b, clusters, n_boot, seed, alpha)
-    ci_user = stats.bootstrap_delta_ci(a, b, None, n_boot, seed, alpha)
-    deff = stats.design_effect(a - b, clusters)
-    discord = float(np.mean((a > 0) != (b > 0)))
+    alpha = float(ev["alpha"])
+    iv = _interval(a, b, clusters, ev)
+    iv_user = _interval(a, b, clusters, ev, "user")
+    g_eff = intervals.effective_clusters(clusters)
+    need = float(ev["min_effective_clusters"])
     return {
         "delta_hit_rate@4": float(a.mean() - b.mean()),
         "mcnemar_p": stats.mcnemar_p(a > 0, b > 0),
-        "bootstrap_ci95": [ci[0], ci[1]],
-        "bootstrap_ci95_user_level": [ci_user[0], ci_user[1]],
+        # the decision's interval (key kept for the run history; ci95_method names the method)
+        "bootstrap_ci95": [_finite(iv.lo), _finite(iv.hi)],
+        "bootstrap_ci95_user_level": [_finite(iv_user.lo), _finite(iv_user.hi)],
+        "ci95_method": method,
         "n_clusters": int(pd.Series(clusters).nunique()),
-        "discordant_share": discord,
-        "design_effect": deff,
-        "mde_hit_rate@4": stats.min_detectable_effect(n, discord, alpha, 0.8, deff),
+        "effective_clusters": g_eff,
+        "interval_reliable": bool(g_eff >= need),
+        "interval_note": None if g_eff >= need else (
+            f"{g_eff:.1f} effective vehicles < eval.min_effective_clusters={need:g}: no interval "
+            "can tell whether the biggest vehicles' users moved together in this test window; "
+            "it holds only if they did not (the coverage simulation's dominant-vehicle worlds)"),
+        "discordant_share": float(np.mean((a > 0) != (b > 0))),
+        "design_effect": stats.design_effect(a - b, clusters),
+        # the minimum detectable effect from the same standard error as the interval
+        "mde_hit_rate@4": _finite(intervals.mde(iv, alpha, 0.8)),
     }
 
 
 def _versus(pu_a: pd.DataFrame, pu_b: pd.DataFrame, ev: dict) -> dict[str, Any]:
-    """Hit Rate@4 delta of arm a over arm b with its vehicle-clustered bootstrap interval."""
+    """Hit Rate@4 delta of arm a over arm b with its interval (``eval.interval_method``)."""
     a, b = pu_a["hit_rate@4"].to_numpy(), pu_b["hit_rate@4"].to_numpy()
     if len(a) == 0:
         return {"delta_hit_rate@4": None, "bootstrap_ci95": [None, None]}
-    lo, hi = stats.bootstrap_delta_ci(a, b, pu_a["vehicle_id"].to_numpy(),
-                                      int(ev["bootstrap_samples"]), int(ev["bootstrap_seed"]),
-                                      float(ev.get("alpha", 0.05)))
-    return {"delta_hit_rate@4": float(a.mean() - b.mean()), "bootstrap_ci95": [lo, hi]}
+    iv = _interval(a, b, pu_a["vehicle_id"].to_numpy(), ev)
+    return {"delta_hit_rate@4": float(a.mean() - b.mean()),
+            "bootstrap_ci95": [_finite(iv.lo), _finite(iv.hi)]}
 
 
 def test_window_users(test_clicks: pd.DataFrame, test_events: pd.DataFrame | None) -> pd.Index:
@@ -119,7 +141,8 @@ def evaluate(
     references.
 
     ``windows`` (the run's, test window chosen by clicks) adds ``test_window`` to the report;
-    when even the widest window held too few clicks the decision is ``inconclusive``.
+    when even the widest window held too few clicks the decision carries the small-sample flag
+    and is decided by its interval.
     """
     if windows is not None:
         as_of, cutoff = as_of or windows.as_of, cutoff or windows.cutoff
@@ -159,13 +182,10 @@ def evaluate(
         report["test_window"] = windows.window_summary()
         too_few = _window_too_small(windows, len(test_clicks), report["warnings"])
     report["tiers"] = _tier_report(arms, with_vehicle, eval_user_ids, clicks, ev)
-    cold = report["tiers"]["cold"]
-    ci = tuple(np.nan if x is None else x for x in cold["bootstrap_ci95"])
-    delta = cold["delta_hit_rate@4"]
-    decision, reason = decide(np.nan if delta is None else delta, ci, cold["n_users"], ev,
-                              too_few_clicks=too_few)
-    report["decision"] = decision
-    report["decision_reason"] = reason
+    report.update(_decision(report["tiers"]["cold"], ev, too_few))
+    report["power_goal"] = _power_goal(report["tiers"]["cold"], len(test_clicks), ev)
+    if report["interval_note"]:
+        report["warnings"].append(f"cold tier: {report['interval_note']}")
     if test_events is not None:
         ev_df = test_events[["email_lower", "sku"]].dropna()
         ev_users = pd.Index(ev_df["email_lower"].unique())
@@ -177,6 +197,35 @@ def evaluate(
             "tiers": _tier_report(arms, with_vehicle, ev_eval, ev_df, ev),
         }
     return report
+
+
+def _decision(cold: dict[str, Any], ev: dict, too_few: str | None) -> dict[str, Any]:
+    """The decision and what it rested on: the interval method, its bands (absolute or relative
+    to SQL's cold rate), the small-sample flag and the effective number of vehicles."""
+    ci = tuple(np.nan if x is None else x for x in cold["bootstrap_ci95"])
+    delta = cold["delta_hit_rate@4"]
+    sql_rate = cold["sql"]["hit_rate@4"] if "sql" in cold else None
+    decision, reason, band = decide(np.nan if delta is None else delta, ci, cold["n_users"], ev,
+                                    too_few_clicks=too_few, sql_rate=sql_rate)
+    bands = decision_bands(ev, sql_rate)
+    return {"decision": decision, "decision_reason": reason,
+            "decision_band": None if band is None else {"name": band, **bands[band]},
+            "decision_bands": bands, "interval_method": ev["interval_method"],
+            "small_sample": too_few is not None, "small_sample_reason": too_few,
+            "effective_clusters": cold.get("effective_clusters"),
+            "interval_reliable": cold.get("interval_reliable", False),
+            "interval_note": cold.get("interval_note")}
+
+
+def _power_goal(cold: dict[str, Any], n_clicks: int, ev: dict) -> dict[str, Any]:
+    """The cold MDE now and at the power goal (``eval.min_test_clicks``), scaled by the square
+    root of the clicks (same users per click and design effect assumed)."""
+    goal = int(ev["min_test_clicks"])
+    mde = cold["mde_hit_rate@4"]
+    at_goal = (mde * (n_clicks / goal) ** 0.5 if mde is not None and n_clicks and goal
+               else None)
+    return {"min_test_clicks": goal, "test_clicks": n_clicks, "cold_mde": mde,
+            "cold_mde_at_min_test_clicks": at_goal}
 
 
 def _window_too_small(windows: TimeWindows, n_clicks: int, warnings: list[str]) -> str | None:
