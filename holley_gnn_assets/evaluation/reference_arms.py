@@ -92,8 +92,10 @@ def reference_scores(
         if missing:
             raise ValueError(f"truth lacks column(s) {missing}")
         cols = ["vehicle_id", "sku", "prob"] + [
-            c for c in ("demand", "group_id", "cluster") if c in truth.columns]
+            c for c in ("demand", "group_id", "cluster", "time_factor") if c in truth.columns]
         oc = fit.merge(truth[cols], on=["vehicle_id", "sku"])
+        if "time_factor" in oc.columns:  # demand that moves: the truth at the test window
+            oc["prob"] = oc["prob"] * oc["time_factor"].fillna(1.0)
         out["oracle"] = _frame(oc["vehicle_id"].to_numpy(dtype=object), oc["sku"], oc["prob"])
         if "demand" in oc.columns:
             ob = oc[(oc["demand"] > 0) & (oc["prob"] > 0)]
