@@ -166,7 +166,7 @@ SCALES: dict[str, dict[str, Any]] = {
 # Worlds with time, at each size (time_model.py): seasons; launches with decline and trends;
 # orders-only logs with seasons and launches (the held-back real log: orders only, new parts)
 _SEASONAL = {"seasonal_amplitude": 0.8}
-_LAUNCHES = {"launch_share": 0.05, "decline_share": 0.05, "trending_share": 0.05}
+_LAUNCHES = {"launch_share": 0.05, "decline_share": 0.02, "trending_share": 0.05}
 _ORDERS_ONLY = {"orders_only": True, "seasonal_amplitude": 0.5, **_LAUNCHES}
 for _size in ("tiny", "demo", "full"):
     SCALES[f"seasonal_{_size}"] = {**SCALES[_size], **_SEASONAL}

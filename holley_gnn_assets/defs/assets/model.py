@@ -47,12 +47,14 @@ def heterodata(
     user_vehicle_edges: pd.DataFrame,
     product_vehicle_edges: pd.DataFrame,
     product_product_edges: pd.DataFrame,
+    product_order_days: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
     tables = {
         "user_nodes": user_nodes, "product_nodes": product_nodes, "vehicle_nodes": vehicle_nodes,
         "user_product_edges": user_product_edges, "user_vehicle_edges": user_vehicle_edges,
         "product_vehicle_edges": product_vehicle_edges,
         "product_product_edges": product_product_edges,
+        "product_order_days": product_order_days,  # the prior's recent demand
     }
     start = time.perf_counter()
     bundle = build_graph(tables, pipeline.cfg)
