@@ -90,7 +90,6 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
 def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluation report of a ``score_world`` result under ``cfg``'s eval settings."""
     from holley_gnn_assets.evaluation import report as evaluation
-
     from holley_gnn_assets.evaluation.reference_arms import recent_pop_summary
 
     tables, windows = scored.tables, scored.windows

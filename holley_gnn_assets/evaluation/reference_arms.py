@@ -49,8 +49,8 @@ from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
 REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "lookalike_pop": False,
-                  "recent_pop": False, "oracle": False, "oracle_observed": False, "oracle_fitted": False,
-                  "oracle_grouped": False}
+                  "recent_pop": False, "oracle": False, "oracle_observed": False,
+                  "oracle_fitted": False, "oracle_grouped": False}
 # oracle_fitted's pseudo-count, the look-alike count's (one form of count); measured on three
 # demo worlds (signal 3): a = 0.3, 1 and 3 move its cold headroom share by at most 3 points
 FITTED_PSEUDO_COUNT = PSEUDO_COUNT

@@ -10,8 +10,8 @@ probability g_j(t) / bound, so at every instant t the preference is P(j | v) x g
 - a launch (``launch_share`` of the products, uniformly at random): 0 before the launch day
   (uniform over the ``launch_days`` before the cutoff), ``launch_boost`` from it on;
 - a decline (``decline_share``, drawn in proportion to the square root of attractiveness, so
-  products that sold well are the likelier to fade): 1 until the decline day (uniform in [cutoff - 2 years, cutoff - 90 days]), then
-  falling linearly to 0 over ``decline_fade_days``;
+  products that sold well are the likelier to fade): 1 until the decline day (uniform in
+  [cutoff - 2 years, cutoff - 90 days]), then falling linearly to 0 over ``decline_fade_days``;
 - a trend (``trending_share``, uniformly): exp(ln(trend_growth) x (t - cutoff) / 1 year).
 
 With every knob at 0 no model is built and the generator draws exactly what it drew before.
