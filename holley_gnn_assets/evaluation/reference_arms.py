@@ -44,7 +44,7 @@ from holley_gnn_assets.graph.lookalike_lift import (
     lookalike_lift,
 )
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
-from holley_gnn_assets.graph.recent_demand import recent_pop_counts
+from holley_gnn_assets.graph.recent_demand import Fitment, recent_pop_counts
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
@@ -93,7 +93,8 @@ def reference_scores(
     out["lookalike_pop"] = _lookalike_pop(fit, pop, inter, lookalikes)
     days = tables.get("product_order_days")
     if days is not None:
-        recent, _ = recent_pop_counts(days, pop.index, cfg["recent"])
+        recent, _ = recent_pop_counts(days, pop.index, cfg["recent"],
+                                      Fitment.from_tables(tables, cfg["rules"]["top_k"]))
         rp = fit.assign(score=fit["sku"].map(recent).fillna(0.0).to_numpy())
         out["recent_pop"] = _frame(rp["vehicle_id"].to_numpy(dtype=object), rp["sku"],
                                    rp["score"])
@@ -162,6 +163,7 @@ def recent_pop_summary(tables: dict[str, pd.DataFrame], cfg: dict) -> dict | Non
     if days is None:
         return None
     skus = pd.Index(tables["product_nodes"]["sku"])
-    _, choice = recent_pop_counts(days, skus, cfg["recent"])
+    _, choice = recent_pop_counts(days, skus, cfg["recent"],
+                                  Fitment.from_tables(tables, cfg["rules"]["top_k"]))
     return {"days": choice.value, "holdout_days": int(cfg["recent"]["holdout_days"]),
             "val_mrr": {str(k): round(v, 6) for k, v in choice.val_mrr.items()}}

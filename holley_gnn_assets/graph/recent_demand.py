@@ -5,9 +5,13 @@ Input: ``product_order_days`` (sku, age_days, n_orders): distinct orders per pro
 age_days = whole days between the order and the cutoff (0 = the last day before it).
 
 Validation (``choose``): the last ``recent.holdout_days`` before the cutoff are held out; each
-candidate's counts are computed as of the start of that holdout (ages shifted by it) and every
-product is ranked by them; the score is the orders-weighted mean reciprocal rank of the
-held-out orders' products (ties: mid-rank). The best candidate wins (ties: the first listed).
+candidate's counts are computed as of the start of that holdout (ages shifted by it). With the
+fitment (``Fitment``: eligible fitting products per vehicle, vehicles weighted by their users)
+the score is Hit Rate@k within fitment of the held-out orders: each vehicle's top k products by
+the counts, and an order of product s a hit with the user-weighted share of the vehicles s fits
+that have s in their top k (the buyer's vehicle is unknown; evaluation ranks within fitment).
+Without it: the orders-weighted mean reciprocal rank over the whole catalogue. The best
+candidate wins (ties: the first listed).
 Ties among products with equal recent counts are broken by their counts over all time, so a
 window that holds nothing ranks like the SQL baseline.
 """
@@ -22,6 +26,39 @@ import numpy as np
 import pandas as pd
 
 ALL_TIME = 0  # a window of 0 days / a half-life of 0: every order before the cutoff, undecayed
+
+
+@dataclass(frozen=True)
+class Fitment:
+    """Eligible fitting (vehicle, sku) pairs with the vehicle's weight (its users + 1), and the
+    list length k of the validation's Hit Rate."""
+
+    pairs: pd.DataFrame  # vehicle_id, sku, w
+    k: int
+
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame], k: int) -> Fitment:
+        """From ``product_vehicle_edges``, ``product_nodes`` (eligible) and ``user_nodes``."""
+        products = tables["product_nodes"]
+        eligible = set(products.loc[products["eligible"].astype(bool), "sku"])
+        fit = tables["product_vehicle_edges"][["vehicle_id", "sku"]].drop_duplicates()
+        fit = fit[fit["sku"].isin(eligible)]
+        users = tables["user_nodes"]["vehicle_id"].dropna().value_counts()
+        w = fit["vehicle_id"].map(users).fillna(0.0).to_numpy(np.float64) + 1.0
+        return cls(fit.assign(w=w).reset_index(drop=True), int(k))
+
+    def hit_rate(self, score: pd.Series, targets: pd.Series) -> float:
+        """Orders-weighted Hit Rate@k within fitment of ``targets`` (sku -> orders)."""
+        if targets.sum() <= 0 or len(self.pairs) == 0:
+            return 0.0
+        f = self.pairs
+        s = score.reindex(f["sku"]).fillna(0.0).to_numpy()
+        order = np.lexsort((-s, f["vehicle_id"].to_numpy()))
+        ranked = f.iloc[order]
+        top = ranked[ranked.groupby("vehicle_id").cumcount().to_numpy() < self.k]
+        share = (top.groupby("sku")["w"].sum() / f.groupby("sku")["w"].sum())
+        p = share.reindex(targets.index).fillna(0.0)
+        return float((p * targets).sum() / targets.sum())
 
 
 @dataclass(frozen=True)
@@ -83,7 +120,7 @@ def _mrr(score: pd.Series, targets: pd.Series) -> float:
 
 
 def choose(days: pd.DataFrame, skus: Sequence[str] | pd.Index, candidates: Sequence[float],
-           holdout_days: int, kind: str) -> RecentChoice:
+           holdout_days: int, kind: str, fitment: Fitment | None = None) -> RecentChoice:
     """The candidate window (``kind`` "window") or half-life ("half_life") whose counts as of
     ``holdout_days`` before the cutoff rank the held-out orders best (module doc)."""
     if not candidates:
@@ -97,26 +134,29 @@ def choose(days: pd.DataFrame, skus: Sequence[str] | pd.Index, candidates: Seque
     for c in candidates:
         counts = (window_counts(days, float(c), holdout_days) if kind == "window"
                   else decayed_counts(days, float(c), holdout_days))
-        mrr[float(c)] = _mrr(tie_broken(counts, past, skus), targets)
+        score = tie_broken(counts, past, skus)
+        mrr[float(c)] = (_mrr(score, targets) if fitment is None
+                         else fitment.hit_rate(score, targets))
     best = max(mrr, key=lambda c: (mrr[c], -list(mrr).index(c)))
     return RecentChoice(best, mrr)
 
 
-def recent_pop_counts(days: pd.DataFrame, skus: pd.Index,
-                      recent: Mapping[str, Any]) -> tuple[pd.Series, RecentChoice]:
+def recent_pop_counts(days: pd.DataFrame, skus: pd.Index, recent: Mapping[str, Any],
+                      fitment: Fitment | None = None) -> tuple[pd.Series, RecentChoice]:
     """``recent_pop``'s score per sku (orders in the chosen last N days, all-time tie-break)
     and the choice of N (``recent.pop_days``, validated over ``recent.holdout_days``)."""
-    choice = choose(days, skus, list(recent["pop_days"]), int(recent["holdout_days"]), "window")
+    choice = choose(days, skus, list(recent["pop_days"]), int(recent["holdout_days"]), "window",
+                    fitment)
     score = tie_broken(window_counts(days, choice.value), window_counts(days, ALL_TIME), skus)
     return score, choice
 
 
-def prior_counts(days: pd.DataFrame, skus: pd.Index,
-                 recent: Mapping[str, Any]) -> tuple[pd.Series, RecentChoice]:
+def prior_counts(days: pd.DataFrame, skus: pd.Index, recent: Mapping[str, Any],
+                 fitment: Fitment | None = None) -> tuple[pd.Series, RecentChoice]:
     """The model's popularity count per sku: orders decayed with the half-life chosen on
     validation from ``recent.prior_half_life_days`` (0: the all-time count)."""
     choice = choose(days, skus, list(recent["prior_half_life_days"]),
-                    int(recent["holdout_days"]), "half_life")
+                    int(recent["holdout_days"]), "half_life", fitment)
     counts = decayed_counts(days, choice.value).reindex(skus).fillna(0.0)
     return counts, choice
 
@@ -129,7 +169,8 @@ def time_aware_prior(tables: Mapping[str, pd.DataFrame], cfg: Mapping[str, Any],
     days = tables.get("product_order_days")
     if days is None or not any(float(h) > 0 for h in cfg["recent"]["prior_half_life_days"]):
         return None, {"prior_half_life_days": float(ALL_TIME)}
-    counts, choice = prior_counts(days, skus, cfg["recent"])
+    counts, choice = prior_counts(days, skus, cfg["recent"],
+                                  Fitment.from_tables(tables, cfg["rules"]["top_k"]))
     stats: dict[str, Any] = {"prior_half_life_days": choice.value}
     stats.update({f"prior_val_mrr_h{k:g}": round(v, 6) for k, v in choice.val_mrr.items()})
     return counts.to_numpy(np.float64), stats
