@@ -143,6 +143,8 @@ def gnn_model(
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
                                     "epochs_run": result.epochs_run,
                                     "train_wall_s": result.wall_s,
+                                    "prior_half_life_days": result.prior_half_life,
+                                    "fallback_to_prior": float(result.fallback == "prior"),
                                     **result.lift.metrics()})
     mlflow.end_run(mlflow_run)
     info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
@@ -168,6 +170,7 @@ def gnn_model(
             "wall_seconds": round(result.wall_s, 1),
             "device": str(result.device),
             "fallback": result.fallback or "none",
+            "prior_half_life_days": result.prior_half_life,
             "mlflow_run_id": mlflow_run,
             "model": model_uri,
             "model_version": version["version"],
