@@ -133,3 +133,22 @@ def test_graph_prior_reads_decayed_counts_and_the_fallback_serves_the_prior(
     scores = (pv @ q).detach()
     order = torch.argsort(count, descending=True)
     assert (scores[order][:-1] >= scores[order][1:] - 1e-6).all()
+
+
+def test_report_says_in_words_when_recent_pop_beats_sql_and_the_gnn_beats_it() -> None:
+    from holley_gnn_assets.evaluation.markdown import _recent_lines
+
+    def v(d: float, lo: float, hi: float) -> dict:
+        return {"delta_hit_rate@4": d, "bootstrap_ci95": [lo, hi]}
+
+    report = {"recent_pop": {"days": 30.0}, "tiers": {
+        "cold": {"recent_pop_vs_sql": v(0.03, 0.01, 0.05), "gnn_vs_recent_pop": v(-0.02, -0.05,
+                                                                                   -0.001)},
+        "hot": {"recent_pop_vs_sql": v(0.0, -0.02, 0.02), "gnn_vs_recent_pop": v(0.1, 0.05,
+                                                                                 0.15)}}}
+    text = "\n".join(_recent_lines(report))
+    assert "the last 30 days" in text
+    assert "| cold | +0.0300 | [+0.0100, +0.0500] | -0.0200 |" in text
+    assert "recent_pop beats SQL; GNN is below recent_pop" in text
+    assert "recent_pop and SQL are level within noise; GNN beats recent_pop" in text
+    assert _recent_lines({"tiers": {"cold": {}}}) == []
