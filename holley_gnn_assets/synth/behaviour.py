@@ -340,8 +340,7 @@ def order_lines(
     size = np.where(bundle, rng.choice([2, 3, 4], n, p=[0.6, 0.3, 0.1]), 1)
     if first is None:
         first = world.sampler.draw(vehicle, rng)
-        if ts is not None:
-            first = world.timed(first, ts, vehicle, world.sampler)
+        first = first if ts is None else world.timed(first, ts, vehicle, world.sampler)
     pos = _split_counts(size)
     idx_in = np.arange(len(pos)) - np.repeat(np.cumsum(size) - size, size)
     prod = np.repeat(first, size)
@@ -352,11 +351,10 @@ def order_lines(
     prod[extra[same]] = world.cluster_sampler.draw(unit[same], rng)
     prod[extra[~same]] = world.sampler.draw(v_extra[~same], rng)
     if ts is not None and world.time is not None:
-        t_extra = ts[pos[extra]]
-        prod[extra[same]] = world.timed(prod[extra[same]], t_extra[same], unit[same],
-                                        world.cluster_sampler)
-        prod[extra[~same]] = world.timed(prod[extra[~same]], t_extra[~same], v_extra[~same],
-                                         world.sampler)
+        for sel, units, sampler in ((same, unit, world.cluster_sampler),
+                                    (~same, v_extra, world.sampler)):
+            at = extra[sel]
+            prod[at] = world.timed(prod[at], ts[pos[at]], units[sel], sampler)
     key = np.unique(pos.astype(np.int64) * world.cat.n + prod)  # one line per (order, sku)
     return key // world.cat.n, key % world.cat.n
 
