@@ -28,13 +28,17 @@ import pandas as pd
 ALL_TIME = 0  # a window of 0 days / a half-life of 0: every order before the cutoff, undecayed
 
 
-@dataclass(frozen=True)
 class Fitment:
     """Eligible fitting (vehicle, sku) pairs with the vehicle's weight (its users + 1), and the
-    list length k of the validation's Hit Rate."""
+    list length k of the validation's Hit Rate (integer codes, so each candidate costs one
+    sort)."""
 
-    pairs: pd.DataFrame  # vehicle_id, sku, w
-    k: int
+    def __init__(self, pairs: pd.DataFrame, k: int) -> None:
+        self.k = int(k)
+        self.vehicle = pd.factorize(pairs["vehicle_id"])[0]
+        self.sku_codes, self.skus = pd.factorize(pairs["sku"])
+        self.w = pairs["w"].to_numpy(np.float64)
+        self.sku_weight = np.bincount(self.sku_codes, weights=self.w, minlength=len(self.skus))
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, pd.DataFrame], k: int) -> Fitment:
@@ -49,14 +53,16 @@ class Fitment:
 
     def hit_rate(self, score: pd.Series, targets: pd.Series) -> float:
         """Orders-weighted Hit Rate@k within fitment of ``targets`` (sku -> orders)."""
-        if targets.sum() <= 0 or len(self.pairs) == 0:
+        if targets.sum() <= 0 or len(self.w) == 0:
             return 0.0
-        f = self.pairs
-        s = score.reindex(f["sku"]).fillna(0.0).to_numpy()
-        order = np.lexsort((-s, f["vehicle_id"].to_numpy()))
-        ranked = f.iloc[order]
-        top = ranked[ranked.groupby("vehicle_id").cumcount().to_numpy() < self.k]
-        share = (top.groupby("sku")["w"].sum() / f.groupby("sku")["w"].sum())
+        s = score.reindex(self.skus).fillna(0.0).to_numpy()[self.sku_codes]
+        order = np.lexsort((-s, self.vehicle))
+        v = self.vehicle[order]
+        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+        rank = np.arange(len(v)) - np.repeat(starts, np.diff(np.r_[starts, len(v)]))
+        top = order[rank < self.k]
+        hit = np.bincount(self.sku_codes[top], weights=self.w[top], minlength=len(self.skus))
+        share = pd.Series(hit / np.maximum(self.sku_weight, 1e-300), index=self.skus)
         p = share.reindex(targets.index).fillna(0.0)
         return float((p * targets).sum() / targets.sum())
 
