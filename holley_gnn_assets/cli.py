@@ -85,7 +85,12 @@ def _cmd_variant(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from holley_gnn_assets.variants import parse_overrides, run_variant, variant_table
+    from holley_gnn_assets.variants import (
+        parse_overrides,
+        recent_table,
+        run_variant,
+        variant_table,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
@@ -99,6 +104,8 @@ def _cmd_variant(args: argparse.Namespace) -> int:
         fh.write(json.dumps(row, default=str) + "\n")
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     print(variant_table(rows), end="")
+    print()
+    print(recent_table(rows), end="")
     return 0
 
 

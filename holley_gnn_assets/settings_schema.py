@@ -238,6 +238,16 @@ class EvalConfig(Section):
     min_effective_clusters: PositiveFloat
 
 
+class RecentConfig(Section):
+    """Recent demand (graph/recent_demand.py): the windows and half-lives chosen on the
+    last ``holdout_days`` before the cutoff; 0 = every order before the cutoff, undecayed."""
+
+    holdout_days: PositiveInt
+    pop_days: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    prior_half_life_days: Annotated[list[NonNegativeFloat], Field(min_length=1)]
+    fallback_to_prior: bool
+
+
 class QaConfig(Section):
     min_users_with_recs: NonNegativeInt
     min_share_with_recs: Share
@@ -360,6 +370,7 @@ class PipelineConfig(Section):
     model: ModelConfig
     training: TrainingConfig
     eval: EvalConfig
+    recent: RecentConfig
     qa: QaConfig
     output: OutputConfig
     warehouse: WarehouseConfig

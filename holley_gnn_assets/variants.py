@@ -21,7 +21,7 @@ from typing import Any
 
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 
-TIERS = ("cold", "warm", "hot")
+TIERS = ("cold", "warm", "hot", "history")  # history: warm and hot together
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -90,11 +90,20 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
 def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluation report of a ``score_world`` result under ``cfg``'s eval settings."""
     from holley_gnn_assets.evaluation import report as evaluation
+    from holley_gnn_assets.evaluation.reference_arms import recent_pop_summary
 
     tables, windows = scored.tables, scored.windows
-    return evaluation.evaluate(scored.arms, tables["user_nodes"], tables["test_clicks"],
-                               tables["test_events"], cfg, as_of=windows.as_of,
-                               cutoff=windows.cutoff)
+    report = evaluation.evaluate(scored.arms, tables["user_nodes"], tables["test_clicks"],
+                                 tables["test_events"], cfg, as_of=windows.as_of,
+                                 cutoff=windows.cutoff)
+    report["recent_pop"] = recent_pop_summary(tables, cfg)
+    # users with history (warm and hot together): the hot tier of the same evaluation with
+    # every warm user counted as hot
+    merged = tables["user_nodes"].assign(tier=tables["user_nodes"]["tier"].replace("warm", "hot"))
+    both = evaluation.evaluate(scored.arms, merged, tables["test_clicks"], None, cfg,
+                               as_of=windows.as_of, cutoff=windows.cutoff)
+    report["tiers"]["history"] = both["tiers"]["hot"]
+    return report
 
 
 def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
@@ -137,7 +146,12 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
             "gnn_minus_sql_ci95": b.get("bootstrap_ci95"),
             "gnn_vs_vehicle_pop": b.get("gnn_vs_vehicle_pop"),
             "gnn_vs_lookalike_pop": b.get("gnn_vs_lookalike_pop"),
+            "gnn_vs_recent_pop": b.get("gnn_vs_recent_pop"),
+            "recent_pop_vs_sql": b.get("recent_pop_vs_sql"),
         }
+    row["recent_pop_days"] = (rep.get("recent_pop") or {}).get("days")
+    row["prior_half_life"] = res.prior_half_life
+    row["fallback"] = res.fallback
     return row
 
 
@@ -183,4 +197,42 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
                      f"{r['epochs']} ({r['best_epoch']}) | {r.get('lift_weight', 0.0):g} "
                      f"({r.get('lift_neighbours', NEIGHBOURS)}) | "  # rows before the pool existed
                      f"{r['train_s']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _hr(t: Mapping[str, Any] | None, arm: str) -> str:
+    v = ((t or {}).get("hit_rate@4") or {}).get(arm)
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _delta(v: Mapping[str, Any] | None) -> str:
+    if not v or v.get("delta_hit_rate@4") is None:
+        return "n/a"
+    lo, hi = v["bootstrap_ci95"]
+    return f"{v['delta_hit_rate@4']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def recent_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: recent demand per (world, variant), the latest row winning: cold and
+    with-history (warm + hot) Hit Rate@4 of SQL, recent_pop, GNN, oracle, GNN - recent_pop
+    with its 95% CI, the headroom shares of GNN, recent_pop and the best truth-reading count,
+    recent_pop's window, the prior's half-life and whether the arm fell back to the prior."""
+    latest = {(r["world"], r["variant"]): r for r in rows}
+    lines = ["| world | variant | tier | n | SQL | recent_pop | GNN | oracle "
+             "| GNN - recent_pop [95% CI] | recent_pop - SQL [95% CI] | GNN share "
+             "| recent_pop share | oracle_fitted share | N days | half-life | fallback |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---|"]
+    for (world, variant), r in sorted(latest.items()):
+        for tier in ("cold", "history"):
+            t = r["tiers"].get(tier)
+            if t is None:
+                continue
+            h = t.get("headroom_share")
+            lines.append(
+                f"| {world} | {variant} | {tier} | {t['n']} | {_hr(t, 'sql')} | "
+                f"{_hr(t, 'recent_pop')} | {_hr(t, 'gnn')} | {_hr(t, 'oracle')} | "
+                f"{_delta(t.get('gnn_vs_recent_pop'))} | {_delta(t.get('recent_pop_vs_sql'))} | "
+                f"{_share(h, 'gnn')} | {_share(h, 'recent_pop')} | {_share(h, 'oracle_fitted')} | "
+                f"{r.get('recent_pop_days')} | {r.get('prior_half_life')} | "
+                f"{r.get('fallback')} |")
     return "\n".join(lines) + "\n"

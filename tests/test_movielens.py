@@ -165,8 +165,8 @@ def test_pipeline_exports_sql_and_reference_arms(ml_zip: Path, tmp_path: Path) -
         apply_rules.write_scores(wh, cfg, arm, scores)
         arms[arm] = apply_rules.ranked_lists(wh, cfg, windows, arm, windows.cutoff,
                                              global_scores=REFERENCE_ARMS[arm])
-    # no truth: no oracle arms; the look-alike count needs none
-    assert set(arms) == {"sql", "global_pop", "vehicle_pop", "lookalike_pop"}
+    # no truth: no oracle arms; the look-alike count and recent_pop need none
+    assert set(arms) == {"sql", "global_pop", "vehicle_pop", "lookalike_pop", "recent_pop"}
     arms["gnn"] = arms["sql"]  # stand-in: this test checks the data, not the model
     rep = evaluation.evaluate(arms, users, tables["test_clicks"], tables["test_events"], cfg,
                               as_of=windows.as_of, cutoff=windows.cutoff)

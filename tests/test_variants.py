@@ -49,9 +49,18 @@ def test_variant_run_appends_a_row_and_prints_the_table(tiny_signal_warehouse, t
     lo, hi = cold["gnn_minus_sql_ci95"]
     assert lo <= hi and "bootstrap_ci95" in cold["gnn_vs_vehicle_pop"]
     assert "bootstrap_ci95" in cold["gnn_vs_lookalike_pop"]
-    table = capsys.readouterr().out.strip().splitlines()[-3:]
+    variants, recent = capsys.readouterr().out.strip().split("\n\n")[-2:]
+    table = variants.strip().splitlines()[-3:]
     assert table[0].startswith("|---") and table[1].startswith("| tiny s0 | attrs |")
     assert table[2].startswith("| tiny s0 | plain |")
+    # recent demand: recent_pop beside the arms, users with history (warm + hot) as a tier
+    assert "recent_pop" in cold["hit_rate@4"] and "bootstrap_ci95" in cold["gnn_vs_recent_pop"]
+    assert rows[0]["recent_pop_days"] in [float(d) for d in (0, 7, 14, 30, 60, 90, 180, 365)]
+    hist = rows[0]["tiers"]["history"]
+    assert hist["n"] == rows[0]["tiers"]["warm"]["n"] + rows[0]["tiers"]["hot"]["n"]
+    lines = recent.strip().splitlines()
+    assert lines[0].startswith("| world | variant | tier |") and len(lines) == 2 + 4
+    assert lines[2].startswith("| tiny s0 | attrs | cold |")
 
 
 def test_table_keeps_the_latest_row_per_world_and_variant() -> None:

@@ -141,6 +141,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             lo, hi = v["bootstrap_ci95"]
             ci = "n/a" if lo is None else f"[{lo:+.4f}, {hi:+.4f}]"
             lines.append(f"| {tier} | {ref} | {_num(v['delta_hit_rate@4'], '+.4f')} | {ci} |")
+    lines += _recent_lines(report)
     buckets = report["tiers"].get("cold", {}).get("by_vehicle_owners")
     if buckets:
         lines += _section("Cold users by their vehicle's engaged (warm/hot) owners, Hit Rate@4",
@@ -162,3 +163,40 @@ def report_markdown(report: dict[str, Any]) -> str:
                 + f" | {_num(b['delta_hit_rate@4'], '+.4f')} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _verdict(v: dict[str, Any], a: str, b: str) -> str:
+    """``a`` vs ``b`` in words from the delta's 95% CI."""
+    lo, hi = v["bootstrap_ci95"]
+    if lo is None:
+        return "not measured"
+    if lo > 0:
+        return f"{a} beats {b}"
+    if hi < 0:
+        return f"{a} is below {b}"
+    return f"{a} and {b} are level within noise"
+
+
+def _recent_lines(report: dict[str, Any]) -> list[str]:
+    """recent_pop (popularity over the last N days: one change to the SQL ranking) against
+    SQL, and the GNN against recent_pop, per tier, in words."""
+    rows = [(t, b) for t, b in report["tiers"].items() if "recent_pop_vs_sql" in b]
+    if not rows:
+        return []
+    rp = report.get("recent_pop") or {}
+    days = rp.get("days")
+    window = "all time" if days == 0 else f"the last {days:g} days" if days else "n/a"
+    lines = _section(f"Recent demand: recent_pop (orders of {window} before the cutoff, chosen "
+                     "on validation) vs SQL, and the GNN vs recent_pop, Hit Rate@4 (95% CI by "
+                     "vehicle)", ["tier", "recent_pop - SQL", "CI", "GNN - recent_pop", "CI",
+                                  "verdict"])
+    for tier, b in rows:
+        r, g = b["recent_pop_vs_sql"], b["gnn_vs_recent_pop"]
+        cells = []
+        for v in (r, g):
+            lo, hi = v["bootstrap_ci95"]
+            cells += [_num(v["delta_hit_rate@4"], "+.4f"),
+                      "n/a" if lo is None else f"[{lo:+.4f}, {hi:+.4f}]"]
+        lines.append(f"| {tier} | " + " | ".join(cells) + f" | {_verdict(r, 'recent_pop', 'SQL')}"
+                     f"; {_verdict(g, 'GNN', 'recent_pop')} |")
+    return lines

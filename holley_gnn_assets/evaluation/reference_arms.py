@@ -14,7 +14,11 @@
   score = log(order_count_s + 0.5) + log((O_vs + 0.5) / (E_vs + 0.5)). Truth-free, so it reads
   the same on real data. The GNN arm adds this lift to its vehicle scores with a weight
   chosen on validation (``training/lift_weight.py``), so this arm is the count alone;
-- ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``);
+- ``recent_pop``: popularity within fitment over the last N days before the cutoff (orders of
+  ``product_order_days``, ties by all-time count), N chosen on validation from
+  ``recent.pop_days`` (``graph/recent_demand.py``): what one change to the SQL ranking gives;
+- ``oracle``: the synthetic world's planted preference (``synth_truth.vehicle_preference``),
+  times each product's ``time_factor`` where the world records one (demand at the test window);
 - ``oracle_observed``: the oracle with each product's true demand replaced by its observed
   order count, log prob_vs + log((order_count_s + 0.5) / demand_s): the world's structure
   (vehicle groups, product clusters, affinities) known exactly, popularity only as SQL measures
@@ -40,12 +44,13 @@ from holley_gnn_assets.graph.lookalike_lift import (
     lookalike_lift,
 )
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+from holley_gnn_assets.graph.recent_demand import Fitment, recent_pop_counts
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 # arm -> whether its scores are global (no fitment rule)
 REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "lookalike_pop": False,
-                  "oracle": False, "oracle_observed": False, "oracle_fitted": False,
-                  "oracle_grouped": False}
+                  "recent_pop": False, "oracle": False, "oracle_observed": False,
+                  "oracle_fitted": False, "oracle_grouped": False}
 # oracle_fitted's pseudo-count, the look-alike count's (one form of count); measured on three
 # demo worlds (signal 3): a = 0.3, 1 and 3 move its cold headroom share by at most 3 points
 FITTED_PSEUDO_COUNT = PSEUDO_COUNT
@@ -86,14 +91,23 @@ def reference_scores(
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
     out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
     out["lookalike_pop"] = _lookalike_pop(fit, pop, inter, lookalikes)
+    days = tables.get("product_order_days")
+    if days is not None:
+        recent, _ = recent_pop_counts(days, pop.index, cfg["recent"],
+                                      Fitment.from_tables(tables, cfg["rules"]["top_k"]))
+        rp = fit.assign(score=fit["sku"].map(recent).fillna(0.0).to_numpy())
+        out["recent_pop"] = _frame(rp["vehicle_id"].to_numpy(dtype=object), rp["sku"],
+                                   rp["score"])
 
     if truth is not None and len(truth):
         missing = [c for c in ("vehicle_id", "sku", "prob") if c not in truth.columns]
         if missing:
             raise ValueError(f"truth lacks column(s) {missing}")
         cols = ["vehicle_id", "sku", "prob"] + [
-            c for c in ("demand", "group_id", "cluster") if c in truth.columns]
+            c for c in ("demand", "group_id", "cluster", "time_factor") if c in truth.columns]
         oc = fit.merge(truth[cols], on=["vehicle_id", "sku"])
+        if "time_factor" in oc.columns:  # demand that moves: the truth at the test window
+            oc["prob"] = oc["prob"] * oc["time_factor"].fillna(1.0)
         out["oracle"] = _frame(oc["vehicle_id"].to_numpy(dtype=object), oc["sku"], oc["prob"])
         if "demand" in oc.columns:
             ob = oc[(oc["demand"] > 0) & (oc["prob"] > 0)]
@@ -140,3 +154,16 @@ def _lookalike_pop(
     lift = lookalike_lift(fit, pop, inter, k)
     return _frame(lift["vehicle_id"].to_numpy(dtype=object), lift["sku"],
                   lift["log_n"] + lift["lift"])
+
+
+def recent_pop_summary(tables: dict[str, pd.DataFrame], cfg: dict) -> dict | None:
+    """``recent_pop``'s chosen window and every candidate's validation MRR (for the report);
+    None without ``product_order_days``."""
+    days = tables.get("product_order_days")
+    if days is None:
+        return None
+    skus = pd.Index(tables["product_nodes"]["sku"])
+    _, choice = recent_pop_counts(days, skus, cfg["recent"],
+                                  Fitment.from_tables(tables, cfg["rules"]["top_k"]))
+    return {"days": choice.value, "holdout_days": int(cfg["recent"]["holdout_days"]),
+            "val_mrr": {str(k): round(v, 6) for k, v in choice.val_mrr.items()}}

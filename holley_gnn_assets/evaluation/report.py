@@ -268,9 +268,11 @@ def _tier_report(
         for name, pu in pus.items():
             block[name] = mean_metrics(pu)
         block.update(_compare(pus["gnn"], pus["sql"], ev))
-        for ref in ("vehicle_pop", "lookalike_pop"):
+        for ref in ("vehicle_pop", "lookalike_pop", "recent_pop"):
             if ref in pus:
                 block[f"gnn_vs_{ref}"] = _versus(pus["gnn"], pus[ref], ev)
+        if "recent_pop" in pus:  # one change to the SQL ranking: does counting recent orders pay?
+            block["recent_pop_vs_sql"] = _versus(pus["recent_pop"], pus["sql"], ev)
         if "oracle" in pus:
             block["headroom_share"] = _headroom(pus, ev)
             # the truth: a GNN above it by more than noise is luck or a leak, never skill

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from holley_gnn_assets.graph.recent_demand import time_aware_prior
 from holley_gnn_assets.graph.types import (
     CO_PURCHASED,
     EDGE_TYPES,
@@ -213,9 +214,10 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
     )
     data["product"].x = torch.from_numpy(px.astype(np.float32))
     data["product"].num_nodes = len(products)
-    data["product"].order_count = torch.from_numpy(
-        products["order_count"].to_numpy(np.float64, na_value=0.0).astype(np.float32)
-    )
+    # the prior's count: all-time orders, or decayed (half-life chosen on validation)
+    prior, prior_stats = time_aware_prior(tables, cfg, pd.Index(products["sku"]))
+    count = products["order_count"].to_numpy(np.float64, na_value=0.0) if prior is None else prior
+    data["product"].order_count = torch.from_numpy(count.astype(np.float32))
 
     # vehicle features
     vx = np.stack(
@@ -280,6 +282,7 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
         "mean_products_per_vehicle": float(len(pv)) / max(1, n_v),
         "part_types": len(part_types),
         "build_seconds": 0.0,
+        **prior_stats,
     }
     fingerprint = _fingerprint(
         list(user_index), list(product_index), list(vehicle_index), edge_counts, data

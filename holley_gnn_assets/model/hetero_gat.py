@@ -350,6 +350,18 @@ class HeteroGAT(nn.Module):
             return user_z
         return torch.cat([user_z, torch.ones_like(user_z[:, :1])], dim=1)
 
+    @torch.no_grad()
+    def serve_prior(self) -> None:
+        """Rank by the popularity prior alone (the fallback where validation never beat it):
+        the dot product's scale ~0 (it only breaks ties), prior weight 1, no product bias."""
+        if self.prior_weight is None:
+            raise ValueError("serve_prior needs model.popularity_prior: true")
+        self.log_scale.fill_(-30.0)
+        self.prior_weight.fill_(1.0)
+        if self.bias_head is not None:
+            self.bias_head.weight.zero_()
+            self.bias_head.bias.zero_()
+
     def product_vectors(self, product_z: Tensor, order_count: Tensor) -> Tensor:
         """Serving form of product representations: scaled, plus one prior column."""
         if self.prior_weight is None:

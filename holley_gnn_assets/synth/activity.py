@@ -100,6 +100,8 @@ def simulate_activity(
     out_vehicle = world.buyer_sampler.draw(first, ro)
     span = int(float(params["orders_years"]) * 365 * bh.DAY)
     ts = clock.as_of - bh.HOUR - (span * ro.random(len(buyer)) ** 1.3).astype(np.int64)
+    if world.time is not None:
+        first, out_vehicle = _timed_outside(world, first, out_vehicle, ts)
     email = bh.messy_order_emails(out_email[buyer], ro)
     email[ro.random(len(email)) < 0.005] = None
     frames.append(bh.orders_frame(params, world, out_vehicle, ts, email, ro, first=first))
@@ -119,9 +121,11 @@ def simulate_activity(
     orders["order_date"] = epoch_timestamps(orders["order_date"].to_numpy()).to_numpy()
 
     site = log.frame(log.site)
+    treat = log.frame(log.treat)
+    if params["orders_only"]:
+        site, treat = _orders_only(site, treat, clock)
     site = site.iloc[np.argsort(site["event_timestamp"].to_numpy(), kind="stable")]
     site["event_timestamp"] = epoch_timestamps(site["event_timestamp"].to_numpy()).to_numpy()
-    treat = log.frame(log.treat)
     treat = treat.iloc[np.argsort(treat["interaction_timestamp"].to_numpy(), kind="stable")]
     treat["interaction_timestamp"] = epoch_timestamps(
         treat["interaction_timestamp"].to_numpy()
@@ -162,3 +166,28 @@ def engaged_counts(
     h_orders = 1 + r.poisson(max(0.1 * m / 1.5 - 1.0, 0.0), n_hot)
     h_clicks = r.poisson(0.15 * m, n_hot)
     return w_views, w_clicks, h_views, h_carts, h_orders, h_clicks
+
+
+def _timed_outside(world: World, first: np.ndarray, vehicle: np.ndarray,
+                   ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outside customers' first items re-drawn from global demand at their order times (time
+    model), and a new latent vehicle for each changed one."""
+    assert world.time is not None
+    n = world.cat.n
+    new = world.time.resample(first, ts, lambda idx, rng: rng.choice(n, len(idx),
+                                                                      p=world.demand))
+    changed = np.flatnonzero(new != first)
+    vehicle = vehicle.copy()
+    vehicle[changed] = world.buyer_sampler.draw(new[changed], world.time.rng)
+    return new, vehicle
+
+
+def _orders_only(site: pd.DataFrame, treat: pd.DataFrame,
+                 clock: bh.Clock) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An orders-only log: no product views, carts or email clicks before the cutoff (orders
+    and the test window stay). The other draws are unchanged, so the world is the same one."""
+    before = site["event_timestamp"].to_numpy() < clock.cutoff
+    drop = before & site["event_name"].isin(["product_viewed", "added_to_cart"]).to_numpy()
+    clicked = (treat["interaction_timestamp"].to_numpy() < clock.cutoff) & (
+        treat["interaction_type"].to_numpy() == "CLICKED")
+    return site[~drop].reset_index(drop=True), treat[~clicked].reset_index(drop=True)

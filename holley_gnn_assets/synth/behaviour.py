@@ -255,7 +255,9 @@ def email_clicks(
     viewed = sent + rng.integers(10 * 60, 20 * HOUR, len(who))
     clicked = viewed + rng.integers(60, 20 * HOUR, len(who))
     uid, trt = users.user_id[who], camp_id[c]
-    sku = world.cat.sku[world.sampler.draw(users.vehicle[who], rng)]
+    vehicle = users.vehicle[who]
+    sku = world.cat.sku[world.timed(world.sampler.draw(vehicle, rng), clicked, vehicle,
+                                    world.sampler)]
     log.add_treat(uid, trt, "SENT", None, sent)
     log.add_treat(uid, trt, "VIEWED", None, viewed)
     log.add_treat(uid, trt, "CLICKED", sku, clicked)
@@ -312,8 +314,11 @@ def site_product_events(
     rng: np.random.Generator,
 ) -> None:
     """Product events of users ``who`` (one per entry) in [lo, hi), skus from true preferences."""
-    sku = world.cat.sku[world.sampler.draw(users.vehicle[who], rng)]
-    log.add_site(users.user_id[who], event, sku, rng.integers(lo, hi, len(who)))
+    vehicle = users.vehicle[who]
+    prod = world.sampler.draw(vehicle, rng)
+    ts = rng.integers(lo, hi, len(who))
+    log.add_site(users.user_id[who], event,
+                 world.cat.sku[world.timed(prod, ts, vehicle, world.sampler)], ts)
 
 
 def order_lines(
@@ -322,10 +327,12 @@ def order_lines(
     vehicle: np.ndarray,
     rng: np.random.Generator,
     first: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lines of orders placed by buyers on ``vehicle`` (one per order): (order_pos, product).
     The first item is drawn from the vehicle's preference unless given; a share of orders are
-    bundles of 2-4 skus, the extra items mostly from the first item's affinity cluster."""
+    bundles of 2-4 skus, the extra items mostly from the first item's affinity cluster. With a
+    time model, drawn items are re-drawn at the order times ``ts`` (given firsts are not)."""
     n = len(vehicle)
     k = world.cluster_sampler.ptr.shape[0] - 1
     n_clusters = k // world.veh.n
@@ -333,6 +340,7 @@ def order_lines(
     size = np.where(bundle, rng.choice([2, 3, 4], n, p=[0.6, 0.3, 0.1]), 1)
     if first is None:
         first = world.sampler.draw(vehicle, rng)
+        first = first if ts is None else world.timed(first, ts, vehicle, world.sampler)
     pos = _split_counts(size)
     idx_in = np.arange(len(pos)) - np.repeat(np.cumsum(size) - size, size)
     prod = np.repeat(first, size)
@@ -342,6 +350,11 @@ def order_lines(
     unit = v_extra * n_clusters + world.cat.cluster[prod[extra]]
     prod[extra[same]] = world.cluster_sampler.draw(unit[same], rng)
     prod[extra[~same]] = world.sampler.draw(v_extra[~same], rng)
+    if ts is not None and world.time is not None:
+        for sel, units, sampler in ((same, unit, world.cluster_sampler),
+                                    (~same, v_extra, world.sampler)):
+            at = extra[sel]
+            prod[at] = world.timed(prod[at], ts[pos[at]], units[sel], sampler)
     key = np.unique(pos.astype(np.int64) * world.cat.n + prod)  # one line per (order, sku)
     return key // world.cat.n, key % world.cat.n
 
@@ -357,7 +370,7 @@ def orders_frame(
     first: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """import_orders rows (order_id filled later) for one order per entry of ``vehicle``."""
-    pos, prod = order_lines(params, world, vehicle, rng, first)
+    pos, prod = order_lines(params, world, vehicle, rng, first, ts)
     commodity = world.cat.part_type_kind[world.cat.part_type[prod]] == 2
     qty = np.where(
         commodity,

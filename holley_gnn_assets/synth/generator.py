@@ -25,6 +25,7 @@ from holley_gnn_assets.synth import behaviour as bh
 from holley_gnn_assets.synth.activity import epoch_timestamps, simulate_activity
 from holley_gnn_assets.synth.catalogue_tables import catalogue_tables
 from holley_gnn_assets.synth.scales import resolve_params
+from holley_gnn_assets.synth.time_model import build_time_model
 from holley_gnn_assets.synth.truth_tables import truth_tables
 from holley_gnn_assets.synth.world import World, build_world
 from holley_gnn_assets.synth.writer import (
@@ -47,6 +48,7 @@ _STREAMS = (
     "orders",
     "items",
     "fitment",
+    "time",  # last: the streams before it are the same as before it existed
 )
 
 
@@ -119,6 +121,9 @@ def generate_warehouse(
     }
 
     world = build_world(params, cfg["rules"], float(signal), rngs)
+    world.time = build_time_model(params, world.cat.cluster, world.cat.attract,
+                                  int(params["n_clusters"]), clock.cutoff, clock.as_of,
+                                  rngs["time"])
     say(
         "world",
         f"{world.veh.n:,} vehicles / {world.cat.n:,} products / {len(world.fit_v):,} fitment pairs",
@@ -149,6 +154,7 @@ def generate_warehouse(
         cutoff,
         start,
         activity["n_test_clicks"],
+        clock,
     )
 
     rows: dict[str, int] = {}

@@ -42,6 +42,21 @@ _COMMON: dict[str, Any] = {
     "engaged_click_boost": 5.0,  # warm/hot users click in the test window this much more often
 }
 
+# Time in the data (synth/time_model.py): all 0 / False = a stationary world, drawn exactly as
+# before these knobs existed. Recorded in synth_truth.world.params and synth_truth.products.
+_TIME: dict[str, Any] = {
+    "seasonal_amplitude": 0.0,  # demand x (1 + a cos(2 pi (day - phase_cluster) / 365.25))
+    "launch_share": 0.0,  # products that launch in the last launch_days before the cutoff
+    "launch_days": 42.0,
+    "launch_boost": 4.0,  # a launched product's demand x this from its launch day on
+    "decline_share": 0.0,  # products (by attractiveness) that fade out before the cutoff
+    "decline_fade_days": 90.0,
+    "trending_share": 0.0,  # products whose demand grows trend_growth-fold a year
+    "trend_growth": 3.0,
+    "orders_only": False,  # no product views, carts or email clicks before the cutoff
+}
+_COMMON.update(_TIME)
+
 # Dense worlds: every product fits every vehicle (one universal scope, full cover) and most
 # users are engaged (warm or hot) with about ``engaged_interactions`` pre-cutoff product
 # interactions each; the true per-vehicle preference (set by ``signal``) drives all of them.
@@ -148,6 +163,17 @@ SCALES: dict[str, dict[str, Any]] = {
     },
 }
 
+# Worlds with time, at each size (time_model.py): seasons; launches with decline and trends;
+# orders-only logs with seasons and launches (the held-back real log: orders only, new parts)
+_SEASONAL = {"seasonal_amplitude": 0.8}
+_LAUNCHES = {"launch_share": 0.05, "decline_share": 0.02, "trending_share": 0.05}
+_ORDERS_ONLY = {"orders_only": True, "seasonal_amplitude": 0.5, **_LAUNCHES}
+for _size in ("tiny", "demo", "full"):
+    SCALES[f"seasonal_{_size}"] = {**SCALES[_size], **_SEASONAL}
+    SCALES[f"launches_{_size}"] = {**SCALES[_size], **_LAUNCHES}
+    SCALES[f"orders_only_{_size}"] = {**SCALES[_size], **_ORDERS_ONLY}
+_TIME_FLAGS = {"orders_only"}  # booleans an override may set
+
 _SHARE_KEYS = {k for k, v in _COMMON.items() if isinstance(v, float) and k.endswith("share")}
 
 
@@ -161,9 +187,12 @@ def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown synth override(s) {unknown}; known: {sorted(params)}")
     for key, value in overrides.items():
         base = params[key]
-        if isinstance(base, bool):
+        if key in _TIME_FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"synth override {key}={value!r} must be true or false")
+        elif isinstance(base, bool):
             raise ValueError(f"synth parameter {key} is fixed by the scale")
-        if isinstance(base, tuple):
+        elif isinstance(base, tuple):
             ok = (
                 isinstance(value, tuple | list)
                 and len(value) == 2
@@ -187,6 +216,9 @@ def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
     }:
         if not 0.0 <= params[key] <= 1.0:
             raise ValueError(f"synth parameter {key}={params[key]!r} must lie in [0, 1]")
+    if params["seasonal_amplitude"] > 1.0:
+        raise ValueError(f"synth parameter seasonal_amplitude={params['seasonal_amplitude']!r} "
+                         "must lie in [0, 1]")
     engaged_max = 1.0 if params.get("dense") else 0.5
     if params["warm_share"] + params["hot_share"] > engaged_max:
         raise ValueError(

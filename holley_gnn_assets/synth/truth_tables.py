@@ -11,6 +11,7 @@ import pandas as pd
 
 from holley_gnn_assets.synth import behaviour as bh
 from holley_gnn_assets.synth.catalogue import SCOPES
+from holley_gnn_assets.synth.time_model import days_of
 from holley_gnn_assets.synth.world import World
 
 GENERATOR_VERSION = "1"
@@ -27,8 +28,15 @@ def truth_tables(
     cutoff: dt.date,
     start: dt.date,
     n_test_clicks: int,
+    clock: bh.Clock,
 ) -> dict[str, pd.DataFrame]:
     veh, cat = world.veh, world.cat
+    tm = world.time
+    none = np.full(cat.n, -1, dtype=np.int64)
+    # the time model's truth: the oracle multiplies the preference by time_factor (the mean
+    # intensity over the test window); 1 in a stationary world
+    time_factor = (np.ones(cat.n) if tm is None
+                   else tm.window_factor(clock.cutoff, clock.as_of, cat.n))
     k = world.affinity.shape[1]
     vid = np.where(users.status == 0, veh.vehicle_id[np.maximum(users.vehicle, 0)], None)
     return {
@@ -77,6 +85,12 @@ def truth_tables(
                 "attractiveness": cat.attract,
                 "scope": np.asarray(SCOPES, dtype=object)[cat.scope],
                 "demand": world.demand,
+                "time_factor": time_factor,
+                "launch_date": days_of(none if tm is None else tm.launch),
+                "decline_date": days_of(none if tm is None else tm.decline),
+                "trending": np.zeros(cat.n, bool) if tm is None else tm.trending,
+                "season_peak_day": (np.full(cat.n, np.nan) if tm is None
+                                    else tm.phase[cat.cluster]),
             }
         ),
         "synth_truth.affinity": pd.DataFrame(

@@ -6,13 +6,14 @@ module draws every user action from ``World.sampler`` (the true per-vehicle pref
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from holley_gnn_assets.synth.catalogue import Catalogue, build_catalogue
 from holley_gnn_assets.synth.sampling import PrefSampler
+from holley_gnn_assets.synth.time_model import TimeModel
 from holley_gnn_assets.synth.vehicles import Vehicles, build_vehicles
 
 
@@ -30,6 +31,15 @@ class World:
     cluster_sampler: PrefSampler  # unit = vehicle * n_clusters + cluster
     demand: np.ndarray  # outside customers' first-item distribution over products
     buyer_sampler: PrefSampler  # unit = product, draws the latent vehicle of an outside buyer
+    time: TimeModel | None = field(default=None)  # demand that moves in time (None: stationary)
+
+    def timed(self, products: np.ndarray, ts: np.ndarray, units: np.ndarray,
+              sampler: PrefSampler) -> np.ndarray:
+        """``products`` drawn from ``sampler`` for ``units``, re-drawn so that each is
+        accepted at its time ``ts`` (``TimeModel.resample``); unchanged in a stationary world."""
+        if self.time is None:
+            return products
+        return self.time.resample(products, ts, lambda idx, rng: sampler.draw(units[idx], rng))
 
 
 def build_world(

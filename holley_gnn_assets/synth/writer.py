@@ -96,6 +96,11 @@ TRUTH_TABLES: dict[str, list[tuple[str, str]]] = {
         ("attractiveness", "DOUBLE"),
         ("scope", "VARCHAR"),
         ("demand", "DOUBLE"),
+        ("time_factor", "DOUBLE"),  # mean time intensity over the test window (1: stationary)
+        ("launch_date", "DATE"),
+        ("decline_date", "DATE"),
+        ("trending", "BOOLEAN"),
+        ("season_peak_day", "DOUBLE"),  # day of year of the cluster's seasonal peak
     ],
     "synth_truth.affinity": [("group_id", "BIGINT"), ("cluster", "BIGINT"), ("affinity", "DOUBLE")],
     "synth_truth.users": [

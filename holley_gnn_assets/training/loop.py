@@ -69,6 +69,7 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=dict)
     lift: LiftChoice = field(default_factory=LiftChoice)  # the look-alike lift's pool, weight
+    prior_half_life: float = 0.0  # the prior count's half-life in days (0: all-time orders)
 
 
 def _epoch(
@@ -236,6 +237,14 @@ def _train(
     epochs_run = int(history[-1]["epoch"]) if history else 0
 
     model.load_state_dict(best_state)
+    fallback = None
+    if (cfg["recent"]["fallback_to_prior"] and model.prior_weight is not None
+            and stop.best_mrr <= baseline["pop_mrr"]):
+        # nothing learned over the prior on validation: serve the prior, not noise
+        model.serve_prior()
+        fallback = "prior"
+        notes.append(f"best validation MRR {stop.best_mrr:.4f} <= the prior's "
+                     f"{baseline['pop_mrr']:.4f}: the model serves the popularity prior")
     lift = choose_lift(model, st, list(cfg["model"].get("lookalike_lift_weights") or []),
                        list(cfg["model"].get("lookalike_lift_neighbours") or []))
     model = model.cpu().eval()
@@ -265,4 +274,6 @@ def _train(
         notes=notes,
         baseline=baseline,
         lift=lift,
+        fallback=fallback,
+        prior_half_life=float(bundle.stats.get("prior_half_life_days", 0.0)),
     )

@@ -276,13 +276,13 @@ class DuckDBWarehouse(Warehouse):
 
     def read_truth(self) -> pd.DataFrame | None:
         """``synth_truth.vehicle_preference`` of a synthetic warehouse, else None; with each
-        product's ``demand`` and ``cluster`` (``synth_truth.products``) and each vehicle's
-        ``group_id`` (``synth_truth.vehicles``) where those tables have them."""
+        product's ``demand``, ``cluster`` and ``time_factor`` (``synth_truth.products``) and
+        each vehicle's ``group_id`` (``synth_truth.vehicles``) where those tables have them."""
         if not self._exists("synth_truth", "vehicle_preference"):
             return None
         with self._connect() as con:
             truth = con.execute("SELECT * FROM synth_truth.vehicle_preference").df()
-            for table, key, wanted in (("products", "sku", ("demand", "cluster")),
+            for table, key, wanted in (("products", "sku", ("demand", "cluster", "time_factor")),
                                        ("vehicles", "vehicle_id", ("group_id",))):
                 if not self._exists("synth_truth", table):
                     continue

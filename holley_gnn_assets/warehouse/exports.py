@@ -24,7 +24,8 @@ from holley_gnn_assets.warehouse.sql import (
 
 TABLE_SCHEMAS: dict[str, dict[str, str]] = schemas.TABLE_SCHEMAS
 EXPORT_FILES: dict[str, list[str]] = {
-    "gnn/export_nodes.sql": ["user_nodes", "product_nodes", "vehicle_nodes"],
+    "gnn/export_nodes.sql": ["user_nodes", "product_nodes", "vehicle_nodes",
+                             "product_order_days"],
     "gnn/export_edges.sql": [
         "user_product_edges",
         "user_vehicle_edges",

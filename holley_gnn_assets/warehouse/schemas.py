@@ -30,6 +30,10 @@ PRODUCT_NODES = {
     "log_popularity": "float64", # ln(1 + order_count)
     "fitment_breadth": "int64",  # number of vehicles it fits
 }
+PRODUCT_ORDER_DAYS = {  # distinct orders per (sku, day before the cutoff): recent demand
+    "sku": "string", "age_days": "int64",  # 0 = the last 24 hours before the cutoff
+    "n_orders": "int64",
+}
 VEHICLE_NODES = {
     "vehicle_id": "string", "year": "string", "make": "string", "model": "string",
     "user_count": "int64", "product_count": "int64",
@@ -66,6 +70,7 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "user_nodes": USER_NODES,
     "product_nodes": PRODUCT_NODES,
     "vehicle_nodes": VEHICLE_NODES,
+    "product_order_days": PRODUCT_ORDER_DAYS,
     "user_product_edges": USER_PRODUCT_EDGES,
     "user_vehicle_edges": USER_VEHICLE_EDGES,
     "product_vehicle_edges": PRODUCT_VEHICLE_EDGES,

@@ -42,6 +42,20 @@ SELECT
   order_count, log_popularity, fitment_breadth
 FROM products;
 
+-- name: product_order_days
+-- Distinct orders per product-node sku and day before the cutoff (the order_count of
+-- product_nodes, split by age): age_days = whole days between the order and the cutoff
+-- (0 = the last 24 hours before it). Recent demand (graph/recent_demand.py) reads it.
+SELECT
+  o.sku,
+  CAST(FLOOR(TIMESTAMP_DIFF({{ cutoff }}, o.order_date, MICROSECOND) / 86400000000.0) AS INT64)
+    AS age_days,
+  COUNT(DISTINCT o.order_id) AS n_orders
+FROM order_rows AS o
+JOIN product_skus AS p ON p.sku = o.sku
+WHERE o.order_date < {{ cutoff }}
+GROUP BY o.sku, age_days;
+
 -- name: vehicle_nodes
 -- Every normalised fitment vehicle. user_count = user nodes on it; product_count = distinct
 -- product-node skus that fit it.

@@ -19,6 +19,7 @@ from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+from holley_gnn_assets.evaluation.reference_arms import recent_pop_summary
 from holley_gnn_assets.evaluation.ui_metadata import (
     chart_markdown,
     decision_table,
@@ -47,6 +48,7 @@ def eval_report(
     user_product_edges: pd.DataFrame,
     test_clicks: pd.DataFrame,
     test_events: pd.DataFrame,
+    product_order_days: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
@@ -54,7 +56,8 @@ def eval_report(
     start = time.perf_counter()
     tables = {"product_nodes": product_nodes, "user_nodes": user_nodes,
               "product_vehicle_edges": product_vehicle_edges,
-              "user_product_edges": user_product_edges}
+              "user_product_edges": user_product_edges,
+              "product_order_days": product_order_days}
     # the two arms' score tables are in the staging dataset (written by the arms' assets)
     # lookalike_pop pools as many look-alikes as the scoring model's lift does
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
@@ -70,6 +73,7 @@ def eval_report(
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["ranking_seconds"] = round(rank_s, 2)
     report["lookalike_pop_neighbours"] = pool
+    report["recent_pop"] = recent_pop_summary(tables, cfg)
     home = pipeline.home_dir()
     # phase 2: the online test this offline delta would need (users with a vehicle = audience)
     report["power_analysis"] = power_analysis(
@@ -188,6 +192,6 @@ def report_metrics(report: dict[str, Any]) -> dict[str, float]:
         elif isinstance(node, int | float) and not isinstance(node, bool):
             out[prefix] = float(node)
 
-    walk("", {k: report[k] for k in ("tiers", "n_test_clicks", "n_test_users", "test_window")
-              if k in report})
+    walk("", {k: report[k] for k in ("tiers", "n_test_clicks", "n_test_users", "test_window",
+                                     "recent_pop") if report.get(k) is not None})
     return out

@@ -52,7 +52,7 @@ SOURCE_KEYS = list(_SRC.values())
 EXPORTS: dict[str, dict[str, Any]] = {
     "gnn/export_nodes.sql": {
         "name": "node_tables",
-        "outs": ["user_nodes", "product_nodes", "vehicle_nodes"],
+        "outs": ["user_nodes", "product_nodes", "vehicle_nodes", "product_order_days"],
         "deps": list(_SRC.values()),
     },
     "gnn/export_edges.sql": {
@@ -76,6 +76,7 @@ DESCRIPTIONS = {
     "user_nodes": "One row per user (LOWER(TRIM(email))): latest vehicle, engagement tier.",
     "product_nodes": "One row per SKU with rule flags and features (popularity before the cutoff).",
     "vehicle_nodes": "Normalised (year, make, model) vehicles present in fitment.",
+    "product_order_days": "Distinct orders per product and day before the cutoff (recent demand).",
     "user_product_edges": "Interaction edges before the cutoff, weight = type weight x decay.",
     "user_vehicle_edges": "Each user with a vehicle -> that vehicle.",
     "product_vehicle_edges": "Fitment edges.",

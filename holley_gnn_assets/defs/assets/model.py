@@ -55,12 +55,14 @@ def heterodata(
     user_vehicle_edges: pd.DataFrame,
     product_vehicle_edges: pd.DataFrame,
     product_product_edges: pd.DataFrame,
+    product_order_days: pd.DataFrame,
 ) -> Output[dict[str, Any]]:
     tables = {
         "user_nodes": user_nodes, "product_nodes": product_nodes, "vehicle_nodes": vehicle_nodes,
         "user_product_edges": user_product_edges, "user_vehicle_edges": user_vehicle_edges,
         "product_vehicle_edges": product_vehicle_edges,
         "product_product_edges": product_product_edges,
+        "product_order_days": product_order_days,  # the prior's recent demand
     }
     with no_retry():
         _require_recommendable(user_nodes, product_vehicle_edges, user_product_edges)
@@ -156,6 +158,8 @@ def gnn_model(
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
                                     "epochs_run": result.epochs_run,
                                     "train_wall_s": result.wall_s,
+                                    "prior_half_life_days": result.prior_half_life,
+                                    "fallback_to_prior": float(result.fallback == "prior"),
                                     **result.lift.metrics()})
     mlflow.end_run(mlflow_run)
     info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
@@ -181,6 +185,7 @@ def gnn_model(
             "wall_seconds": round(result.wall_s, 1),
             "device": str(result.device),
             "fallback": result.fallback or "none",
+            "prior_half_life_days": result.prior_half_life,
             "mlflow_run_id": mlflow_run,
             "model": model_uri,
             "model_version": version["version"],
