@@ -23,8 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from holley_gnn_assets.settings_schema import (
-    PipelineConfig,
+from holley_gnn_assets.settings_schema import PipelineConfig
+from holley_gnn_assets.settings_validation import (
     SettingsError,
     describe_errors,
     merge_sections,

@@ -8,7 +8,7 @@ import pytest
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.quality import graph_stats as gs
 from holley_gnn_assets.settings import load_config
-from holley_gnn_assets.settings_schema import SettingsError
+from holley_gnn_assets.settings_validation import SettingsError
 from tests.ml_fixtures import make_tables
 
 

@@ -41,7 +41,7 @@ from dagster import (
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
-from holley_gnn_assets.settings_schema import validate_cron, validate_timezone
+from holley_gnn_assets.settings_validation import validate_cron, validate_timezone
 from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
 
 CRON_ENV = ENV_RETRAIN_CRON
