@@ -134,6 +134,8 @@ class EventWeights(Section):
 
 class CoPurchase(Section):
     min_users: PositiveInt
+    max_neighbours: NonNegativeInt
+    weight_by_basket: bool
 
 
 class RulesConfig(Section):
@@ -146,6 +148,7 @@ class RulesConfig(Section):
     max_per_part_type: PositiveInt
     top_k: PositiveInt
     rank_depth: PositiveInt
+    candidate_depth: PositiveInt
 
 
 class ModelConfig(Section):
