@@ -316,6 +316,18 @@ def site_product_events(
     log.add_site(users.user_id[who], event, sku, rng.integers(lo, hi, len(who)))
 
 
+def basket_sizes(params: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Lines of ``n`` orders: the bundle model (bundle_share of orders with 2-4 lines, else 1),
+    or with basket_median > 0 a lognormal (median basket_median, log-sd basket_tail) rounded
+    and clipped to [1, basket_max]."""
+    median = float(params["basket_median"])
+    if median > 0:
+        raw = rng.lognormal(np.log(median), float(params["basket_tail"]), n)
+        return np.clip(np.rint(raw), 1, int(params["basket_max"])).astype(np.int64)
+    bundle = rng.random(n) < float(params["bundle_share"])
+    return np.where(bundle, rng.choice([2, 3, 4], n, p=[0.6, 0.3, 0.1]), 1)
+
+
 def order_lines(
     params: dict[str, Any],
     world: World,
@@ -324,13 +336,14 @@ def order_lines(
     first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lines of orders placed by buyers on ``vehicle`` (one per order): (order_pos, product).
-    The first item is drawn from the vehicle's preference unless given; a share of orders are
-    bundles of 2-4 skus, the extra items mostly from the first item's affinity cluster."""
+    The first item is drawn from the vehicle's preference unless given; the others (a share of
+    2-4 line bundles, or every order's ``basket_sizes``) from the first item's affinity
+    cluster (bundle_same_cluster), else from the vehicle's preference (big baskets: from the
+    whole catalogue's demand, as a workshop's order spans parts for several vehicles)."""
     n = len(vehicle)
     k = world.cluster_sampler.ptr.shape[0] - 1
     n_clusters = k // world.veh.n
-    bundle = rng.random(n) < float(params["bundle_share"])
-    size = np.where(bundle, rng.choice([2, 3, 4], n, p=[0.6, 0.3, 0.1]), 1)
+    size = basket_sizes(params, n, rng)
     if first is None:
         first = world.sampler.draw(vehicle, rng)
     pos = _split_counts(size)
@@ -341,7 +354,11 @@ def order_lines(
     same = rng.random(len(extra)) < float(params["bundle_same_cluster"])
     unit = v_extra * n_clusters + world.cat.cluster[prod[extra]]
     prod[extra[same]] = world.cluster_sampler.draw(unit[same], rng)
-    prod[extra[~same]] = world.sampler.draw(v_extra[~same], rng)
+    other = extra[~same]
+    if float(params["basket_median"]) > 0:  # big baskets reach across the catalogue
+        prod[other] = rng.choice(world.cat.n, len(other), p=world.demand)
+    else:
+        prod[other] = world.sampler.draw(v_extra[~same], rng)
     key = np.unique(pos.astype(np.int64) * world.cat.n + prod)  # one line per (order, sku)
     return key // world.cat.n, key % world.cat.n
 
