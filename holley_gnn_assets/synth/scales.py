@@ -44,9 +44,10 @@ _COMMON: dict[str, Any] = {
 
 # ---- big baskets and broad fitment (issue 27) -------------------------------------------
 # basket_median > 0: every order's drawn line count comes from a lognormal with this median and
-# log-sd basket_tail (heavy-tailed: a few orders with hundreds of lines), capped at basket_max; bundle_same_cluster of the extra lines come from the first line's cluster, the
-# rest from the whole catalogue's demand (duplicates merge into one line). 0: the bundle model
-# above (bundle_share of orders with 2-4 lines, the rest one line).
+# log-sd basket_tail (heavy-tailed: a few orders with hundreds of lines), capped at basket_max;
+# bundle_same_cluster of the extra lines come from the first line's cluster, the rest from the
+# whole catalogue's demand (duplicates merge into one line). 0: the bundle model above
+# (bundle_share of orders with 2-4 lines, the rest one line).
 _COMMON.update({"basket_median": 0.0, "basket_tail": 0.9, "basket_max": 450})
 # drawn lines 25 (median), log-sd 1.0, at most 700: realised (merged) median 15, tail to a few
 # hundred lines (big_basket_demo seed 0: median 15, max ~300)
