@@ -334,6 +334,12 @@ class AbTestConfig(Section):
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+class ScaleConfig(Section):
+    user_candidates: PositiveInt
+    memory_budget_gb: PositiveFloat
+    bytes_per_row: PositiveInt
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -341,6 +347,7 @@ class PipelineConfig(Section):
     event_weights: EventWeights
     co_purchase: CoPurchase
     rules: RulesConfig
+    scale: ScaleConfig
     model: ModelConfig
     training: TrainingConfig
     eval: EvalConfig

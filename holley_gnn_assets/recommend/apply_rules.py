@@ -153,15 +153,28 @@ def build_recommendations(
     counts = warehouse.query_df(
         f"SELECT COUNT(*) AS n_rows, COUNTIF(rec_part_4 IS NOT NULL) AS n_full FROM {ref}"
     ).iloc[0]
-    log.info("%s: %d users with recommendations built in %.1fs", arm, counts["n_rows"], seconds)
+    short = short_users(warehouse, params, Ident(warehouse.table_id(dataset, table)))
+    log.info("%s: %d users with recommendations built in %.1fs; %d of %d users short of %d "
+             "(%d of them with candidates cut at rules.candidate_depth / scale.user_candidates)",
+             arm, counts["n_rows"], seconds, short["users_short"], short["users"],
+             min(int(cfg["rules"]["top_k"]), 4), short["users_short_capped"])
     return {
         "table": warehouse.table_id(dataset, table),
         "dataset": dataset,
         "name": table,
         "rows": int(counts["n_rows"]),
         "users_with_4_recs": int(counts["n_full"] or 0),
+        **short,
         "seconds": round(seconds, 2),
     }
+
+
+def short_users(warehouse: Warehouse, params: dict[str, Any], staged: Ident) -> dict[str, int]:
+    """Users with a vehicle, those short of LEAST(top_k, 4) recommendations in ``staged``, those
+    of them whose candidates were cut (``users_short_capped``) and every user whose were
+    (``users_capped``), from recommend.sql's ``short_users``."""
+    row = warehouse.run_named(RULES_SQL, {**params, "staged": staged}, ["short_users"])
+    return {k: int(v or 0) for k, v in row["short_users"].iloc[0].items()}
 
 
 def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.DataFrame:

@@ -45,6 +45,9 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
         "dagster/row_count": staged["rows"],
         "staged_table": staged["table"],
         "users_with_4_recs": staged["users_with_4_recs"],
+        "users_short_of_4": staged["users_short"],  # of the users with a vehicle
+        "users_short_capped": staged["users_short_capped"],  # ... whose candidates were cut
+        "users_capped": staged["users_capped"],
         "rules_seconds": staged["seconds"],
         "preview": MetadataValue.md(preview.to_markdown(index=False)),
         **extra,
