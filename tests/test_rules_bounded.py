@@ -48,9 +48,8 @@ def _gnn_like(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     fit = tables["product_vehicle_edges"][["vehicle_id", "sku"]].drop_duplicates()
     users = tables["user_nodes"].dropna(subset=["vehicle_id"]).head(40)
     own = users[["email_lower", "vehicle_id"]].merge(fit, on="vehicle_id")
-    none = {"email_lower": object, "vehicle_id": object}
-    gnn = pd.concat([fit.astype(none).assign(email_lower=None),
-                     own.astype(none).assign(vehicle_id=None)])
+    nothing = pd.Series(None, dtype=object)
+    gnn = pd.concat([fit.assign(email_lower=nothing), own.assign(vehicle_id=nothing)])
     gnn["score"] = np.random.default_rng(0).random(len(gnn))
     return gnn[["vehicle_id", "email_lower", "sku", "score"]]
 
