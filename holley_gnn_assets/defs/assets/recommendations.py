@@ -37,7 +37,7 @@ from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import get_settings
 
 _HEAVY = cpu_op_tags(get_settings(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
-LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # read only at weight > 0
+LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0
 
 
 def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, Any]) -> dict:
@@ -77,12 +77,12 @@ def gnn_recommendations(
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
     weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
-    tables = {"product_vehicle_edges": product_vehicle_edges}
+    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes()}
     if weight:  # the look-alike count's tables are read only when the lift is added
-        tables |= {"product_nodes": product_nodes(), "user_nodes": user_nodes(),
-                   "user_product_edges": user_product_edges()}
+        tables |= {"user_nodes": user_nodes(), "user_product_edges": user_product_edges()}
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
-    scores = gnn_arm_scores(emb, tables, weight, pool)
+    user_candidates = int(cfg["scale"]["user_candidates"])
+    scores = gnn_arm_scores(emb, tables, weight, pool, user_candidates)
     score_s = time.perf_counter() - start
     apply_rules.write_scores(wh, cfg, "gnn", scores)
     load_s = time.perf_counter() - start - score_s
@@ -91,6 +91,8 @@ def gnn_recommendations(
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": len(scores), "score_seconds": round(score_s, 2),
+        "user_score_rows": int(scores["email_lower"].notna().sum()),
+        "user_candidates": user_candidates,
         "lookalike_lift_weight": weight, "lookalike_lift_neighbours": pool,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
         "seconds": round(time.perf_counter() - start, 2)}))
