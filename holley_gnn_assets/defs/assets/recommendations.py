@@ -115,6 +115,7 @@ def sql_baseline_recommendations(
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": scores["rows"], "score_seconds": scores["seconds"],
+        "user_score_rows": 0,  # vehicle rows only
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
