@@ -135,6 +135,7 @@ class EventWeights(Section):
 class CoPurchase(Section):
     min_users: PositiveInt
     max_neighbours: NonNegativeInt
+    neighbour_rule: Literal["either", "both"]
     weight_by_basket: bool
 
 

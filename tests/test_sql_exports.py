@@ -438,13 +438,23 @@ def test_co_purchase_big_baskets_weigh_one_over_lines(tmp_path: Path) -> None:
 
 
 def test_co_purchase_keeps_at_most_k_neighbours_per_product(tmp_path: Path) -> None:
+    both = {"neighbour_rule": "both"}
     # k=1: A and B rank each other first; C-E rank A first (ties by sku), but A keeps B only
-    assert sorted(_basket_run(tmp_path / "k1", max_neighbours=1)) == [("A", "B")]
+    assert sorted(_basket_run(tmp_path / "k1", max_neighbours=1, **both)) == [("A", "B")]
     # k=2: A keeps B, C; B keeps A, C; C keeps A, B; D and E rank A, B first, who are full
-    pp = _basket_run(tmp_path / "k2", max_neighbours=2)
+    pp = _basket_run(tmp_path / "k2", max_neighbours=2, **both)
     assert sorted(pp) == [("A", "B"), ("A", "C"), ("B", "C")]
     degree = pd.Series([s for pair in pp for s in pair]).value_counts()
     assert degree.max() <= 2
+
+
+def test_co_purchase_keeps_each_products_k_strongest(tmp_path: Path) -> None:
+    """neighbour_rule either (the default): a pair stays when either product keeps it, so
+    every product keeps its own k strongest and the pairs are at most k x products."""
+    pp = _basket_run(tmp_path / "k1", max_neighbours=1)
+    # A and B keep each other; C, D and E each keep A (their strongest, ties by sku)
+    assert sorted(pp) == [("A", "B"), ("A", "C"), ("A", "D"), ("A", "E")]
+    assert len(_basket_run(tmp_path / "k2", max_neighbours=2)) <= 2 * 5
 
 
 def test_user_purchases_window(tmp_path: Path) -> None:

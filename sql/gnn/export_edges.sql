@@ -16,10 +16,12 @@
 -- distinct product skus of the order (the user's smallest such order), so every line of a
 -- basket spreads one unit over its partners and a 400-line order weighs no more than a pair:
 -- strength = SUM over users, weight = LN(1 + strength); without it strength = n_users and
--- weight = LN(n_users) (the spec's first rule). At most max_neighbours pairs per product
--- (co_purchase.max_neighbours; 0 = no cap): a pair is kept when each of its products ranks it
--- among its max_neighbours strongest (strength DESC, n_users DESC, other sku ASC), so the
--- kept edges grow with the products, not with basket size squared.
+-- weight = LN(n_users) (the spec's first rule). The cap (co_purchase.max_neighbours, 0 = none):
+-- each product ranks its pairs (strength DESC, n_users DESC, other sku ASC) and keeps its
+-- max_neighbours strongest; a pair stays when either product keeps it (co_purchase.
+-- neighbour_rule = either: at most max_neighbours x products pairs, every product keeps its
+-- own strongest, a hub may be kept by many) or when both do (both: at most max_neighbours per
+-- product). Either way the kept edges grow with the products, not with basket size squared.
 -- user_purchases: orders with cutoff - purchase_exclusion_days <= order_date < as_of, for user
 -- nodes and product-node skus, the last order per (user, sku) on each side of the cutoff;
 -- the scorer filters by its own scoring date.
@@ -92,7 +94,8 @@ FROM pairs AS p
 JOIN ranked AS ra ON ra.sku = p.sku_a AND ra.other = p.sku_b
 JOIN ranked AS rb ON rb.sku = p.sku_b AND rb.other = p.sku_a
 WHERE {{ max_neighbours }} = 0
-  OR (ra.rk <= {{ max_neighbours }} AND rb.rk <= {{ max_neighbours }});
+  OR (ra.rk <= {{ max_neighbours }} AND rb.rk <= {{ max_neighbours }})
+  OR (NOT {{ both_keep }} AND (ra.rk <= {{ max_neighbours }} OR rb.rk <= {{ max_neighbours }}));
 
 -- name: user_purchases
 SELECT o.email_lower, o.sku, MAX(o.order_date) AS last_order_ts
