@@ -136,6 +136,7 @@ class CoPurchase(Section):
     min_users: PositiveInt
     max_neighbours: NonNegativeInt
     neighbour_rule: Literal["either", "both"]
+    min_strength: NonNegativeFloat
     weight_by_basket: bool
 
 
@@ -249,6 +250,7 @@ class BigQueryConfig(Section):
 
 class WarehouseConfig(Section):
     kind: Literal["duckdb", "bigquery"]
+    duckdb_memory_gb: PositiveFloat
     bigquery: BigQueryConfig
 
 

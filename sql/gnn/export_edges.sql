@@ -16,7 +16,8 @@
 -- distinct product skus of the order (the user's smallest such order), so every line of a
 -- basket spreads one unit over its partners and a 400-line order weighs no more than a pair:
 -- strength = SUM over users, weight = LN(1 + strength); without it strength = n_users and
--- weight = LN(n_users) (the spec's first rule). The cap (co_purchase.max_neighbours, 0 = none):
+-- weight = LN(n_users) (the spec's first rule). A pair also needs strength >= min_strength
+-- (co_purchase.min_strength): two users' 20-line orders (2/19) are chance, not a pairing. The cap (co_purchase.max_neighbours, 0 = none):
 -- each product ranks its pairs (strength DESC, n_users DESC, other sku ASC) and keeps its
 -- max_neighbours strongest; a pair stays when either product keeps it (co_purchase.
 -- neighbour_rule = either: at most max_neighbours x products pairs, every product keeps its
@@ -73,7 +74,7 @@ pairs AS (
   SELECT sku_a, sku_b, COUNT(*) AS n_users, SUM(share) AS strength
   FROM user_pairs
   GROUP BY sku_a, sku_b
-  HAVING COUNT(*) >= {{ min_users }}
+  HAVING COUNT(*) >= {{ min_users }} AND SUM(share) >= {{ min_strength }}
 ),
 directed AS (
   SELECT sku_a AS sku, sku_b AS other, n_users, strength FROM pairs
