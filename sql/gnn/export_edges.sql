@@ -11,13 +11,13 @@
 --   and one half_life_days earlier half of it.
 -- Co-purchase (product_product_edges): orders with order_date < cutoff; pairs of distinct
 -- product-node skus in one order_id; n_users = distinct order emails (LOWER(TRIM)) that ordered
--- both in one order; kept when n_users >= min_users; sku_a < sku_b. With weight_by_basket
--- (co_purchase.weight_by_basket) each user counts 1 / (lines - 1) for the pair, lines = the
--- distinct product skus of the order (the user's smallest such order), so every line of a
--- basket spreads one unit over its partners and a 400-line order weighs no more than a pair:
--- strength = SUM over users, weight = LN(1 + strength); without it strength = n_users and
--- weight = LN(n_users) (the spec's first rule). A pair also needs strength >= min_strength
--- (co_purchase.min_strength): two users' 20-line orders (2/19) are chance, not a pairing. The cap (co_purchase.max_neighbours, 0 = none):
+-- both in one order; kept when n_users >= min_users; sku_a < sku_b. Strength: each user
+-- counts 1 / (lines - 1) for the pair, lines = the distinct product skus of the order (the
+-- user's smallest such order), so every line of a basket spreads one unit over its partners
+-- and a 400-line order weighs no more than a pair (pair-only orders: strength = n_users). A
+-- pair also needs strength >= min_strength (co_purchase.min_strength): two users' 20-line
+-- orders (2/19) are chance, not a pairing. weight = LN(n_users) (the spec's), or with
+-- co_purchase.weight_by_basket LN(1 + strength). The cap (co_purchase.max_neighbours, 0 = none):
 -- each product ranks its pairs (strength DESC, n_users DESC, other sku ASC) and keeps its
 -- max_neighbours strongest; a pair stays when either product keeps it (co_purchase.
 -- neighbour_rule = either: at most max_neighbours x products pairs, every product keeps its
@@ -64,7 +64,7 @@ WITH order_items AS (
 ),
 user_pairs AS (
   SELECT a.sku AS sku_a, b.sku AS sku_b, a.email_lower,
-    MAX(IF({{ weight_by_basket }}, 1.0 / GREATEST(a.lines - 1, 1), 1.0)) AS share
+    MAX(1.0 / GREATEST(a.lines - 1, 1)) AS share
   FROM order_items AS a
   JOIN order_items AS b
     ON b.order_id = a.order_id AND b.email_lower = a.email_lower AND a.sku < b.sku
