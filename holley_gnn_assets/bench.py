@@ -157,6 +157,25 @@ def training_figures(assets: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "train_wall_s": wall, "mean_epoch_s": round(wall / epochs, 2) if epochs else None}
 
 
+ARM_STEPS = {"gnn": GNN_OUTPUT_STEP, "sql": SQL_BASELINE_STEP}
+ARM_KEYS = ("score_rows", "user_score_rows", "users_short_of_4", "users_short_capped",
+            "users_capped")
+
+
+def scale_figures(assets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What grows with users x candidates: co-purchase edges, the estimate made before
+    training, each arm's score rows and its users short of four (and of them, cut)."""
+    graph = assets.get("heterodata", {})
+    out: dict[str, Any] = {
+        "co_purchase_pairs": assets.get("product_product_edges", {}).get("dagster/row_count"),
+        "estimated_score_rows": graph.get("estimated_score_rows"),
+        "estimated_score_gb": graph.get("estimated_score_gb")}
+    for arm, step in ARM_STEPS.items():
+        meta = assets.get(step, {})
+        out[arm] = {k: meta.get(k) for k in ARM_KEYS}
+    return out
+
+
 def hit_rates(report_path: Path, since: float) -> dict[str, Any]:
     """Hit Rate@4 per arm and tier from the eval report this run wrote ({} when absent)."""
     if not report_path.exists() or report_path.stat().st_mtime < since:
@@ -208,6 +227,14 @@ def _print_summary(out: dict[str, Any]) -> None:
         print(f"training: {tr['epochs_run']} epochs (best {tr['best_epoch']}), best val MRR "
               f"{tr['best_val_mrr']:.4f}, {tr['train_wall_s']:.1f}s, "
               f"{_fmt(tr['mean_epoch_s'], '.2f')}s/epoch on {tr['device']}")
+    sc = out["bounds"]
+    print(f"co-purchase pairs {sc['co_purchase_pairs']}; estimated score/rule rows "
+          f"{sc['estimated_score_rows']} ({sc['estimated_score_gb']} GB)")
+    for arm in ARM_STEPS:
+        a = sc[arm]
+        print(f"{arm}: {a['score_rows']} score rows ({a['user_score_rows']} on own-node users); "
+              f"users short of 4: {a['users_short_of_4']}, of them with candidates cut "
+              f"{a['users_short_capped']} (users cut {a['users_capped']})")
     ev = out["eval"]
     for tier, block in ev.get("tiers", {}).items():
         arms = ", ".join(f"{arm} {v:.4f}" for arm, v in block["hit_rate@4"].items())
@@ -244,6 +271,7 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
         "job_peak_rss_gb": round(max((s for _, s in rss.samples), default=0) / GIB, 2),
         "output_vs_sql": output_comparison(steps),
         "training": training_figures(summary["assets"]),
+        "bounds": scale_figures(summary["assets"]),
         "eval": hit_rates(work / "eval_report.json", started),
     }
     _print_summary(out)

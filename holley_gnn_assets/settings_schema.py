@@ -69,6 +69,10 @@ class EventWeights(Section):
 
 class CoPurchase(Section):
     min_users: PositiveInt
+    max_neighbours: NonNegativeInt
+    neighbour_rule: Literal["either", "both"]
+    min_strength: NonNegativeFloat
+    weight_by_basket: bool
 
 
 class RulesConfig(Section):
@@ -81,6 +85,7 @@ class RulesConfig(Section):
     max_per_part_type: PositiveInt
     top_k: PositiveInt
     rank_depth: PositiveInt
+    candidate_depth: PositiveInt
 
 
 class ModelConfig(Section):
@@ -205,6 +210,7 @@ class BigQueryConfig(Section):
 
 class WarehouseConfig(Section):
     kind: Literal["duckdb", "bigquery"]
+    duckdb_memory_gb: PositiveFloat
     bigquery: BigQueryConfig
 
 
@@ -292,6 +298,12 @@ class AbTestConfig(Section):
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+class ScaleConfig(Section):
+    user_candidates: PositiveInt
+    memory_budget_gb: PositiveFloat
+    bytes_per_row: PositiveInt
+
+
 class PipelineConfig(Section):
     """The whole ``gnn_config.yaml``."""
 
@@ -299,6 +311,7 @@ class PipelineConfig(Section):
     event_weights: EventWeights
     co_purchase: CoPurchase
     rules: RulesConfig
+    scale: ScaleConfig
     model: ModelConfig
     training: TrainingConfig
     eval: EvalConfig

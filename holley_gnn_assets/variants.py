@@ -81,7 +81,8 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
     lift = result.lift
     apply_rules.write_scores(wh, cfg, "gnn",
-                             gnn_arm_scores(emb, tables, lift.weight, lift.neighbours))
+                             gnn_arm_scores(emb, tables, lift.weight, lift.neighbours,
+                                            int(cfg["scale"]["user_candidates"])))
     build_sql_scores(wh, cfg, windows)
     arms = ranked_arms(wh, cfg, windows, tables, lift.neighbours)
     return ScoredWorld(arms, tables, windows, result, train_s)

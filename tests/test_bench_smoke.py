@@ -74,3 +74,34 @@ def test_bench_tiny_times_every_step_of_the_job(tmp_path):
     assert not (home / "warehouse_demo.duckdb").exists() and not (home / "tables").exists()
     assert not (home / "artifacts").exists()
     assert "@" not in out.replace("@4", "")
+
+
+@pytest.mark.parametrize("scale", ["broad_tiny", "big_basket_tiny"])
+def test_bench_prints_score_rows_and_users_short_on_the_new_worlds(tmp_path, scale):
+    """broad_tiny (300 products fit every vehicle) and big_basket_tiny: the bench prints each
+    arm's score rows and users short of four; an own-node user has at most
+    scale.user_candidates rows, and nobody is short because of the cut."""
+    cfg = load_config(overrides={"training": {"epochs": 2, "patience": 1},
+                                 "eval": {"bootstrap_samples": 100},
+                                 "scale": {"user_candidates": 40}})
+    config = tmp_path / "fast.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    home = tmp_path / "home"
+    env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_CONFIG": str(config)}
+    env.pop("HOLLEY_GNN_WAREHOUSE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", scale],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    bounds = json.loads((home / "bench.json").read_text())["bounds"]
+    gnn, sql = bounds["gnn"], bounds["sql"]
+    assert gnn["user_score_rows"] > 0 and sql["user_score_rows"] == 0
+    assert gnn["users_short_capped"] == 0 and sql["users_short_capped"] == 0
+    assert bounds["co_purchase_pairs"] is not None and bounds["estimated_score_rows"] > 0
+    for arm, a in (("gnn", gnn), ("sql", sql)):
+        assert (f"{arm}: {a['score_rows']} score rows ({a['user_score_rows']} on own-node "
+                f"users); users short of 4: {a['users_short_of_4']}, of them with candidates "
+                f"cut 0") in proc.stdout
+    if scale == "broad_tiny":
+        assert gnn["users_capped"] > 0  # 300 candidates: the cut at 40 bites

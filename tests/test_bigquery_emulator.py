@@ -460,6 +460,29 @@ def test_rules_agree_between_duckdb_and_bigquery_and_publish(twin_warehouses, bq
     assert staged["name"] not in bq.list_tables(staged["dataset"])
 
 
+@pytest.mark.slow
+def test_cut_candidates_and_short_users_agree_between_duckdb_and_bigquery(
+    twin_warehouses, bq_datasets
+) -> None:
+    """rules.candidate_depth 3 (and scale.user_candidates 2): the cut lists and the counts of
+    users short of four (cut or not) are the same on both engines, and the cut bites."""
+    from holley_gnn_assets.warehouse.exports import run_exports
+    from tests.test_engine_agreement import gnn_like_scores
+
+    duck, bq, windows = twin_warehouses
+    cfg = load_config(overrides={
+        "output": {"dataset": bq_datasets.output, "staging_dataset": bq_datasets.output},
+        "rules": {"candidate_depth": 3}, "scale": {"user_candidates": 2}})
+    scores = gnn_like_scores(run_exports(duck, cfg, windows), seed=4)
+    on_duck, on_bq = _arms(duck, cfg, windows, scores), _arms(bq, cfg, windows, scores)
+    keys = ("users", "users_short", "users_short_capped", "users_capped")
+    for arm in ("sql", "gnn"):
+        assert_same_rows(f"{arm} ranked", on_duck[arm]["ranked"], on_bq[arm]["ranked"])
+        counts = {k: on_duck[arm]["staged"][k] for k in keys}
+        assert counts == {k: on_bq[arm]["staged"][k] for k in keys}, arm
+        assert counts["users_short_capped"] > 0 and on_duck[arm]["ranked"]["rank"].max() <= 3
+
+
 def test_banned_products_reach_neither_arm_on_bigquery(
     tmp_path, bq_client, bq_datasets, bq_warehouse
 ) -> None:

@@ -38,7 +38,7 @@ def test_config_hash_is_stable_and_follows_experiment_keys_only(cfg: dict):
 def test_config_diff_names_added_removed_and_changed_keys(cfg: dict):
     new = deep_merge(cfg, {"model": {"hidden_dim": 128}, "eval": {"bootstrap_samples": 500},
                            "extra": {"flag": True}})
-    del new["co_purchase"]
+    del new["co_purchase"]["min_users"]
     diff = rh.config_diff(cfg, new)
     assert diff["changed"] == {"model.hidden_dim": [256, 128], "eval.bootstrap_samples":
                                [2000, 500]}

@@ -13,6 +13,7 @@ from holley_gnn_assets.recommend.gnn_scores import (
     add_lookalike_lift,
     gnn_arm_scores,
     gnn_score_frame,
+    top_k_scores,
 )
 from holley_gnn_assets.warehouse.schemas import SCORES
 
@@ -120,3 +121,44 @@ def test_the_gnn_arm_adds_the_weighted_lookalike_lift_to_vehicle_rows_only() -> 
                                   base.loc[~veh, "score"].to_numpy())
     with pytest.raises(ValueError, match="lookalike lift weight must be >= 0"):
         add_lookalike_lift(base, lift, -1.0)
+
+
+@pytest.mark.parametrize("k", [1, 5, 100])
+def test_own_node_users_keep_their_k_best_eligible_products(k: int) -> None:
+    """scale.user_candidates: each own-node user keeps its k best eligible fitting products
+    (ties by sku), the brute force's order; vehicle rows are untouched."""
+    emb, fit = _world(0)
+    emb.product_matrix[3] = emb.product_matrix[4]  # a tie: S03 before S04
+    eligible = pd.Series(True, index=emb.product_ids + ["NOT_EMBEDDED"])
+    eligible[["S00", "S07", "S11"]] = False
+    full = gnn_score_frame(emb, fit)
+    got = gnn_score_frame(emb, fit, user_candidates=k, eligible=eligible)
+    veh = full["email_lower"].isna()
+    key = ["vehicle_id", "sku"]
+    pd.testing.assert_frame_equal(
+        got[got["email_lower"].isna()].sort_values(key).reset_index(drop=True),
+        full[veh].sort_values(key).reset_index(drop=True))
+    want = full[~veh & full["sku"].map(eligible).astype(bool)]
+    want = want.sort_values(["email_lower", "score", "sku"], ascending=[True, False, True])
+    want = want.groupby("email_lower").head(k)
+    mine = got[got["email_lower"].notna()]
+    assert mine.groupby("email_lower").size().max() == min(k, 14)
+    assert set(map(tuple, mine[["email_lower", "sku"]].values)) == set(
+        map(tuple, want[["email_lower", "sku"]].values))
+
+
+def test_top_k_in_chunks_is_the_same_as_in_one_block() -> None:
+    rng = np.random.default_rng(3)
+    pm = rng.normal(size=(50, 8)).astype(np.float32)
+    ents = rng.normal(size=(40, 8)).astype(np.float32)
+    ent_v = rng.integers(0, 3, 40)
+    fit_v = np.repeat(np.arange(3), 30)
+    fit_p = np.concatenate([rng.choice(50, 30, replace=False) for _ in range(3)])
+    one = top_k_scores(ent_v, ents, fit_v, fit_p, pm, 7)
+    many = top_k_scores(ent_v, ents, fit_v, fit_p, pm, 7, chunk_cells=31)
+    order = np.lexsort((one[1], one[0]))
+    order_m = np.lexsort((many[1], many[0]))
+    for a, b in zip(one[:2], many[:2], strict=True):
+        np.testing.assert_array_equal(a[order], b[order_m])
+    np.testing.assert_allclose(one[2][order], many[2][order_m], rtol=1e-5)
+    assert len(one[0]) == 40 * 7

@@ -75,7 +75,8 @@ class WarehouseResource(ConfigurableResource):
         if kind == "duckdb":
             from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 
-            return DuckDBWarehouse(self.duckdb_path or str(settings.duckdb_path))
+            return DuckDBWarehouse(self.duckdb_path or str(settings.duckdb_path),
+                                   memory_limit_gb=settings.config.warehouse.duckdb_memory_gb)
         if kind == "bigquery":
             from holley_gnn_assets.warehouse.bigquery import BigQueryWarehouse
 

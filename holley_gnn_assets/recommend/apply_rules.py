@@ -181,7 +181,11 @@ def build_recommendations(
     if not int(counts["n_rows"]):
         raise EmptyInputError(f"arm {arm!r}: 0 users get recommendations: "
                               f"{describe_empty_input(warehouse)}")
-    log.info("%s: %d users with recommendations built in %.1fs", arm, counts["n_rows"], seconds)
+    short = short_users(warehouse, params, Ident(warehouse.table_id(dataset, table)))
+    log.info("%s: %d users with recommendations built in %.1fs; %d of %d users short of %d "
+             "(%d of them with candidates cut at rules.candidate_depth / scale.user_candidates)",
+             arm, counts["n_rows"], seconds, short["users_short"], short["users"],
+             min(int(cfg["rules"]["top_k"]), 4), short["users_short_capped"])
     return {
         "table": warehouse.table_id(dataset, table),
         "dataset": dataset,
@@ -189,6 +193,7 @@ def build_recommendations(
         "run": run,
         "rows": int(counts["n_rows"]),
         "users_with_4_recs": int(counts["n_full"] or 0),
+        **short,
         "seconds": round(seconds, 2),
     }
 
@@ -205,6 +210,14 @@ def describe_empty_input(warehouse: Warehouse) -> str:
     return (f"{int(row['fitment_rows']):,} fitment rows in {fitment}, "
             f"{int(row['users_with_vehicle']):,} users with a year, make and model in "
             f"{users.render()}")
+
+
+def short_users(warehouse: Warehouse, params: dict[str, Any], staged: Ident) -> dict[str, int]:
+    """Users with a vehicle, those short of LEAST(top_k, 4) recommendations in ``staged``, those
+    of them whose candidates were cut (``users_short_capped``) and every user whose were
+    (``users_capped``), from recommend.sql's ``short_users``."""
+    row = warehouse.run_named(RULES_SQL, {**params, "staged": staged}, ["short_users"])
+    return {k: int(v or 0) for k, v in row["short_users"].iloc[0].items()}
 
 
 def read_recommendations(warehouse: Warehouse, staged: Mapping[str, Any]) -> pd.DataFrame:

@@ -57,6 +57,53 @@ def block_scores(
     return out_e, out_f, out_s
 
 
+def _top_k_mask(block: np.ndarray, k: int) -> np.ndarray:
+    """Per row of ``block`` (columns in sku order), the ``k`` highest scores, ties by column:
+    the order of the rules file (score DESC, sku ASC)."""
+    if block.shape[1] <= k:
+        return np.ones(block.shape, dtype=bool)
+    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]
+    above = block > kth
+    tied = block == kth
+    need = k - above.sum(axis=1, keepdims=True)
+    return above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
+
+
+def top_k_scores(
+    ent_vehicle: np.ndarray,
+    ent_vectors: np.ndarray,
+    fit_vehicle: np.ndarray,
+    fit_prow: np.ndarray,
+    product_matrix: np.ndarray,
+    k: int,
+    chunk_cells: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``block_scores`` keeping each entity's ``k`` best fitting products (ties: the earlier fit
+    row, so pass the fit rows in sku order), in chunks of about ``chunk_cells`` scores: memory
+    and rows grow as entities x k, not entities x catalogue."""
+    n_v = int(max(ent_vehicle.max(initial=-1), fit_vehicle.max(initial=-1))) + 1
+    eo = np.argsort(ent_vehicle, kind="stable")
+    fo = np.argsort(fit_vehicle, kind="stable")
+    e_counts = np.bincount(ent_vehicle, minlength=n_v)
+    f_counts = np.bincount(fit_vehicle, minlength=n_v)
+    e_starts = np.cumsum(e_counts) - e_counts
+    f_starts = np.cumsum(f_counts) - f_counts
+    outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for v in np.flatnonzero((e_counts > 0) & (f_counts > 0)):
+        ei = eo[e_starts[v] : e_starts[v] + e_counts[v]]
+        fi = fo[f_starts[v] : f_starts[v] + f_counts[v]]
+        products_t = np.ascontiguousarray(product_matrix[fit_prow[fi]].T)
+        step = max(1, chunk_cells // len(fi))
+        for lo in range(0, len(ei), step):
+            rows = ei[lo : lo + step]
+            block = ent_vectors[rows] @ products_t
+            r, c = np.nonzero(_top_k_mask(block, k))
+            outs.append((rows[r], fi[c], block[r, c]))
+    if not outs:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    return tuple(np.concatenate(x) for x in zip(*outs, strict=True))  # type: ignore[return-value]
+
+
 def _check_embeddings(emb: Any) -> None:
     for attr in ("product_ids", "product_matrix", "group_keys", "group_matrix", "user_index",
                  "user_matrix"):
@@ -78,10 +125,18 @@ def _check_embeddings(emb: Any) -> None:
         raise ValueError(f"embeddings.user_index lacks column(s) {missing}")
 
 
-def gnn_score_frame(embeddings: Any, product_vehicle_edges: pd.DataFrame) -> pd.DataFrame:
+def gnn_score_frame(
+    embeddings: Any,
+    product_vehicle_edges: pd.DataFrame,
+    user_candidates: int | None = None,
+    eligible: pd.Series | None = None,
+) -> pd.DataFrame:
     """The GNN's score table [vehicle_id, email_lower, sku, score]: one row per (vehicle,
     fitting product) for users served by their vehicle, one per (own-node user, product that
-    fits the user's vehicle) for the others."""
+    fits the user's vehicle) for the others. With ``user_candidates`` (scale.user_candidates)
+    an own-node user keeps that many rows, the best eligible (``eligible``: product_nodes'
+    sku -> eligible) fitting products by score (ties: sku), so user rows grow as users x
+    user_candidates; None keeps every fitting product."""
     _check_embeddings(embeddings)
     for col in ("sku", "vehicle_id"):
         if col not in product_vehicle_edges.columns:
@@ -89,6 +144,7 @@ def gnn_score_frame(embeddings: Any, product_vehicle_edges: pd.DataFrame) -> pd.
     t0 = time.perf_counter()
     pm = np.ascontiguousarray(embeddings.product_matrix, dtype=np.float32)
     fit = product_vehicle_edges[["vehicle_id", "sku"]].drop_duplicates()
+    fit = fit.sort_values(["vehicle_id", "sku"], kind="stable")  # ties of the top-k: by sku
     prow = pd.Index(np.asarray(embeddings.product_ids, dtype=object)).get_indexer(fit["sku"])
     fit = fit[prow >= 0]
     fit_prow = prow[prow >= 0].astype(np.int64)
@@ -114,7 +170,16 @@ def gnn_score_frame(embeddings: Any, product_vehicle_edges: pd.DataFrame) -> pd.
     um = np.asarray(embeddings.user_matrix, dtype=np.float32)
     ok = u_veh >= 0
     rows = own["row"].to_numpy(dtype=np.int64)[ok]
-    ue, uf, us = block_scores(u_veh[ok], um[rows], vcode, fit_prow, pm)
+    if user_candidates is None:
+        ue, uf, us = block_scores(u_veh[ok], um[rows], vcode, fit_prow, pm)
+    else:
+        usable = np.ones(len(fit_sku), dtype=bool)
+        if eligible is not None:
+            usable = pd.Series(fit_sku).map(eligible).fillna(False).to_numpy(dtype=bool)
+        keep = np.flatnonzero(usable)
+        ue, uf, us = top_k_scores(u_veh[ok], um[rows], vcode[keep], fit_prow[keep], pm,
+                                  int(user_candidates))
+        uf = keep[uf]
     n = n_vehicle_rows + len(ue)
     vehicle = np.full(n, None, dtype=object)
     vehicle[:n_vehicle_rows] = g_vid[has][ge]
@@ -124,8 +189,8 @@ def gnn_score_frame(embeddings: Any, product_vehicle_edges: pd.DataFrame) -> pd.
         "vehicle_id": vehicle, "email_lower": email,
         "sku": np.concatenate([fit_sku[gf], fit_sku[uf]]),
         "score": np.concatenate([gs, us]).astype(np.float64)})[list(SCORES)]
-    log.info("gnn scores: %d vehicle rows, %d user rows (%d users) in %.1fs",
-             n_vehicle_rows, len(ue), int(ok.sum()), time.perf_counter() - t0)
+    log.info("gnn scores: %d vehicle rows, %d user rows (%d users, at most %s each) in %.1fs",
+             n_vehicle_rows, len(ue), int(ok.sum()), user_candidates, time.perf_counter() - t0)
     return out
 
 
@@ -147,14 +212,19 @@ def add_lookalike_lift(scores: pd.DataFrame, lift: pd.DataFrame, weight: float) 
 
 
 def gnn_arm_scores(
-    embeddings: Any, tables: dict[str, pd.DataFrame], weight: float, neighbours: int = NEIGHBOURS
+    embeddings: Any, tables: dict[str, pd.DataFrame], weight: float, neighbours: int = NEIGHBOURS,
+    user_candidates: int | None = None,
 ) -> pd.DataFrame:
     """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``
-    plus ``weight`` x the look-alike lift over ``neighbours`` look-alikes counted from
-    ``tables`` (``product_nodes``, ``user_nodes``, ``user_product_edges``) on the vehicle
-    rows."""
+    (own-node users: the ``user_candidates`` best products that ``tables['product_nodes']``
+    marks eligible) plus ``weight`` x the look-alike lift over ``neighbours`` look-alikes
+    counted from ``tables`` (``product_nodes``, ``user_nodes``, ``user_product_edges``) on the
+    vehicle rows."""
     fit = tables["product_vehicle_edges"]
-    scores = gnn_score_frame(embeddings, fit)
+    eligible = None
+    if user_candidates is not None:
+        eligible = tables["product_nodes"].set_index("sku")["eligible"].astype(bool)
+    scores = gnn_score_frame(embeddings, fit, user_candidates, eligible)
     if weight == 0:
         return scores
     t0 = time.perf_counter()

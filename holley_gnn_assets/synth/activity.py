@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from holley_gnn_assets.synth import behaviour as bh
+from holley_gnn_assets.synth import orders as order_rows
 from holley_gnn_assets.synth.world import World
 
 
@@ -80,8 +81,8 @@ def simulate_activity(
         (test_buyers, t_lo, t_hi, True),
     ):
         ts = ro.integers(lo, hi, len(owners))
-        email = bh.messy_order_emails(users.email[owners], ro)
-        f = bh.orders_frame(params, world, users.vehicle[owners], ts, email, ro, tag=owners)
+        email = order_rows.messy_order_emails(users.email[owners], ro)
+        f = order_rows.orders_frame(params, world, users.vehicle[owners], ts, email, ro, tag=owners)
         if evented:
             log.add_site(
                 users.user_id[f["user_pos"].to_numpy()],
@@ -102,9 +103,9 @@ def simulate_activity(
     ts = clock.as_of - bh.HOUR - (span * ro.random(len(buyer)) ** 1.3).astype(np.int64)
     if world.time is not None:
         first, out_vehicle = _timed_outside(world, first, out_vehicle, ts)
-    email = bh.messy_order_emails(out_email[buyer], ro)
+    email = order_rows.messy_order_emails(out_email[buyer], ro)
     email[ro.random(len(email)) < 0.005] = None
-    frames.append(bh.orders_frame(params, world, out_vehicle, ts, email, ro, first=first))
+    frames.append(order_rows.orders_frame(params, world, out_vehicle, ts, email, ro, first=first))
 
     # order ids: one per (frame, order_pos), numbered by date
     for i, f in enumerate(frames):

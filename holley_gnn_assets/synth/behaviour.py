@@ -99,9 +99,10 @@ def build_users(params: dict[str, Any], world: World, rng: np.random.Generator) 
     return Users(user_id, email, status, vehicle, null_email, tier)
 
 
-def _messy_case(
+def messy_case(
     s: pd.Series, rng: np.random.Generator, p_upper: float, p_first: float, p_space: float
 ) -> pd.Series:
+    """Emails spelled as people type them: some upper case, capitalised, or with spaces."""
     u = rng.random(len(s))
     s = s.copy()
     up, first = u < p_upper, (u >= p_upper) & (u < p_upper + p_first)
@@ -160,7 +161,7 @@ def attributes_table(
         s[sel] = s[sel].str.lower()
         sel = has & (mode == 3) & s.notna().to_numpy()
         s[sel] = "  " + s[sel].str.replace(" ", "   ", regex=False) + " "
-    email = _messy_case(pd.Series(users.email[u], dtype=object), rng, 0.08, 0.12, 0.05)
+    email = messy_case(pd.Series(users.email[u], dtype=object), rng, 0.08, 0.12, 0.05)
     nul = users.null_email[u]
     email[nul] = _obj([None, "", "  "])[rng.integers(0, 3, int(nul.sum()))]
     df = pd.DataFrame(
@@ -216,7 +217,7 @@ class EventLog:
         return pd.DataFrame({c: np.concatenate([np.asarray(p[c]) for p in parts]) for c in cols})
 
 
-def _split_counts(counts: np.ndarray) -> np.ndarray:
+def split_counts(counts: np.ndarray) -> np.ndarray:
     """Owner index repeated ``counts`` times."""
     return np.repeat(np.arange(len(counts)), counts)
 
@@ -270,7 +271,7 @@ def background_treatments(
     """SENT rows to the whole audience over the period; VIEWED for some (never CLICKED)."""
     camp_ts, camp_id = _campaigns(clock)
     n = rng.poisson(float(params["sent_per_user"]), users.n)
-    who = _split_counts(n)
+    who = split_counts(n)
     c = rng.integers(0, len(camp_ts), len(who))
     sent = camp_ts[c] + rng.integers(0, 2 * HOUR, len(who))
     log.add_treat(users.user_id[who], camp_id[c], "SENT", None, sent)
@@ -295,7 +296,7 @@ def ignored_site_events(
         ("email_opened", 0.15, False),
         ("product_list_viewed", 0.05, True),
     ):
-        who = _split_counts(rng.poisson(rate, users.n))
+        who = split_counts(rng.poisson(rate, users.n))
         ts = rng.integers(lo, hi, len(who))
         sku = np.full(len(who), None, dtype=object)
         if with_sku:
@@ -319,82 +320,3 @@ def site_product_events(
     ts = rng.integers(lo, hi, len(who))
     log.add_site(users.user_id[who], event,
                  world.cat.sku[world.timed(prod, ts, vehicle, world.sampler)], ts)
-
-
-def order_lines(
-    params: dict[str, Any],
-    world: World,
-    vehicle: np.ndarray,
-    rng: np.random.Generator,
-    first: np.ndarray | None = None,
-    ts: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lines of orders placed by buyers on ``vehicle`` (one per order): (order_pos, product).
-    The first item is drawn from the vehicle's preference unless given; a share of orders are
-    bundles of 2-4 skus, the extra items mostly from the first item's affinity cluster. With a
-    time model, drawn items are re-drawn at the order times ``ts`` (given firsts are not)."""
-    n = len(vehicle)
-    k = world.cluster_sampler.ptr.shape[0] - 1
-    n_clusters = k // world.veh.n
-    bundle = rng.random(n) < float(params["bundle_share"])
-    size = np.where(bundle, rng.choice([2, 3, 4], n, p=[0.6, 0.3, 0.1]), 1)
-    if first is None:
-        first = world.sampler.draw(vehicle, rng)
-        first = first if ts is None else world.timed(first, ts, vehicle, world.sampler)
-    pos = _split_counts(size)
-    idx_in = np.arange(len(pos)) - np.repeat(np.cumsum(size) - size, size)
-    prod = np.repeat(first, size)
-    extra = np.flatnonzero(idx_in > 0)
-    v_extra = vehicle[pos[extra]]
-    same = rng.random(len(extra)) < float(params["bundle_same_cluster"])
-    unit = v_extra * n_clusters + world.cat.cluster[prod[extra]]
-    prod[extra[same]] = world.cluster_sampler.draw(unit[same], rng)
-    prod[extra[~same]] = world.sampler.draw(v_extra[~same], rng)
-    if ts is not None and world.time is not None:
-        for sel, units, sampler in ((same, unit, world.cluster_sampler),
-                                    (~same, v_extra, world.sampler)):
-            at = extra[sel]
-            prod[at] = world.timed(prod[at], ts[pos[at]], units[sel], sampler)
-    key = np.unique(pos.astype(np.int64) * world.cat.n + prod)  # one line per (order, sku)
-    return key // world.cat.n, key % world.cat.n
-
-
-def orders_frame(
-    params: dict[str, Any],
-    world: World,
-    vehicle: np.ndarray,
-    ts: np.ndarray,
-    email: np.ndarray,
-    rng: np.random.Generator,
-    tag: np.ndarray | None = None,
-    first: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """import_orders rows (order_id filled later) for one order per entry of ``vehicle``."""
-    pos, prod = order_lines(params, world, vehicle, rng, first, ts)
-    commodity = world.cat.part_type_kind[world.cat.part_type[prod]] == 2
-    qty = np.where(
-        commodity,
-        rng.integers(1, 11, len(prod)),
-        rng.choice([1, 2, 3, 4], len(prod), p=[0.86, 0.1, 0.03, 0.01]),
-    )
-    price = world.cat.price[prod]
-    fallback = np.round(rng.lognormal(np.log(60), 0.5, len(prod)), 2)
-    unit = np.where(np.isnan(price) | (price <= 0), fallback, price)
-    disc = rng.random(len(prod)) < 0.2
-    unit = np.where(disc, np.round(unit * rng.uniform(0.8, 0.95, len(prod)), 2), unit)
-    return pd.DataFrame(
-        {
-            "order_pos": pos,
-            "email": email[pos],
-            "sku": world.cat.sku[prod],
-            "quantity": qty.astype(np.int64),
-            "order_date": ts[pos],
-            "unit_price": unit,
-            "user_pos": pos if tag is None else tag[pos],
-        }
-    )
-
-
-def messy_order_emails(canonical: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Order-table spelling of emails: mostly lower case, some capitalised / upper / spaced."""
-    return _messy_case(pd.Series(canonical, dtype=object), rng, 0.05, 0.15, 0.03).to_numpy()

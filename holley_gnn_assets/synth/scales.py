@@ -56,6 +56,32 @@ _TIME: dict[str, Any] = {
     "orders_only": False,  # no product views, carts or email clicks before the cutoff
 }
 _COMMON.update(_TIME)
+# ---- big baskets and broad fitment (issue 27) -------------------------------------------
+# basket_median > 0: every order's drawn line count comes from a lognormal with this median and
+# log-sd basket_tail (heavy-tailed: a few orders with hundreds of lines), capped at basket_max;
+# bundle_same_cluster of the extra lines come from the first line's cluster, the rest from the
+# whole catalogue's demand (duplicates merge into one line). 0: the bundle model above
+# (bundle_share of orders with 2-4 lines, the rest one line).
+_COMMON.update({"basket_median": 0.0, "basket_tail": 0.9, "basket_max": 450})
+# drawn lines 25 (median), log-sd 1.0, at most 700: realised (merged) median 15, tail to a few
+# hundred lines (big_basket_demo seed 0: median 15, max ~300)
+_BIG_BASKETS: dict[str, Any] = {"basket_median": 25.0, "basket_tail": 1.0, "basket_max": 700,
+                                "bundle_same_cluster": 0.25}
+# Broad fitment, Holley-like audience: every product fits every vehicle (a few segments in
+# place of vehicles, one holding most users), mostly cold users and a minority with a handful
+# of interactions each (not the dense engaged world).
+_BROAD: dict[str, Any] = {
+    "scope_group": 0.0,
+    "scope_family": 0.0,
+    "scope_era": 0.0,
+    "scope_universal": 1.0,
+    "scope_none": 0.0,
+    "cover_universal": (1.0, 1.0),
+    "cover_service": (1.0, 1.0),
+    "vehicle_zipf": 2.0,
+    "warm_share": 0.25,
+    "hot_share": 0.15,
+}
 
 # Dense worlds: every product fits every vehicle (one universal scope, full cover) and most
 # users are engaged (warm or hot) with about ``engaged_interactions`` pre-cutoff product
@@ -173,6 +199,28 @@ for _size in ("tiny", "demo", "full"):
     SCALES[f"launches_{_size}"] = {**SCALES[_size], **_LAUNCHES}
     SCALES[f"orders_only_{_size}"] = {**SCALES[_size], **_ORDERS_ONLY}
 _TIME_FLAGS = {"orders_only"}  # booleans an override may set
+_SPEC_SCALES = ("tiny", "demo", "full")
+SCALES.update({f"big_basket_{name}": {**SCALES[name], **_BIG_BASKETS} for name in _SPEC_SCALES})
+# ~10x fewer outside orders at full scale: with ~20 lines an order the lines stay near the
+# spec world's (~0.5M) and the co-purchase self-join near 10M pairs
+SCALES["big_basket_full"]["n_outside_orders"] = 30_000
+SCALES["big_basket_demo"]["n_outside_orders"] = 10_000
+SCALES["big_basket_tiny"]["n_outside_orders"] = 1_000
+SCALES.update({
+    "broad_tiny": {**SCALES["tiny"], **_BROAD, "n_users": 600, "n_products": 300,
+                   "n_vehicles": 5, "n_families": 2, "n_eras": 2, "n_clusters": 4,
+                   "n_part_types": 20, "n_outside_customers": 300, "n_outside_orders": 900,
+                   "n_test_clicks": 300, "n_test_event_users": 100},
+    "broad_demo": {**SCALES["demo"], **_BROAD, "n_users": 4_000, "n_products": 4_000,
+                   "n_vehicles": 13, "n_families": 3, "n_eras": 2, "n_clusters": 8,
+                   "n_outside_customers": 3_000, "n_outside_orders": 12_000,
+                   "n_test_clicks": 2_500, "n_test_event_users": 800},
+    "broad_100k": {**SCALES["demo"], **_BROAD, "n_users": 100_000, "n_products": 30_000,
+                   "n_vehicles": 40, "n_families": 4, "n_eras": 3, "n_clusters": 10,
+                   "n_part_types": 76, "n_outside_customers": 30_000,
+                   "n_outside_orders": 100_000, "n_test_clicks": 3_500,
+                   "n_test_event_users": 3_000},
+})
 
 _SHARE_KEYS = {k for k, v in _COMMON.items() if isinstance(v, float) and k.endswith("share")}
 
@@ -219,6 +267,9 @@ def resolve_params(scale: str, overrides: dict[str, Any]) -> dict[str, Any]:
     if params["seasonal_amplitude"] > 1.0:
         raise ValueError(f"synth parameter seasonal_amplitude={params['seasonal_amplitude']!r} "
                          "must lie in [0, 1]")
+    if params["basket_median"] and not 1 <= params["basket_median"] <= params["basket_max"]:
+        raise ValueError(f"synth parameter basket_median={params['basket_median']!r} must lie "
+                         f"in [1, basket_max={params['basket_max']}] (or 0: the bundle model)")
     engaged_max = 1.0 if params.get("dense") else 0.5
     if params["warm_share"] + params["hot_share"] > engaged_max:
         raise ValueError(

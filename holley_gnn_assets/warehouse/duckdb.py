@@ -43,9 +43,11 @@ def _check_name(value: str, what: str) -> str:
 class DuckDBWarehouse(Warehouse):
     """A :class:`Warehouse` over a DuckDB database file."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None,
+                 memory_limit_gb: float | None = None) -> None:
         self.path = Path(path)
         self.threads = threads
+        self.memory_limit_gb = memory_limit_gb  # above it DuckDB spills to its temp directory
         self._catalog: dict[tuple[str, str], list[str]] | None = None
 
     # connections -------------------------------------------------------------------------
@@ -59,6 +61,8 @@ class DuckDBWarehouse(Warehouse):
         config: dict[str, Any] = {}
         if self.threads:
             config["threads"] = int(self.threads)
+        if self.memory_limit_gb:
+            config["memory_limit"] = f"{int(self.memory_limit_gb * 1024)}MB"
         try:
             con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.Error as exc:

@@ -48,7 +48,8 @@ USER_PRODUCT_EDGES = {   # interaction edges, interaction_start <= ts < cutoff
 USER_VEHICLE_EDGES = {"email_lower": "string", "vehicle_id": "string", "weight": "float64"}
 PRODUCT_VEHICLE_EDGES = {"sku": "string", "vehicle_id": "string", "weight": "float64"}
 PRODUCT_PRODUCT_EDGES = {  # stored once with sku_a < sku_b; graph adds both directions
-    "sku_a": "string", "sku_b": "string", "n_users": "int64", "weight": "float64",  # ln(n_users)
+    "sku_a": "string", "sku_b": "string", "n_users": "int64",
+    "weight": "float64",  # ln(1 + sum of 1/(lines - 1) per user) (export_edges.sql)
 }
 TEST_CLICKS = {  # CLICKED with cutoff <= ts < as_of, users with a known email
     "email_lower": "string", "sku": "string", "ts": "timestamp",

@@ -18,15 +18,21 @@
 --   3. variant de-dup: per (user, base_sku) keep the first row;
 --   4. part-type cap: per (user, part_type) keep the first max_per_part_type rows;
 --   5. rank per user; keep rank_depth rows (ranked) or top_k (recommendations, at most 4).
--- Speed: each group (a vehicle, or the global group) is ranked once (steps 1, 3-5); only users
--- who bought a sku that is in their group's ranked list are re-ranked on their own (removing any
--- other sku cannot change the list). No user x product cross join.
+-- Speed: each group (a vehicle, or the global group) and each user with own score rows has its
+-- candidates ranked once by score, and only the top candidate_depth (rules.candidate_depth)
+-- reach the per-user rules (steps 2-5), so the rows grow as users x candidate_depth, never as
+-- users x catalogue. Each group's list is built once; only users who bought a sku in their
+-- group's ranked list are re-ranked on their own (removing any other sku cannot change the
+-- list). A user whose candidates were cut and who ends short of LEAST(top_k, 4) is counted by
+-- short_users (users_short_capped); the output is the same as without the cut wherever the cut
+-- leaves rank_depth rows.
 -- Users ranked: every user with a vehicle, or with {{ test_users_only }} the ones with a click or
 -- site event in the test window (test_window_users), which is what evaluation reads.
 -- Placeholders beyond sql_params: scores (identifier), scoring_ts (TIMESTAMP, midnight of the
 -- scoring date), purchase_start (scoring_ts - purchase_exclusion_days), global_scores and
--- test_users_only (BOOL).
--- test-params: {"scores": {"table": "scores"}, "scoring_ts": {"timestamp": "2025-12-01"}, "global_scores": false, "test_users_only": false}
+-- test_users_only (BOOL), user_candidates (the arm's own cap on a user's rows: scale.
+-- user_candidates), staged (identifier; short_users only).
+-- test-params: {"scores": {"table": "scores"}, "scoring_ts": {"timestamp": "2025-12-01"}, "global_scores": false, "test_users_only": false, "staged": {"table": "recommendations"}, "user_candidates": 100}
 
 -- cte: rec_users
 SELECT
@@ -42,16 +48,29 @@ SELECT DISTINCT s.email_lower
 FROM {{ scores }} AS s
 JOIN rec_users AS u ON u.email_lower = s.email_lower
 
--- cte: rec_group_candidates
-SELECT s.grp, p.sku, p.base_sku, p.part_type, s.score
+-- cte: rec_group_scored
+-- each group's candidates (step 1), ranked once by score: n_candidates counts them all
+SELECT
+  grp, sku, base_sku, part_type, score,
+  ROW_NUMBER() OVER (PARTITION BY grp ORDER BY score DESC, sku ASC) AS crn,
+  COUNT(*) OVER (PARTITION BY grp) AS n_candidates
 FROM (
-  SELECT IF({{ global_scores }}, '*', vehicle_id) AS grp, sku, score
-  FROM {{ scores }}
-  WHERE email_lower IS NULL
-) AS s
-JOIN products AS p ON p.sku = s.sku
-LEFT JOIN fitment AS f ON f.vehicle_id = s.grp AND f.sku = s.sku
-WHERE p.eligible AND ({{ global_scores }} OR f.sku IS NOT NULL)
+  SELECT s.grp, p.sku, p.base_sku, p.part_type, s.score
+  FROM (
+    SELECT IF({{ global_scores }}, '*', vehicle_id) AS grp, sku, score
+    FROM {{ scores }}
+    WHERE email_lower IS NULL
+  ) AS s
+  JOIN products AS p ON p.sku = s.sku
+  LEFT JOIN fitment AS f ON f.vehicle_id = s.grp AND f.sku = s.sku
+  WHERE p.eligible AND ({{ global_scores }} OR f.sku IS NOT NULL)
+)
+
+-- cte: rec_group_candidates
+-- the group's top candidate_depth candidates: every per-user rule reads these only
+SELECT grp, sku, base_sku, part_type, score
+FROM rec_group_scored
+WHERE crn <= {{ candidate_depth }}
 
 -- cte: rec_group_ranked
 SELECT grp, sku, score, rank
@@ -96,14 +115,24 @@ WHERE EXISTS (
   SELECT 1 FROM rec_group_ranked AS r WHERE r.grp = u.grp AND r.sku = b.sku
 )
 
--- cte: rec_user_candidates
--- users with their own scores, and group users whose purchases touch their group's list
-SELECT u.email_lower, p.sku, p.base_sku, p.part_type, s.score
+-- cte: rec_own_scored
+-- users with their own score rows: their candidates (step 1), ranked once by score
+SELECT
+  u.email_lower, p.sku, p.base_sku, p.part_type, s.score,
+  ROW_NUMBER() OVER (PARTITION BY u.email_lower ORDER BY s.score DESC, p.sku ASC) AS crn,
+  COUNT(*) OVER (PARTITION BY u.email_lower) AS n_candidates
 FROM {{ scores }} AS s
 JOIN rec_users AS u ON u.email_lower = s.email_lower
 JOIN products AS p ON p.sku = s.sku
 LEFT JOIN fitment AS f ON f.vehicle_id = u.vehicle_id AND f.sku = s.sku
 WHERE p.eligible AND ({{ global_scores }} OR f.sku IS NOT NULL)
+
+-- cte: rec_user_candidates
+-- users with their own scores (their top candidate_depth), and group users whose purchases
+-- touch their group's list (the group's top candidate_depth)
+SELECT email_lower, sku, base_sku, part_type, score
+FROM rec_own_scored
+WHERE crn <= {{ candidate_depth }}
 UNION ALL
 SELECT d.email_lower, c.sku, c.base_sku, c.part_type, c.score
 FROM rec_redo AS d
@@ -146,6 +175,37 @@ FROM (
 JOIN rec_group_ranked AS r ON r.grp = u.grp
 UNION ALL
 SELECT email_lower, rank, sku, score FROM rec_user_ranked
+
+-- cte: rec_capped_users
+-- users whose candidates were cut: their group's beyond candidate_depth, or their own rows
+-- beyond candidate_depth or at the arm's own cap (user_candidates: the GNN keeps that many)
+SELECT u.email_lower
+FROM rec_group_users AS u
+JOIN (
+  SELECT DISTINCT grp FROM rec_group_scored WHERE n_candidates > {{ candidate_depth }}
+) AS g ON g.grp = u.grp
+UNION ALL
+SELECT DISTINCT email_lower
+FROM rec_own_scored
+WHERE n_candidates > {{ candidate_depth }} OR n_candidates >= {{ user_candidates }}
+
+-- name: short_users
+-- Users with a vehicle (of rec_users) short of LEAST(top_k, 4) recommendations in the staged
+-- rows {{ staged }}, and those of them whose candidates were cut (rec_capped_users).
+SELECT
+  COUNT(*) AS users,
+  COALESCE(SUM(IF(s.email_lower IS NULL, 1, 0)), 0) AS users_short,
+  COALESCE(SUM(IF(s.email_lower IS NULL AND c.email_lower IS NOT NULL, 1, 0)), 0)
+    AS users_short_capped,
+  (SELECT COUNT(*) FROM rec_capped_users) AS users_capped
+FROM rec_users AS u
+LEFT JOIN (
+  SELECT email_lower
+  FROM {{ staged }}
+  WHERE IF(rec_part_1 IS NULL, 0, 1) + IF(rec_part_2 IS NULL, 0, 1)
+    + IF(rec_part_3 IS NULL, 0, 1) + IF(rec_part_4 IS NULL, 0, 1) >= LEAST({{ top_k }}, 4)
+) AS s ON s.email_lower = u.email_lower
+LEFT JOIN rec_capped_users AS c ON c.email_lower = u.email_lower
 
 -- name: score_problems
 -- One row of counts of score rows no rule can rank; the caller stops on any before ranking.

@@ -80,7 +80,9 @@ DESCRIPTIONS = {
     "user_product_edges": "Interaction edges before the cutoff, weight = type weight x decay.",
     "user_vehicle_edges": "Each user with a vehicle -> that vehicle.",
     "product_vehicle_edges": "Fitment edges.",
-    "product_product_edges": "Co-purchase pairs ordered by >= 2 distinct users, weight ln(n).",
+    "product_product_edges": "Co-purchase pairs ordered by >= 2 distinct users, each user "
+                             "counting 1/(lines - 1) of the order, weight ln(1 + strength), at "
+                             "most co_purchase.max_neighbours per product.",
     "user_purchases": "Orders in the 365 days before the cutoff up to the as-of date (exclusion).",
     "test_clicks": "Held-out email clicks in the test window (never used in training).",
     "test_events": "Held-out site product events in the test window (second test set).",

@@ -25,6 +25,7 @@ from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.recommend.publish import NoChampionError
+from holley_gnn_assets.recommend.row_budget import check_row_budget
 from holley_gnn_assets.settings import flatten, get_settings
 from holley_gnn_assets.storage.artifact_store import (
     checkpoint_key,
@@ -67,6 +68,9 @@ def heterodata(
     with no_retry():
         _require_recommendable(user_nodes, product_vehicle_edges, user_product_edges)
     start = time.perf_counter()
+    # users x candidates must fit scale.memory_budget_gb: else a named error, before training
+    budget = check_row_budget(tables, pipeline.cfg)
+    context.log.info(f"estimated score and rule rows: {budget}")
     bundle = build_graph(tables, pipeline.cfg)
     path = artifacts.work_dir(context.run_id) / "heterodata.pt"
     save_graph(bundle, path)
@@ -79,7 +83,9 @@ def heterodata(
     context.log.info(f"graph built in {time.perf_counter() - start:.1f}s: {stats}")
     return Output(
         {"graph_key": key, "fingerprint": bundle.fingerprint, "stats": bundle.stats},
-        metadata={**stats, "snapshot": uri, "fingerprint": bundle.fingerprint,
+        metadata={**stats, "estimated_score_rows": budget["rows"],
+                  "estimated_score_gb": round(budget["gb"], 3), "snapshot": uri,
+                  "fingerprint": bundle.fingerprint,
                   "build_seconds": round(time.perf_counter() - start, 2),
                   "stats_table": MetadataValue.md(_dict_md(bundle.stats)), **regression_stats},
     )

@@ -40,7 +40,7 @@ from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 from holley_gnn_assets.settings import get_settings
 
 _HEAVY = cpu_op_tags(get_settings(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
-LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # read only at weight > 0
+LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0
 
 
 def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, Any]) -> dict:
@@ -48,6 +48,9 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
         "dagster/row_count": staged["rows"],
         "staged_table": staged["table"],
         "users_with_4_recs": staged["users_with_4_recs"],
+        "users_short_of_4": staged["users_short"],  # of the users with a vehicle
+        "users_short_capped": staged["users_short_capped"],  # ... whose candidates were cut
+        "users_capped": staged["users_capped"],
         "rules_seconds": staged["seconds"],
         "preview": MetadataValue.md(preview.to_markdown(index=False)),
         **extra,
@@ -89,12 +92,12 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
     weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
-    tables = {"product_vehicle_edges": product_vehicle_edges}
+    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes()}
     if weight:  # the look-alike count's tables are read only when the lift is added
-        tables |= {"product_nodes": product_nodes(), "user_nodes": user_nodes(),
-                   "user_product_edges": user_product_edges()}
+        tables |= {"user_nodes": user_nodes(), "user_product_edges": user_product_edges()}
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
-    scores = gnn_arm_scores(emb, tables, weight, pool)
+    user_candidates = int(cfg["scale"]["user_candidates"])
+    scores = gnn_arm_scores(emb, tables, weight, pool, user_candidates)
     score_s = time.perf_counter() - start
     apply_rules.write_scores(wh, cfg, "gnn", scores, run=run)
     load_s = time.perf_counter() - start - score_s
@@ -103,6 +106,8 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": len(scores), "score_seconds": round(score_s, 2),
+        "user_score_rows": int(scores["email_lower"].notna().sum()),
+        "user_candidates": user_candidates,
         "lookalike_lift_weight": weight, "lookalike_lift_neighbours": pool,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
         "seconds": round(time.perf_counter() - start, 2)}))
@@ -128,6 +133,7 @@ def sql_baseline_recommendations(
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": scores["rows"], "score_seconds": scores["seconds"],
+        "user_score_rows": 0,  # vehicle rows only
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
