@@ -71,6 +71,7 @@ class CoPurchase(Section):
     min_users: PositiveInt
     max_neighbours: NonNegativeInt
     neighbour_rule: Literal["either", "both"]
+    rank_by: Literal["users", "strength"]
     min_strength: NonNegativeFloat
     weight_by_basket: bool
 

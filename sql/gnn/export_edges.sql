@@ -18,7 +18,8 @@
 -- pair also needs strength >= min_strength (co_purchase.min_strength): two users' 20-line
 -- orders (2/19) are chance, not a pairing. weight = LN(n_users) (the spec's), or with
 -- co_purchase.weight_by_basket LN(1 + strength). The cap (co_purchase.max_neighbours, 0 = none):
--- each product ranks its pairs (strength DESC, n_users DESC, other sku ASC) and keeps its
+-- each product ranks its pairs (co_purchase.rank_by: users = n_users DESC, strength DESC;
+-- strength = strength DESC, n_users DESC; then other sku ASC) and keeps its
 -- max_neighbours strongest; a pair stays when either product keeps it (co_purchase.
 -- neighbour_rule = either: at most max_neighbours x products pairs, every product keeps its
 -- own strongest, a hub may be kept by many) or when both do (both: at most max_neighbours per
@@ -84,7 +85,9 @@ directed AS (
 ranked AS (
   SELECT sku, other,
     ROW_NUMBER() OVER (
-      PARTITION BY sku ORDER BY strength DESC, n_users DESC, other ASC
+      PARTITION BY sku
+      ORDER BY IF({{ rank_by_strength }}, strength, n_users) DESC,
+        IF({{ rank_by_strength }}, n_users, strength) DESC, other ASC
     ) AS rk
   FROM directed
 )
