@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ def tiny_signal_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wh") / "tiny_signal2.duckdb"
     generate_warehouse(path, scale="tiny", seed=0, signal=2.0, progress=False)
     return path
+
+
+def private_warehouse(home: Path, world: Path) -> Path:
+    """A copy of ``world`` inside ``home``: a run publishes into its warehouse (the output table
+    and its publish log), so tests that run the pipeline never share one with another home."""
+    copy = home / "warehouse.duckdb"
+    shutil.copyfile(world, copy)
+    return copy
 
 
 def pipeline_env(home: Path, warehouse: Path, config: Path | None = None) -> pytest.MonkeyPatch:

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from holley_gnn_assets.defs.resources import WarehouseResource
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
-from tests.conftest import pipeline_env
+from tests.conftest import pipeline_env, private_warehouse
 
 pytestmark = pytest.mark.slow
 LIFT_POOL = 7
@@ -30,7 +30,8 @@ LIFT_POOL = 7
 def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     """Run full_retrain_job once on the tiny world with an isolated home and instance."""
     home = tmp_path_factory.mktemp("home")
-    mp = pipeline_env(home, tiny_signal_warehouse, _fast_config(home))
+    warehouse = private_warehouse(home, tiny_signal_warehouse)
+    mp = pipeline_env(home, warehouse, _fast_config(home))
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.runner import execute_job
 
@@ -38,7 +39,7 @@ def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathF
     instance = DagsterInstance.ephemeral()
     result = execute_job("full_retrain_job", instance=instance, defs=defs)
     yield {"home": home, "defs": defs, "instance": instance, "result": result,
-           "warehouse": tiny_signal_warehouse}
+           "warehouse": warehouse}
     mp.undo()
 
 

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from holley_gnn_assets.evaluation import run_history as rh
 from holley_gnn_assets.settings import load_config
-from tests.conftest import pipeline_env
+from tests.conftest import pipeline_env, private_warehouse
 from tests.test_run_history import table_rows
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def runs(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     from holley_gnn_assets.runner import execute_job
 
     home = tmp_path_factory.mktemp("home_compare")
-    mp = pipeline_env(home, tiny_signal_warehouse)
+    mp = pipeline_env(home, private_warehouse(home, tiny_signal_warehouse))
     cfg_a, cfg_b = _config(home, "a.yaml", 200), _config(home, "b.yaml", 150)
     instance = DagsterInstance.ephemeral()
     mp.setenv("HOLLEY_GNN_CONFIG", str(home / "a.yaml"))

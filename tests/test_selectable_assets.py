@@ -16,7 +16,7 @@ import pytest
 import yaml
 from dagster import AssetKey, AssetSelection, DagsterInstance
 
-from tests.conftest import pipeline_env
+from tests.conftest import pipeline_env, private_warehouse
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +31,10 @@ def world(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory)
     config = home / "fast.yaml"
     config.write_text(yaml.safe_dump(load_config(overrides={"training": {"epochs": 2,
                                                                          "patience": 1}})))
-    env = {"HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(tiny_signal_warehouse),
+    warehouse = private_warehouse(home, tiny_signal_warehouse)
+    env = {"HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_WAREHOUSE": str(warehouse),
            "HOLLEY_GNN_CONFIG": str(config)}  # also for the CLI subprocess below
-    mp = pipeline_env(home, tiny_signal_warehouse, config)
+    mp = pipeline_env(home, warehouse, config)
     from holley_gnn_assets.definitions import build_defs
 
     with DagsterInstance.ephemeral() as instance:
