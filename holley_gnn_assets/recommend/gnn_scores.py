@@ -23,6 +23,19 @@ from holley_gnn_assets.warehouse.schemas import SCORES
 log = logging.getLogger(__name__)
 
 
+def _vehicle_groups(ent_vehicle: np.ndarray, fit_vehicle: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Entities and fit rows grouped by vehicle code: (entity order, fit order, entity counts,
+    fit counts, entity starts, fit starts), the counts and starts indexed by vehicle."""
+    n_v = int(max(ent_vehicle.max(initial=-1), fit_vehicle.max(initial=-1))) + 1
+    eo = np.argsort(ent_vehicle, kind="stable")
+    fo = np.argsort(fit_vehicle, kind="stable")
+    e_counts = np.bincount(ent_vehicle, minlength=n_v)
+    f_counts = np.bincount(fit_vehicle, minlength=n_v)
+    e_starts = np.cumsum(e_counts) - e_counts
+    f_starts = np.cumsum(f_counts) - f_counts
+    return eo, fo, e_counts, f_counts, e_starts, f_starts
+
+
 def block_scores(
     ent_vehicle: np.ndarray,
     ent_vectors: np.ndarray,
@@ -33,13 +46,7 @@ def block_scores(
     """Dot products of every entity with every product fitting its vehicle, one matmul per
     vehicle. ent_vehicle/fit_vehicle are vehicle codes; returns (entity position, fit row,
     float32 score)."""
-    n_v = int(max(ent_vehicle.max(initial=-1), fit_vehicle.max(initial=-1))) + 1
-    eo = np.argsort(ent_vehicle, kind="stable")
-    fo = np.argsort(fit_vehicle, kind="stable")
-    e_counts = np.bincount(ent_vehicle, minlength=n_v)
-    f_counts = np.bincount(fit_vehicle, minlength=n_v)
-    e_starts = np.cumsum(e_counts) - e_counts
-    f_starts = np.cumsum(f_counts) - f_counts
+    eo, fo, e_counts, f_counts, e_starts, f_starts = _vehicle_groups(ent_vehicle, fit_vehicle)
     total = int(np.sum(e_counts.astype(np.int64) * f_counts))
     out_e = np.empty(total, dtype=np.int64)
     out_f = np.empty(total, dtype=np.int64)
@@ -81,13 +88,7 @@ def top_k_scores(
     """``block_scores`` keeping each entity's ``k`` best fitting products (ties: the earlier fit
     row, so pass the fit rows in sku order), in chunks of about ``chunk_cells`` scores: memory
     and rows grow as entities x k, not entities x catalogue."""
-    n_v = int(max(ent_vehicle.max(initial=-1), fit_vehicle.max(initial=-1))) + 1
-    eo = np.argsort(ent_vehicle, kind="stable")
-    fo = np.argsort(fit_vehicle, kind="stable")
-    e_counts = np.bincount(ent_vehicle, minlength=n_v)
-    f_counts = np.bincount(fit_vehicle, minlength=n_v)
-    e_starts = np.cumsum(e_counts) - e_counts
-    f_starts = np.cumsum(f_counts) - f_counts
+    eo, fo, e_counts, f_counts, e_starts, f_starts = _vehicle_groups(ent_vehicle, fit_vehicle)
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for v in np.flatnonzero((e_counts > 0) & (f_counts > 0)):
         ei = eo[e_starts[v] : e_starts[v] + e_counts[v]]

@@ -67,10 +67,8 @@ _COMMON.update({"basket_median": 0.0, "basket_tail": 0.9, "basket_max": 450})
 # hundred lines (big_basket_demo seed 0: median 15, max ~300)
 _BIG_BASKETS: dict[str, Any] = {"basket_median": 25.0, "basket_tail": 1.0, "basket_max": 700,
                                 "bundle_same_cluster": 0.25}
-# Broad fitment, Holley-like audience: every product fits every vehicle (a few segments in
-# place of vehicles, one holding most users), mostly cold users and a minority with a handful
-# of interactions each (not the dense engaged world).
-_BROAD: dict[str, Any] = {
+# Every product fits every vehicle: one universal scope, full cover (broad and dense worlds).
+_UNIVERSAL_FITMENT: dict[str, Any] = {
     "scope_group": 0.0,
     "scope_family": 0.0,
     "scope_era": 0.0,
@@ -78,6 +76,13 @@ _BROAD: dict[str, Any] = {
     "scope_none": 0.0,
     "cover_universal": (1.0, 1.0),
     "cover_service": (1.0, 1.0),
+}
+
+# Broad fitment, Holley-like audience: every product fits every vehicle (a few segments in
+# place of vehicles, one holding most users), mostly cold users and a minority with a handful
+# of interactions each (not the dense engaged world).
+_BROAD: dict[str, Any] = {
+    **_UNIVERSAL_FITMENT,
     "vehicle_zipf": 2.0,
     "warm_share": 0.25,
     "hot_share": 0.15,
@@ -93,13 +98,7 @@ _DENSE: dict[str, Any] = {
     "hot_share": 0.55,
     "engaged_interactions": 100.0,
     "vehicle_zipf": 0.5,
-    "scope_group": 0.0,
-    "scope_family": 0.0,
-    "scope_era": 0.0,
-    "scope_universal": 1.0,
-    "scope_none": 0.0,
-    "cover_universal": (1.0, 1.0),
-    "cover_service": (1.0, 1.0),
+    **_UNIVERSAL_FITMENT,
 }
 
 # dense: every product fits every vehicle, most users engaged

@@ -40,6 +40,18 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def _in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    """Run ``statements`` in one transaction: all of them, or (rolled back) none."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
 class DuckDBWarehouse(Warehouse):
     """A :class:`Warehouse` over a DuckDB database file."""
 
@@ -213,14 +225,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 select = _select_list(schema)
                 con.execute(f"CREATE TABLE {staging} AS SELECT {select} FROM _load_df")
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for statement in _swap_statements(f"{dataset}.{table}", staging):
-                        con.execute(statement)
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
+                _in_transaction(con, _swap_statements(f"{dataset}.{table}", staging))
             except duckdb.Error as exc:
                 raise WarehouseError(
                     f"writing table {dataset}.{table} failed; the previous table is "
@@ -240,14 +245,7 @@ class DuckDBWarehouse(Warehouse):
         with self._connect(read_only=False) as con:
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {target[0]}")
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for statement in statements:
-                        con.execute(statement)
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
+                _in_transaction(con, statements)
             except duckdb.Error as exc:
                 raise _kind(exc)(f"replacing {dst} from {src} failed; {dst} is unchanged: "
                                  f"{_explain(exc, self.path)}") from exc
