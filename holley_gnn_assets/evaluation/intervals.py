@@ -101,6 +101,15 @@ def _sums(d: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.bincount(codes, weights=d), np.bincount(codes).astype(np.float64)
 
 
+def _cluster_residuals(d: np.ndarray, codes: np.ndarray
+                       ) -> tuple[int, float, np.ndarray, np.ndarray]:
+    """(n, mean(d), each cluster's summed residual from the mean, each cluster's size): what
+    the cluster-robust variances (CR2, the wild bootstrap's CR1) are built from."""
+    sums, counts = _sums(d, codes)
+    mean = float(d.mean())
+    return len(d), mean, sums - mean * counts, counts
+
+
 def _percentile(deltas: np.ndarray, alpha: float) -> Interval:
     lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
     return Interval(float(lo), float(hi), float(np.std(deltas, ddof=1)))
@@ -156,13 +165,10 @@ def stratified_t(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: int,
 
 def cr2(d: np.ndarray, codes: np.ndarray, alpha: float) -> Interval:
     """CR2 (Bell-McCaffrey) variance of mean(d), t with G - 1 df; NaN for fewer than 2 clusters."""
-    n = len(d)
-    sums, counts = _sums(d, codes)
-    g = len(sums)
+    n, mean, resid, counts = _cluster_residuals(d, codes)
+    g = len(resid)
     if g < 2:
         return NAN
-    mean = d.mean()
-    resid = sums - mean * counts
     var = float(np.sum(resid**2 / (1.0 - counts / n)) / n**2)
     se = math.sqrt(max(var, 0.0))
     q = float(sps.t.ppf(1 - alpha / 2, g - 1))
@@ -173,13 +179,10 @@ def wild_cluster(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: int,
                  alpha: float) -> Interval:
     """Symmetric wild cluster bootstrap-t: d* = mean + v_g * residual, v_g Webb weights; the
     interval is mean +/- q * se_CR1, q the (1 - alpha) quantile of |t*|."""
-    n = len(d)
-    sums, counts = _sums(d, codes)
-    g = len(sums)
+    n, mean, resid, counts = _cluster_residuals(d, codes)
+    g = len(resid)
     if g < 2:
         return NAN
-    mean = d.mean()
-    resid = sums - mean * counts
     scale = g / (g - 1)
     se = math.sqrt(scale * np.sum(resid**2)) / n
     if se == 0:
