@@ -26,19 +26,25 @@ def _job_steps() -> set[str]:
     return {node.name for node in job.nodes_in_topological_order}
 
 
-def test_bench_tiny_times_every_step_of_the_job(tmp_path):
-    cfg = load_config(overrides={"training": {"epochs": 3, "patience": 2},
-                                 "eval": {"bootstrap_samples": 200}})
+def _bench(tmp_path, scale: str, overrides: dict) -> tuple:
+    """``holley-gnn bench --scale scale`` in a fresh home with the config ``overrides``; asserts
+    it exited 0 and returns (home, the finished process)."""
     config = tmp_path / "fast.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config.write_text(yaml.safe_dump(load_config(overrides=overrides)))
     home = tmp_path / "home"
     env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_CONFIG": str(config)}
     env.pop("HOLLEY_GNN_WAREHOUSE", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", "tiny"],
+        [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", scale],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return home, proc
+
+
+def test_bench_tiny_times_every_step_of_the_job(tmp_path):
+    home, proc = _bench(tmp_path, "tiny", {"training": {"epochs": 3, "patience": 2},
+                                           "eval": {"bootstrap_samples": 200}})
     out = proc.stdout
 
     printed = {m[1]: (m[2], float(m[3]), float(m[4]))
@@ -81,19 +87,9 @@ def test_bench_prints_score_rows_and_users_short_on_the_new_worlds(tmp_path, sca
     """broad_tiny (300 products fit every vehicle) and big_basket_tiny: the bench prints each
     arm's score rows and users short of four; an own-node user has at most
     scale.user_candidates rows, and nobody is short because of the cut."""
-    cfg = load_config(overrides={"training": {"epochs": 2, "patience": 1},
-                                 "eval": {"bootstrap_samples": 100},
-                                 "scale": {"user_candidates": 40}})
-    config = tmp_path / "fast.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    home = tmp_path / "home"
-    env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_CONFIG": str(config)}
-    env.pop("HOLLEY_GNN_WAREHOUSE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", scale],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    home, proc = _bench(tmp_path, scale, {"training": {"epochs": 2, "patience": 1},
+                                          "eval": {"bootstrap_samples": 100},
+                                          "scale": {"user_candidates": 40}})
     bounds = json.loads((home / "bench.json").read_text())["bounds"]
     gnn, sql = bounds["gnn"], bounds["sql"]
     assert gnn["user_score_rows"] > 0 and sql["user_score_rows"] == 0
