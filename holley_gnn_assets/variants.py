@@ -54,6 +54,7 @@ class ScoredWorld:
     windows: Any
     result: Any
     train_s: float
+    recent: Any  # recent_pop's scores and window (reference_arms.recent_pop), chosen once
 
 
 def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
@@ -61,6 +62,7 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
     """Exports -> graph -> training -> every arm's ranked lists, on the warehouse ``world``
     itself (its staging tables are written)."""
     from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+    from holley_gnn_assets.evaluation.reference_arms import recent_pop
     from holley_gnn_assets.graph.builder import build_graph
     from holley_gnn_assets.recommend import apply_rules
     from holley_gnn_assets.recommend.embeddings import compute_embeddings
@@ -84,8 +86,9 @@ def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
                              gnn_arm_scores(emb, tables, lift.weight, lift.neighbours,
                                             int(cfg["scale"]["user_candidates"])))
     build_sql_scores(wh, cfg, windows)
-    arms = ranked_arms(wh, cfg, windows, tables, lift.neighbours)
-    return ScoredWorld(arms, tables, windows, result, train_s)
+    recent = recent_pop(tables, cfg)
+    arms = ranked_arms(wh, cfg, windows, tables, lift.neighbours, recent=recent)
+    return ScoredWorld(arms, tables, windows, result, train_s, recent)
 
 
 def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, An
     report = evaluation.evaluate(scored.arms, tables["user_nodes"], tables["test_clicks"],
                                  tables["test_events"], cfg, as_of=windows.as_of,
                                  cutoff=windows.cutoff)
-    report["recent_pop"] = recent_pop_summary(tables, cfg)
+    report["recent_pop"] = recent_pop_summary(scored.recent, cfg)
     # users with history (warm and hot together): the hot tier of the same evaluation with
     # every warm user counted as hot
     merged = tables["user_nodes"].assign(tier=tables["user_nodes"]["tier"].replace("warm", "hot"))

@@ -61,6 +61,7 @@ def launches_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_recent_pop_arm_goes_through_the_business_rules(launches_world: Path) -> None:
     from holley_gnn_assets.evaluation.reference_arms import (
         REFERENCE_ARMS,
+        recent_pop,
         recent_pop_summary,
         reference_scores,
     )
@@ -78,7 +79,7 @@ def test_recent_pop_arm_goes_through_the_business_rules(launches_world: Path) ->
     assert days["age_days"].min() >= 0
     scores = reference_scores(tables, cfg)["recent_pop"]
     assert REFERENCE_ARMS["recent_pop"] is False  # within fitment
-    summary = recent_pop_summary(tables, cfg)
+    summary = recent_pop_summary(recent_pop(tables, cfg), cfg)
     assert set(summary["val_mrr"]) == {str(float(d)) for d in cfg["recent"]["pop_days"]}
     assert summary["val_mrr"][str(summary["days"])] == max(summary["val_mrr"].values())
     apply_rules.write_scores(wh, cfg, "recent_pop", scores)

@@ -11,7 +11,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from holley_gnn_assets.evaluation.reference_arms import REFERENCE_ARMS, reference_scores
+from holley_gnn_assets.evaluation.reference_arms import (
+    REFERENCE_ARMS,
+    RecentPop,
+    reference_scores,
+)
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.settings import TimeWindows
@@ -21,6 +25,7 @@ from holley_gnn_assets.warehouse.base import Warehouse
 def ranked_arms(
     warehouse: Warehouse, cfg: dict, windows: TimeWindows, tables: dict[str, pd.DataFrame],
     lookalikes: int = NEIGHBOURS, staged_runs: Mapping[str, str] | None = None, run: str = "",
+    recent: RecentPop | None = None,
 ) -> dict[str, pd.DataFrame]:
     """``{arm: ranked lists}`` for ``gnn``, ``sql`` and the reference arms, at the cutoff.
 
@@ -28,14 +33,14 @@ def ranked_arms(
     product_vehicle_edges, user_product_edges); ``lookalikes``: ``lookalike_pop``'s pool
     (the model's validation choice); ``staged_runs``: the run that staged each of ``gnn`` and
     ``sql`` (its staging tables are read); ``run``: the run the reference arms are written
-    under."""
+    under; ``recent``: ``recent_pop``'s scores and window, when the caller has them."""
     staged_runs = staged_runs or {}
     warehouse.validate_contract()
     arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
                                           run=staged_runs.get(arm, ""))
             for arm in ("gnn", "sql")}
     for arm, scores in reference_scores(tables, cfg, warehouse.read_truth(),
-                                         lookalikes).items():
+                                         lookalikes, recent).items():
         apply_rules.write_scores(warehouse, cfg, arm, scores, run=run)
         arms[arm] = apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
                                              global_scores=REFERENCE_ARMS[arm], run=run)

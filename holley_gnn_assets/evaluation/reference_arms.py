@@ -44,8 +44,11 @@ from holley_gnn_assets.graph.lookalike_lift import (
     lookalike_lift,
 )
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
-from holley_gnn_assets.graph.recent_demand import Fitment, recent_pop_counts
+from holley_gnn_assets.graph.recent_demand import Fitment, RecentChoice, recent_pop_counts
 from holley_gnn_assets.warehouse.schemas import SCORES
+
+RecentPop = tuple[pd.Series, RecentChoice]
+"""``recent_pop``'s score per sku and the validated choice of its window."""
 
 # arm -> whether its scores are global (no fitment rule)
 REFERENCE_ARMS = {"global_pop": True, "vehicle_pop": False, "lookalike_pop": False,
@@ -64,11 +67,12 @@ def _frame(vehicle_id: object, sku: pd.Series, score: pd.Series) -> pd.DataFrame
 
 def reference_scores(
     tables: dict[str, pd.DataFrame], cfg: dict, truth: pd.DataFrame | None = None,
-    lookalikes: int = NEIGHBOURS,
+    lookalikes: int = NEIGHBOURS, recent: RecentPop | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Score tables of the reference arms from the export tables (``product_nodes``,
-    ``product_vehicle_edges``, ``user_nodes``, ``user_product_edges``) and the truth;
-    ``lookalikes``: the look-alike count's pool (the model's validation choice)."""
+    ``product_vehicle_edges``, ``user_nodes``, ``user_product_edges``, ``product_order_days``)
+    and the truth; ``lookalikes``: the look-alike count's pool (the model's validation choice);
+    ``recent``: ``recent_pop(tables, cfg)`` when the caller already has it."""
     products = tables["product_nodes"]
     pop = products.set_index("sku")["order_count"].astype(float)
     out = {"global_pop": _frame(None, pop.index.to_series(), pop)}
@@ -91,11 +95,9 @@ def reference_scores(
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)
     out["vehicle_pop"] = _frame(vp["vehicle_id"].to_numpy(dtype=object), vp["sku"], vp["score"])
     out["lookalike_pop"] = _lookalike_pop(fit, pop, inter, lookalikes)
-    days = tables.get("product_order_days")
-    if days is not None:
-        recent, _ = recent_pop_counts(days, pop.index, cfg["recent"],
-                                      Fitment.from_tables(tables, cfg["rules"]["top_k"]))
-        rp = fit.assign(score=fit["sku"].map(recent).fillna(0.0).to_numpy())
+    recent = recent if recent is not None else recent_pop(tables, cfg)
+    if recent is not None:
+        rp = fit.assign(score=fit["sku"].map(recent[0]).fillna(0.0).to_numpy())
         out["recent_pop"] = _frame(rp["vehicle_id"].to_numpy(dtype=object), rp["sku"],
                                    rp["score"])
 
@@ -156,14 +158,22 @@ def _lookalike_pop(
                   lift["log_n"] + lift["lift"])
 
 
-def recent_pop_summary(tables: dict[str, pd.DataFrame], cfg: dict) -> dict | None:
-    """``recent_pop``'s chosen window and every candidate's validation MRR (for the report);
-    None without ``product_order_days``."""
+def recent_pop(tables: dict[str, pd.DataFrame], cfg: dict) -> RecentPop | None:
+    """``recent_pop``'s score per sku and its choice of N days (validated within fitment), once
+    per evaluation; None without ``product_order_days``."""
     days = tables.get("product_order_days")
     if days is None:
         return None
     skus = pd.Index(tables["product_nodes"]["sku"])
-    _, choice = recent_pop_counts(days, skus, cfg["recent"],
-                                  Fitment.from_tables(tables, cfg["rules"]["top_k"]))
+    return recent_pop_counts(days, skus, cfg["recent"],
+                             Fitment.from_tables(tables, cfg["rules"]["top_k"]))
+
+
+def recent_pop_summary(recent: RecentPop | None, cfg: dict) -> dict | None:
+    """``recent_pop``'s chosen window and every candidate's validation MRR (for the report);
+    None without ``product_order_days``."""
+    if recent is None:
+        return None
+    choice = recent[1]
     return {"days": choice.value, "holdout_days": int(cfg["recent"]["holdout_days"]),
             "val_mrr": {str(k): round(v, 6) for k, v in choice.val_mrr.items()}}

@@ -19,7 +19,7 @@ from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown
 from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
-from holley_gnn_assets.evaluation.reference_arms import recent_pop_summary
+from holley_gnn_assets.evaluation.reference_arms import recent_pop, recent_pop_summary
 from holley_gnn_assets.evaluation.ui_metadata import (
     chart_markdown,
     decision_table,
@@ -63,17 +63,18 @@ def eval_report(
     pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
     # each arm's scores are in the staging tables of the run that staged them; the reference
     # arms' are written under this run's name
+    recent = recent_pop(tables, cfg)  # its window is chosen once: the arm and the report
     arms = ranked_arms(wh, cfg, windows, tables, pool,
                        {"gnn": gnn_recommendations["run"],
                         "sql": sql_baseline_recommendations["run"]},
-                       run_suffix(context.run.root_run_id or context.run.run_id))
+                       run_suffix(context.run.root_run_id or context.run.run_id), recent)
     rank_s = time.perf_counter() - start
     report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
                                  as_of=windows.as_of, cutoff=windows.cutoff, windows=windows)
     report["seconds"] = round(time.perf_counter() - start, 2)
     report["ranking_seconds"] = round(rank_s, 2)
     report["lookalike_pop_neighbours"] = pool
-    report["recent_pop"] = recent_pop_summary(tables, cfg)
+    report["recent_pop"] = recent_pop_summary(recent, cfg)
     home = pipeline.home_dir()
     # phase 2: the online test this offline delta would need (users with a vehicle = audience)
     report["power_analysis"] = power_analysis(
