@@ -175,7 +175,7 @@ def _read_yaml(path: Path, where: str) -> dict[str, Any]:
 def _set_path(cfg: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
     node = cfg
     for key in keys[:-1]:
-        if not isinstance(node.get(key), dict):
+        if key not in node or not isinstance(node[key], dict):
             node[key] = {}
         node = node[key]
     node[keys[-1]] = value

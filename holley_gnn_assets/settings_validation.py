@@ -141,9 +141,22 @@ def describe_errors(exc: ValidationError, prefix: tuple[str, ...] = (),
 
 def validate_section(cfg: Mapping[str, Any], name: str, model: type[M]) -> M:
     """Validate one section of a config dict (``cfg[name]``) with ``model``; errors name keys."""
-    if not isinstance(cfg.get(name), Mapping):
+    if name not in cfg or not isinstance(cfg[name], Mapping):
         raise SettingsError(f"config section {name!r} is missing or not a mapping")
+    return typed(cfg[name], model, name)
+
+
+def typed(value: M | Mapping[str, Any], model: type[M], *where: str) -> M:
+    """``value`` as the typed config (section) ``model``: as is when it already is one, else
+    validated. A missing, unknown or bad key raises :class:`SettingsError` naming it (e.g.
+    ``model.pooled_neighbours: missing``), so a partial config never runs with other values."""
+    if isinstance(value, model):
+        return value
+    name = ".".join(where) or "config"
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{name}: expected a {model.__name__} or a mapping of its keys, "
+                            f"got {type(value).__name__}")
     try:
-        return model.model_validate(cfg[name])
+        return model.model_validate(value)
     except ValidationError as exc:
-        raise SettingsError("; ".join(describe_errors(exc, (name,)))) from None
+        raise SettingsError(f"invalid {name}: " + "; ".join(describe_errors(exc, where))) from None

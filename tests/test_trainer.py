@@ -236,15 +236,19 @@ def test_one_cold_representation_everywhere(world, tmp_path, monkeypatch) -> Non
 
 
 def test_negative_counts_split() -> None:
-    assert negative_counts({"uniform": 0.5, "popularity": 0.5}, 4) == {
+    assert negative_counts({"in_batch": 0, "uniform": 0.5, "popularity": 0.5, "fitment": 0}, 4) == {
         "in_batch": 0,
         "uniform": 2,
         "popularity": 2,
         "fitment": 0,
     }
-    assert sum(negative_counts({"in_batch": 1, "uniform": 1, "fitment": 1}, 4).values()) == 4
+    assert sum(negative_counts({"in_batch": 1, "uniform": 1, "popularity": 0,
+                                     "fitment": 1}, 4).values()) == 4
     with pytest.raises(ValueError, match="unknown"):
-        negative_counts({"hard": 1.0}, 4)
+        negative_counts({"in_batch": 0, "uniform": 1, "popularity": 0, "fitment": 0,
+                         "hard": 1.0}, 4)
+    with pytest.raises(ValueError, match="training.negatives.fitment: missing"):
+        negative_counts({"in_batch": 0, "uniform": 1, "popularity": 0}, 4)
 
 
 def test_sample_per_dst_caps_degree() -> None:

@@ -129,7 +129,7 @@ class PipelineSettings(ConfigurableResource):
         """Resource value, settings (HOLLEY_GNN_AS_OF, time.as_of), the warehouse's date, today."""
         if self.as_of:
             return parse_date(self.as_of, "as_of")
-        if self.cfg["time"].get("as_of"):
+        if self.cfg["time"]["as_of"]:
             return parse_date(self.cfg["time"]["as_of"], "time.as_of")
         return warehouse.synthetic_as_of() or dt.date.today()
 

@@ -99,7 +99,7 @@ def bigquery_fingerprint(cfg: dict, client: Any | None = None) -> str:
     from google.cloud import bigquery
 
     bq = cfg["warehouse"]["bigquery"]
-    client = client or bigquery.Client(project=bq["project"], location=bq.get("location"))
+    client = client or bigquery.Client(project=bq["project"], location=bq["location"])
     datasets = {"company": bq["company_dataset"], "data": bq["data_dataset"]}
     parts = []
     for role, tables in SOURCE_CONTRACT.items():

@@ -70,7 +70,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     ]
     for w in report.get("warnings", []):
         lines.append(f"> warning: {w}")
-    method = report.get("interval_method", "cluster_bootstrap")
+    method = report["interval_method"]
     lines += _section("Hit Rate@4 per tier", ["tier", "users", "GNN", "SQL", "delta",
                                                f"95% CI ({method})", "McNemar p", "MDE",
                                                "effective vehicles"])

@@ -40,7 +40,7 @@ def plot_tiers(report: dict[str, Any], path: str | Path) -> Path:
     ax2.bar(x, deltas, color="tab:purple", yerr=[err_lo, err_hi], capsize=4)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_xticks(x, tiers)
-    method = report.get("interval_method", "cluster_bootstrap")
+    method = report["interval_method"]
     ax2.set_ylabel(f"GNN - SQL Hit Rate@4 (95% CI, {method})")
     fig.suptitle(f"Decision (cold): {report.get('decision')}")
     fig.tight_layout()

@@ -89,7 +89,7 @@ def reference_scores(
     # every distinct (user, product) interaction with the user's vehicle, read by the counts
     # below (lookalike_pop, oracle_fitted, oracle_grouped)
     inter = interactions_with_vehicles(upe, tables["user_nodes"])
-    m = float(cfg["eval"].get("vehicle_pop_shrinkage", 20.0))
+    m = float(cfg["eval"]["vehicle_pop_shrinkage"])
     share = pop / max(pop.sum(), 1.0)
     vp = fit.merge(counts, on=["vehicle_id", "sku"], how="left")
     vp["score"] = vp["c"].fillna(0.0).astype(float) + m * vp["sku"].map(share).fillna(0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from holley_gnn_assets.evaluation import statistics as stats
 from holley_gnn_assets.evaluation.decision import decide, decision_bands
 from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
 from holley_gnn_assets.evaluation.owner_buckets import by_vehicle_owners, engaged_owners
+from holley_gnn_assets.settings_schema import EvalConfig, PipelineConfig
+from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.time_windows import TimeWindows
 
 log = logging.getLogger(__name__)
@@ -130,7 +133,7 @@ def evaluate(
     users: pd.DataFrame,
     test_clicks: pd.DataFrame,
     test_events: pd.DataFrame | None,
-    cfg: dict,
+    cfg: PipelineConfig | Mapping[str, Any],
     *,
     as_of: dt.date | None = None,
     cutoff: dt.date | None = None,
@@ -142,7 +145,8 @@ def evaluate(
 
     ``windows`` (the run's, test window chosen by clicks) adds ``test_window`` to the report;
     when even the widest window held too few clicks the decision carries the small-sample flag
-    and is decided by its interval.
+    and is decided by its interval. ``cfg``: the validated config (or a mapping: its ``eval``
+    section is validated, a missing key is a SettingsError naming it).
     """
     if windows is not None:
         as_of, cutoff = as_of or windows.as_of, cutoff or windows.cutoff
@@ -151,7 +155,7 @@ def evaluate(
             raise ValueError(f"evaluate: arms lacks {name!r} (has {sorted(arms)})")
     _require(users, ["email_lower", "vehicle_id", "tier"], "users")
     _require(test_clicks, ["email_lower", "sku"], "test_clicks")
-    ev = cfg["eval"]
+    ev = eval_section(cfg).model_dump()
     clicks = test_clicks[["email_lower", "sku"]].dropna()
     test_user_ids = pd.Index(clicks["email_lower"].unique())
     wanted = test_window_users(clicks, test_events)
@@ -197,6 +201,11 @@ def evaluate(
             "tiers": _tier_report(arms, with_vehicle, ev_eval, ev_df, ev),
         }
     return report
+
+
+def eval_section(cfg: PipelineConfig | Mapping[str, Any]) -> EvalConfig:
+    """The typed ``eval`` section of ``cfg`` (validated when ``cfg`` is a mapping)."""
+    return cfg.eval if isinstance(cfg, PipelineConfig) else typed(cfg["eval"], EvalConfig, "eval")
 
 
 def _decision(cold: dict[str, Any], ev: dict, too_few: str | None) -> dict[str, Any]:
@@ -294,7 +303,7 @@ def _headroom(pus: dict[str, pd.DataFrame], ev: dict) -> dict[str, Any]:
             continue
         share, (lo, hi) = stats.headroom_share(
             pu["hit_rate@4"].to_numpy(), base, oracle, clusters, int(ev["bootstrap_samples"]),
-            int(ev["bootstrap_seed"]), float(ev.get("alpha", 0.05)))
+            int(ev["bootstrap_seed"]), float(ev["alpha"]))
         out[arm] = {"share": _finite(share), "ci95": [_finite(lo), _finite(hi)]}
     return out
 

@@ -43,13 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv
 
-from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.graph.types import (
     COLD,
     EDGE_TYPES,
@@ -60,14 +60,17 @@ from holley_gnn_assets.graph.types import (
     WEIGHTED_EDGE_TYPES,
 )
 from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
+from holley_gnn_assets.settings_schema import ModelConfig
+from holley_gnn_assets.settings_validation import typed
 
 
-def attention_edge_types(model_cfg: Mapping) -> tuple[tuple[str, str, str], ...]:
+def attention_edge_types(model_cfg: ModelConfig | Mapping[str, Any]
+                         ) -> tuple[tuple[str, str, str], ...]:
     """The edge types the attention layers run on: all, or all but fitment
     (``model.attention_fitment: false``; fitment then reaches the model through the
     ``fitment``/``pooled``/``neighbours`` propagation only, and the ~1M fitment edges leave
     every step)."""
-    if model_cfg.get("attention_fitment", True):
+    if typed(model_cfg, ModelConfig, "model").attention_fitment:
         return EDGE_TYPES
     return tuple(et for et in EDGE_TYPES if et not in (FITS, REV_FITS))
 
@@ -123,16 +126,20 @@ def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
 
 
 class HeteroGAT(nn.Module):
-    """Encoder (HeteroConv of GATConv) + user/product projection towers."""
+    """Encoder (HeteroConv of GATConv) + user/product projection towers.
 
-    def __init__(self, meta: GraphMeta, model_cfg: Mapping) -> None:
+    ``model_cfg``: the ``model`` config section (a mapping is validated into one first, so a
+    missing key is a SettingsError naming it, never a model built on other values)."""
+
+    def __init__(self, meta: GraphMeta, model_cfg: ModelConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        d = int(model_cfg["embedding_dim"])
-        hidden = int(model_cfg["hidden_dim"])
-        heads = int(model_cfg["heads"])
-        n_layers = int(model_cfg["layers"])
-        pt_dim = int(model_cfg["part_type_dim"])
-        self.dropout = float(model_cfg["dropout"])
+        model_cfg = typed(model_cfg, ModelConfig, "model")
+        d = model_cfg.embedding_dim
+        hidden = model_cfg.hidden_dim
+        heads = model_cfg.heads
+        n_layers = model_cfg.layers
+        pt_dim = model_cfg.part_type_dim
+        self.dropout = float(model_cfg.dropout)
         if hidden % heads or d % heads:
             raise ValueError(
                 f"model: hidden_dim={hidden} and embedding_dim={d} must be multiples of "
@@ -142,7 +149,7 @@ class HeteroGAT(nn.Module):
             raise ValueError(f"model: layers={n_layers} must be >= 1")
         self.meta = meta
         self.embedding_dim = d
-        use_ids = bool(model_cfg.get("id_embeddings", True))
+        use_ids = model_cfg.id_embeddings
 
         # input encoders
         self.tier_emb = nn.Embedding(len(TIER_INDEX), d)
@@ -158,7 +165,7 @@ class HeteroGAT(nn.Module):
         # year/make/model of the vehicle (``model.vehicle_attributes``): what a cold user's
         # vehicle shares with its siblings (same model other years, same make)
         self.vehicle_attr: nn.ModuleDict | None = None
-        if model_cfg.get("vehicle_attributes", False):
+        if model_cfg.vehicle_attributes:
             self.vehicle_attr = nn.ModuleDict({
                 "make": nn.Embedding(meta.num_makes, d),
                 "make_model": nn.Embedding(meta.num_make_models, d),
@@ -195,24 +202,24 @@ class HeteroGAT(nn.Module):
         self.user_tower = _mlp(2 * d + 16, hidden, d)
         self.product_tower = _mlp(d, hidden, d)
         self.log_scale = nn.Parameter(
-            torch.tensor(float(model_cfg.get("logit_scale_init", 10.0))).log()
+            torch.tensor(float(model_cfg.logit_scale_init)).log()
         )
         # popularity prior: logit += prior_weight * log1p(order_count); None when off
         self.prior_weight = (
-            nn.Parameter(torch.tensor(1.0)) if model_cfg.get("popularity_prior", False) else None
+            nn.Parameter(torch.tensor(1.0)) if model_cfg.popularity_prior else None
         )
         # learned product bias b(product_z) beside the prior (``model.product_bias``): corrects
         # a global count for how the product's buyers spread over vehicles; zero at init
         self.bias_head: nn.Linear | None = None
-        if model_cfg.get("product_bias", False):
+        if model_cfg.product_bias:
             if self.prior_weight is None:
                 raise ValueError("model.product_bias needs model.popularity_prior: true")
             self.bias_head = nn.Linear(d, 1)
             nn.init.zeros_(self.bias_head.weight)
             nn.init.zeros_(self.bias_head.bias)
         # LightGCN-style mean propagation (``model.propagation``), one linear per kind
-        self.propagation = check_kinds(list(model_cfg.get("propagation", [])))
-        self.pooled_neighbours = int(model_cfg.get("pooled_neighbours") or NEIGHBOURS)
+        self.propagation = check_kinds(list(model_cfg.propagation))
+        self.pooled_neighbours = model_cfg.pooled_neighbours
         self.prop_lins = nn.ModuleDict({k: nn.Linear(d, d) for k in self.propagation})
 
     def embedding_parameters(self) -> list[nn.Parameter]:

@@ -36,8 +36,8 @@ Level = Literal["ok", "warn", "drop"]
 def graph_config_hash(cfg: Mapping[str, Any]) -> str:
     """Stable hash of the config sections that shape the graph (``GRAPH_CONFIG_SECTIONS``,
     without ``time.as_of``, which moves with every run)."""
-    part = {name: cfg.get(name) for name in GRAPH_CONFIG_SECTIONS}
-    part["time"] = {k: v for k, v in (part["time"] or {}).items() if k != "as_of"}
+    part = {name: cfg[name] for name in GRAPH_CONFIG_SECTIONS}
+    part["time"] = {k: v for k, v in part["time"].items() if k != "as_of"}
     blob = json.dumps(part, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

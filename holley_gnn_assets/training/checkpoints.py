@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 
 from holley_gnn_assets.settings import flatten
+from holley_gnn_assets.settings_schema import PipelineConfig
+from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training.runtime import rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -35,13 +38,15 @@ CHECKPOINT_NAME = "checkpoint.pt"
 NOT_HASHED = {"training.epochs", "training.device"}
 
 
-def hashed_config(cfg: dict) -> dict[str, Any]:
+def hashed_config(cfg: PipelineConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The flattened config values a checkpoint must agree on."""
-    sub = {"model": cfg.get("model", {}), "training": cfg.get("training", {})}
+    config = typed(cfg, PipelineConfig)
+    sub = {"model": config.model.model_dump(mode="json"),
+           "training": config.training.model_dump(mode="json")}
     return {k: v for k, v in flatten(sub).items() if k not in NOT_HASHED}
 
 
-def config_hash(cfg: dict) -> str:
+def config_hash(cfg: PipelineConfig | Mapping[str, Any]) -> str:
     """Stable hash of ``hashed_config``."""
     blob = json.dumps(hashed_config(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -74,7 +79,8 @@ def load_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def mismatch(state: dict[str, Any], cfg: dict, fingerprint: str) -> str | None:
+def mismatch(state: dict[str, Any], cfg: PipelineConfig | Mapping[str, Any],
+             fingerprint: str) -> str | None:
     """Why a checkpoint does not belong to this run (None when it does)."""
     if state.get("graph_fingerprint") != fingerprint:
         return (
@@ -99,7 +105,7 @@ def training_state(
     stop: EarlyStopping,
     rng: np.random.Generator,
     device: str,
-    cfg: dict,
+    cfg: PipelineConfig | Mapping[str, Any],
     bundle: GraphBundle,
     average: torch.nn.Module | None = None,
 ) -> dict[str, Any]:

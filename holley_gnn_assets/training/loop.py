@@ -27,9 +27,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
+from holley_gnn_assets.settings_schema import PipelineConfig
+from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training import checkpoints as ck
 from holley_gnn_assets.training.early_stopping import EarlyStopping
 from holley_gnn_assets.training.lift_weight import LiftChoice, choose_lift
@@ -146,7 +149,7 @@ def pair_loss(kind: str, pos_logit: Tensor, neg_logit: Tensor, weight: Tensor) -
 
 def train(
     bundle: GraphBundle,
-    cfg: dict,
+    cfg: PipelineConfig | Mapping[str, Any],
     checkpoint_dir: Path,
     device: str = "auto",
     on_epoch: Callable[[dict], None] | None = None,
@@ -154,18 +157,20 @@ def train(
 ) -> TrainResult:
     """Train the HeteroGAT with early stopping on cold-mode validation MRR; see module doc.
 
-    ``training.reuse_freed_memory`` and ``training.deterministic`` (both default on) hold for
-    the run: ``runtime.training_runtime``.
+    ``cfg``: the validated config (a mapping is validated first: a missing key is a
+    SettingsError naming it). ``training.reuse_freed_memory`` and ``training.deterministic``
+    hold for the run: ``runtime.training_runtime``.
     """
-    tr = cfg["training"]
-    dev, note = resolve_device(device if device != "auto" else str(tr.get("device", "auto")))
+    config = typed(cfg, PipelineConfig)
+    tr = config.training
+    dev, note = resolve_device(device if device != "auto" else tr.device)
     with training_runtime(tr, dev):
-        return _train(bundle, cfg, checkpoint_dir, dev, note, on_epoch, resume)
+        return _train(bundle, config, checkpoint_dir, dev, note, on_epoch, resume)
 
 
 def _train(
     bundle: GraphBundle,
-    cfg: dict,
+    cfg: PipelineConfig,
     checkpoint_dir: Path,
     dev: str,
     device_note: str | None,
@@ -173,21 +178,21 @@ def _train(
     resume: bool,
 ) -> TrainResult:
     t_start = time.perf_counter()
-    tr = cfg["training"]
+    tr = cfg.training
     notes = [device_note] if device_note else []
-    torch.manual_seed(int(tr["seed"]))
-    rng = np.random.default_rng(int(tr["seed"]))
+    torch.manual_seed(tr.seed)
+    rng = np.random.default_rng(tr.seed)
     st = TrainingSetup(bundle, cfg, dev, rng)
-    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg["model"]).to(dev)
+    model = HeteroGAT(GraphMeta.from_data(bundle.data), cfg.model).to(dev)
     optimizers = [
-        torch.optim.Adam(model.embedding_parameters(), lr=float(tr["lr_embedding"])),
-        torch.optim.Adam(model.other_parameters(), lr=float(tr["lr_gnn"])),
+        torch.optim.Adam(model.embedding_parameters(), lr=float(tr.lr_embedding)),
+        torch.optim.Adam(model.other_parameters(), lr=float(tr.lr_gnn)),
     ]
-    average = weight_average(model, tr.get("weight_average_decay"))
+    average = weight_average(model, tr.weight_average_decay)
     baseline = popularity_baseline(st)
     history: list[dict[str, float]] = []
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
-    stop = EarlyStopping(int(tr["patience"]))
+    stop = EarlyStopping(tr.patience)
     resumed_from: int | None = None
     state = ck.load_checkpoint(checkpoint_dir) if resume else None
     why = ck.mismatch(state, cfg, bundle.fingerprint) if state is not None else None
@@ -205,11 +210,11 @@ def _train(
         dev, st.num_users, st.num_products, st.num_vehicles, st.n_edges, len(st.val_idx),
         st.neg_counts, baseline["pop_mrr"], baseline["pop_hr10"],
     )  # fmt: skip
-    for epoch in range((resumed_from or 0) + 1, int(tr["epochs"]) + 1):
+    for epoch in range((resumed_from or 0) + 1, tr.epochs + 1):
         if stop.stopped:
             break
         t0 = time.perf_counter()
-        train_loss = _epoch(model, st, optimizers, rng, float(tr["grad_clip"]), epoch)
+        train_loss = _epoch(model, st, optimizers, rng, float(tr.grad_clip), epoch)
         scored = model
         if average is not None:
             average.update_parameters(model)
@@ -238,15 +243,15 @@ def _train(
 
     model.load_state_dict(best_state)
     fallback = None
-    if (cfg["recent"]["fallback_to_prior"] and model.prior_weight is not None
+    if (cfg.recent.fallback_to_prior and model.prior_weight is not None
             and stop.best_mrr <= baseline["pop_mrr"]):
         # nothing learned over the prior on validation: serve the prior, not noise
         model.serve_prior()
         fallback = "prior"
         notes.append(f"best validation MRR {stop.best_mrr:.4f} <= the prior's "
                      f"{baseline['pop_mrr']:.4f}: the model serves the popularity prior")
-    lift = choose_lift(model, st, list(cfg["model"].get("lookalike_lift_weights") or []),
-                       list(cfg["model"].get("lookalike_lift_neighbours") or []))
+    lift = choose_lift(model, st, list(cfg.model.lookalike_lift_weights),
+                       list(cfg.model.lookalike_lift_neighbours))
     model = model.cpu().eval()
     wall = time.perf_counter() - t_start
     log.info(
@@ -268,12 +273,12 @@ def _train(
         device=dev,
         resumed_from_epoch=resumed_from,
         negatives={
-            **{k: float(v) for k, v in dict(tr["negatives"]).items()},
-            "negatives_per_positive": float(tr["negatives_per_positive"]),
+            **{k: float(v) for k, v in tr.negatives.model_dump().items()},
+            "negatives_per_positive": float(tr.negatives_per_positive),
         },
         notes=notes,
         baseline=baseline,
         lift=lift,
         fallback=fallback,
-        prior_half_life=float(bundle.stats.get("prior_half_life_days", 0.0)),
+        prior_half_life=float(bundle.stats["prior_half_life_days"]),
     )

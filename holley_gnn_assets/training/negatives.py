@@ -18,21 +18,22 @@ draft) stalled at 0.34 on the fixture where 0.001 reached 0.425.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
+from holley_gnn_assets.settings_schema import Negatives
+from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training.fitment import FitmentIndex
 
 NEGATIVE_KINDS = ("in_batch", "uniform", "popularity", "fitment")
 
 
-def negative_counts(shares: dict[str, float], k: int) -> dict[str, int]:
-    """Split ``k`` negatives per positive by the (normalised) shares, largest remainder first."""
-    unknown = set(shares) - set(NEGATIVE_KINDS)
-    if unknown:
-        raise ValueError(f"training.negatives: unknown kind(s) {sorted(unknown)}")
-    vals = {n: max(0.0, float(shares.get(n, 0.0) or 0.0)) for n in NEGATIVE_KINDS}
+def negative_counts(shares: Negatives | Mapping[str, float], k: int) -> dict[str, int]:
+    """Split ``k`` negatives per positive by the (normalised) shares of ``training.negatives``
+    (every kind required), largest remainder first."""
+    vals = typed(shares, Negatives, "training", "negatives").model_dump()
     total = sum(vals.values())
     if total <= 0 or k < 1:
         raise ValueError(

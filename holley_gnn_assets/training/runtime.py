@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from holley_gnn_assets.settings_schema import TrainingConfig
 from holley_gnn_assets.training.heap import reuse_freed_memory
 
 
@@ -45,18 +46,18 @@ def deterministic(enabled: bool) -> Iterator[None]:
 
 
 @contextmanager
-def training_runtime(tr: dict, device: str) -> Iterator[None]:
+def training_runtime(tr: TrainingConfig, device: str) -> Iterator[None]:
     """The process settings a training run holds (process-wide, restored afterwards).
 
-    ``training.reuse_freed_memory`` (default on) keeps freed memory in the heap (``heap.py``:
+    ``training.reuse_freed_memory`` keeps freed memory in the heap (``heap.py``:
     about half the epoch time on CPU, for a higher peak RSS). ``training.deterministic``
-    (default on, CPU only) runs torch's deterministic algorithms: without them two processes
+    (CPU only) runs torch's deterministic algorithms: without them two processes
     with the same seed drift apart from the first epoch (multi-threaded float reductions) and
     stop at different epochs.
     """
     with ExitStack() as stack:
-        stack.enter_context(reuse_freed_memory(bool(tr.get("reuse_freed_memory", True))))
-        stack.enter_context(deterministic(bool(tr.get("deterministic", True)) and device == "cpu"))
+        stack.enter_context(reuse_freed_memory(tr.reuse_freed_memory))
+        stack.enter_context(deterministic(tr.deterministic and device == "cpu"))
         yield
 
 

@@ -22,13 +22,14 @@ transforms of ~25K product rows). Validation and serving use the full graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from holley_gnn_assets.graph.builder import GraphBundle
-from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.graph.types import (
     INTERACTS,
     OWNS,
@@ -42,6 +43,8 @@ from holley_gnn_assets.model.propagation import (
     build_propagation,
     fitment_neighbours,
 )
+from holley_gnn_assets.settings_schema import PipelineConfig
+from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training.fitment import FitmentIndex
 from holley_gnn_assets.training.negatives import NegativeSampler, negative_counts
 
@@ -101,10 +104,13 @@ def _positive_weights(data, kind: str, n_edges: int, device: str) -> Tensor:
 
 
 class TrainingSetup:
-    """Everything derived once from the graph, the config and the seed."""
+    """Everything derived once from the graph, the config and the seed (``cfg``: the validated
+    config; a mapping is validated first, a missing key is a SettingsError naming it)."""
 
-    def __init__(self, bundle: GraphBundle, cfg: dict, device: str, rng: np.random.Generator):
-        tr = cfg["training"]
+    def __init__(self, bundle: GraphBundle, cfg: PipelineConfig | Mapping[str, Any], device: str,
+                 rng: np.random.Generator):
+        config = typed(cfg, PipelineConfig)
+        tr = config.training
         if bundle.num_interactions == 0:
             raise NoInteractionsError(
                 "train: the graph has no user->product edges (user_product_edges is empty): "
@@ -124,19 +130,19 @@ class TrainingSetup:
         self.user_vehicle = data["user"].vehicle
         self.user_tier = data["user"].tier
         self.pos_weight = _positive_weights(
-            data, str(tr.get("positive_weight", "max_event_weight")), self.n_edges, device
+            data, tr.positive_weight, self.n_edges, device
         )
 
         # validation edges: val_fraction, among edges of users with a vehicle
         cand = np.flatnonzero((self.user_vehicle[self.edge_user] >= 0).cpu().numpy())
-        n_val = int(round(float(tr["val_fraction"]) * self.n_edges))
+        n_val = int(round(tr.val_fraction * self.n_edges))
         n_val = max(1, min(n_val, len(cand) - 1)) if len(cand) > 1 else 0
         if n_val == 0:
             raise NoInteractionsError(
                 "train: need >= 2 user->product edges from users with a vehicle to hold out a "
                 f"validation set; graph has {len(cand)}"
             )
-        split = str(tr.get("validation_split", "edges"))
+        split = tr.validation_split
         if split not in ("users", "edges"):
             raise ValueError(f"training.validation_split={split!r}: expected users|edges")
         edge_user = self.edge_user.cpu().numpy()
@@ -157,19 +163,19 @@ class TrainingSetup:
 
         self.fitment = FitmentIndex.from_data(data, device)
         self.popularity = data["product"].order_count.float() + 1.0
-        self.neg_counts = negative_counts(dict(tr["negatives"]), int(tr["negatives_per_positive"]))
+        self.neg_counts = negative_counts(tr.negatives, tr.negatives_per_positive)
         self.negatives = NegativeSampler(self.neg_counts, self.fitment, self.popularity, device)
-        self.fanout = [int(x) for x in tr.get("fanout", [10, 10])]
-        self.batch_size = int(tr["batch_size"])
-        self.max_steps = tr.get("max_steps_per_epoch")
-        self.cold_share = float(tr.get("simulated_cold_share", 0.5))
-        self.loss = str(tr.get("loss", "bce"))
-        self.edge_types = attention_edge_types(cfg["model"])
-        self.pooled_neighbours = int(cfg["model"].get("pooled_neighbours") or NEIGHBOURS)
-        self.warm_sup_share = float(tr.get("warm_supervision_share", 0.3))
+        self.fanout = list(tr.fanout)
+        self.batch_size = tr.batch_size
+        self.max_steps = tr.max_steps_per_epoch
+        self.cold_share = float(tr.simulated_cold_share)
+        self.loss = tr.loss
+        self.edge_types = attention_edge_types(config.model)
+        self.pooled_neighbours = config.model.pooled_neighbours
+        self.warm_sup_share = float(tr.warm_supervision_share)
 
         # fixed validation negatives for val_loss: uniform among fitting products
-        gen = torch.Generator(device="cpu").manual_seed(int(tr["seed"]) + 1)
+        gen = torch.Generator(device="cpu").manual_seed(tr.seed + 1)
         vv = self.user_vehicle[self.edge_user[self.val_idx]]
         self.val_neg = self.fitment.sample(vv, 4, gen=gen)
 

@@ -369,10 +369,10 @@ def sql_params(cfg: Mapping[str, Any], windows: TimeWindows, refs: Mapping[str, 
         min_price=_num(rules["min_price"], "rules.min_price"),
         image_prefix=str(rules["image_prefix"]),
         variant_regex=regex,
-        excluded_tags=_str_list(rules.get("excluded_tags"), "rules.excluded_tags"),
-        service_part_types=_str_list(rules.get("service_part_types"), "rules.service_part_types"),
+        excluded_tags=_str_list(rules["excluded_tags"], "rules.excluded_tags"),
+        service_part_types=_str_list(rules["service_part_types"], "rules.service_part_types"),
         commodity_part_types=_str_list(
-            rules.get("commodity_part_types"), "rules.commodity_part_types"
+            rules["commodity_part_types"], "rules.commodity_part_types"
         ),
         max_per_part_type=int(rules["max_per_part_type"]),
         top_k=int(rules["top_k"]),

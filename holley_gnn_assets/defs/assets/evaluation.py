@@ -26,7 +26,6 @@ from holley_gnn_assets.evaluation.ui_metadata import (
     promotion_text,
     trend_values,
 )
-from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.settings import flatten, get_settings
 
@@ -60,7 +59,7 @@ def eval_report(
               "product_order_days": product_order_days}
     # the two arms' score tables are in the staging dataset (written by the arms' assets)
     # lookalike_pop pools as many look-alikes as the scoring model's lift does
-    pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
+    pool = int(embeddings["lookalike_lift_neighbours"])
     # each arm's scores are in the staging tables of the run that staged them; the reference
     # arms' are written under this run's name
     recent = recent_pop(tables, cfg)  # its window is chosen once: the arm and the report

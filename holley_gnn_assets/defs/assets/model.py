@@ -20,7 +20,6 @@ from holley_gnn_assets.defs.resources import (
 )
 from holley_gnn_assets.failures import EmptyInputError, no_retry
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
-from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
@@ -232,9 +231,10 @@ def embeddings(
     artifacts.put_dir(out_dir, prefix)
     n_group = int((emb.user_index["source"] == "group").sum())
     # versions registered before the look-alike lift (or its chosen pool) existed: the GNN
-    # alone, the default pool
+    # alone, the config's first pool (model.lookalike_lift_neighbours)
     lift_weight = float(chosen.get("lookalike_lift_weight") or 0.0)
-    lift_pool = int(chosen.get("lookalike_lift_neighbours") or NEIGHBOURS)
+    lift_pool = int(chosen["lookalike_lift_neighbours"] if "lookalike_lift_neighbours" in chosen
+                    else pipeline.cfg["model"]["lookalike_lift_neighbours"][0])
     return Output(
         {"prefix": prefix, "model_run_id": chosen["run_id"], "graph_key": chosen["graph_key"],
          "model_version": chosen["version"], "candidate": candidate,

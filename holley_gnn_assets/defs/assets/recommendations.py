@@ -30,7 +30,6 @@ from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
-from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.quality import qa_gates as qa
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.apply_rules import run_suffix
@@ -91,11 +90,11 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     run = run_suffix(context.run.root_run_id or context.run.run_id)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
-    weight = float(embeddings.get("lookalike_lift_weight") or 0.0)  # chosen in training
+    weight = float(embeddings["lookalike_lift_weight"])  # chosen in training
     tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes()}
     if weight:  # the look-alike count's tables are read only when the lift is added
         tables |= {"user_nodes": user_nodes(), "user_product_edges": user_product_edges()}
-    pool = int(embeddings.get("lookalike_lift_neighbours") or NEIGHBOURS)
+    pool = int(embeddings["lookalike_lift_neighbours"])
     user_candidates = int(cfg["scale"]["user_candidates"])
     scores = gnn_arm_scores(emb, tables, weight, pool, user_candidates)
     score_s = time.perf_counter() - start
