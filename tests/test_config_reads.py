@@ -8,7 +8,7 @@ add a second default when it reads the config. The AST walk below fails on
   (``ModelConfig``, ...), a name assigned from one of those in the same function
   (``tr = cfg["training"]``), an attribute ``x.cfg`` / ``x.config``, ``get_settings()`` /
   ``load_config()``, or a subscript or attribute of any of these (``cfg["eval"]``);
-- ``<config read> or <fallback>`` on such a value;
+- ``<config read> or <fallback>`` on such a value, and ``cfg[k] if k in cfg else <fallback>``;
 - ``.get("<key of gnn_config.yaml>", default)`` or ``.get("<key>") or ...`` on any dict: a
   config value copied into another dict and read back with a default of its own.
 
@@ -132,6 +132,13 @@ class _Scope(ast.NodeVisitor):
             self.found.append((node.lineno, f".get of a config key with a default: "
                                             f"{ast.unparse(node)}"))
 
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.generic_visit(node)
+        test = node.test
+        if (isinstance(test, ast.Compare) and isinstance(test.ops[0], ast.In | ast.NotIn)
+                and self.is_config(test.comparators[0])):
+            self.found.append((node.lineno, f"'in' fallback on config: {ast.unparse(node)}"))
+
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
         self.generic_visit(node)
         if not isinstance(node.op, ast.Or):
@@ -183,10 +190,12 @@ def test_the_walk_finds_each_kind_of_fallback(tmp_path: Path) -> None:
         "    return int(cfg['model']['pooled_neighbours'] or 20)\n"  # 12
         "def f(report):\n"
         "    return report.get('interval_method', 'user')\n"         # 14
+        "def h(cfg):\n"
+        "    return cfg['k'] if 'k' in cfg else 3\n"                 # 16
         "def g(rows, cfg, warehouse):\n"
         "    return rows.get('n'), cfg['eval']['alpha'], warehouse.get()\n")
     found = config_reads_with_defaults(pkg)
-    assert sorted(int(f.split(":")[1]) for f in found) == [3, 6, 8, 10, 12, 14], found
+    assert sorted(int(f.split(":")[1]) for f in found) == [3, 6, 8, 10, 12, 14, 16], found
 
 
 def test_schema_has_no_defaults_outside_kubernetes_tolerations() -> None:
@@ -196,6 +205,20 @@ def test_schema_has_no_defaults_outside_kubernetes_tolerations() -> None:
                     for field, info in getattr(settings_schema, name).model_fields.items()
                     if not info.is_required() and name != "Toleration"]
     assert with_default == []
+
+
+def test_a_config_file_missing_a_model_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    from holley_gnn_assets.settings import load_settings
+    from holley_gnn_assets.settings_validation import SettingsError
+
+    with open(DEFAULT_CONFIG_PATH) as fh:
+        raw = yaml.safe_load(fh)
+    del raw["model"]["pooled_neighbours"]
+    path = tmp_path / "partial.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SettingsError, match=r"model\.pooled_neighbours: missing") as err:
+        load_settings(env={}, config_path=path)
+    assert str(path) in str(err.value)
 
 
 @pytest.mark.parametrize("key", ["pooled_neighbours", "propagation", "attention_fitment"])
