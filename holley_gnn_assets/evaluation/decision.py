@@ -23,17 +23,24 @@ but is decided by its interval (the interval method's coverage is checked on sma
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
+
+from holley_gnn_assets.settings_schema import EvalConfig
+from holley_gnn_assets.settings_validation import typed
 
 BANDS = ("clear_win", "marginal", "worse", "neutral_ci_band")
 
 
-def decision_bands(ev: dict, sql_rate: float | None) -> dict[str, dict[str, Any]]:
+def decision_bands(ev: EvalConfig | Mapping[str, Any],
+                   sql_rate: float | None) -> dict[str, dict[str, Any]]:
     """Each band's value and the rule that set it (``absolute`` or ``relative``), from the
-    absolute bands, the relative ones times ``sql_rate`` and ``eval.band_rule``."""
-    absolute = {**ev["decision_thresholds"], "neutral_ci_band": ev["neutral_ci_band"]}
-    rel = ev["relative_thresholds"]
-    rule = ev["band_rule"]
+    absolute bands, the relative ones times ``sql_rate`` and ``eval.band_rule`` (``ev``: the
+    ``eval`` section; a mapping is validated first)."""
+    ev = typed(ev, EvalConfig, "eval")
+    absolute = {**ev.decision_thresholds.model_dump(), "neutral_ci_band": ev.neutral_ci_band}
+    rel = ev.relative_thresholds.model_dump()
+    rule = ev.band_rule
     out: dict[str, dict[str, Any]] = {}
     for name in BANDS:
         a = float(absolute[name])
@@ -58,7 +65,7 @@ def _band_text(name: str, band: dict[str, Any]) -> str:
     return f"{name} band {band['value']:+.4f} (absolute{rel})"
 
 
-def decide(delta: float, ci: tuple[float, float], n_users: int, ev: dict,
+def decide(delta: float, ci: tuple[float, float], n_users: int, ev: EvalConfig | Mapping[str, Any],
            too_few_clicks: str | None = None, sql_rate: float | None = None,
            ) -> tuple[str, str, str | None]:
     """(decision, reason, deciding band) from the cold-tier delta and its CI; see the module
