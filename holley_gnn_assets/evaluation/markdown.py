@@ -114,8 +114,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                       "order counts; a model that also learns popularity from views, carts and "
                       "clicks can pass it."]
         if "lookalike_pop" in refs:
-            k = report.get("lookalike_pop_neighbours", 20)
-            lines += ["", f"lookalike_pop: each vehicle's {k} most fitment-similar vehicles (the "
+            k = report.get("lookalike_pop_neighbours")  # set by eval_report: no pool guessed
+            pool = "" if k is None else f"{k} "
+            lines += ["", f"lookalike_pop: each vehicle's {pool}most fitment-similar vehicles (the "
                       "scoring model's pool, model.lookalike_lift_neighbours) and their "
                       "owners' interactions, counted "
                       "against what the order counts predict: what the graph gives without a "
