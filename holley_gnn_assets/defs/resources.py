@@ -151,6 +151,7 @@ class ArtifactsResource(ConfigurableResource):
 
     location: str = ""
     home: str = ""
+    gcs_token: str = ""  # gcsfs's token for a gs:// location: empty = default credentials
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactsResource:
@@ -158,8 +159,9 @@ class ArtifactsResource(ConfigurableResource):
         return cls(location=settings.artifacts, home=str(settings.home))
 
     def store(self) -> ArtifactStore:
-        """The configured store."""
-        return artifact_store(self.location or get_settings().artifacts)
+        """The configured store (UPath/fsspec: a local folder or ``gs://``)."""
+        options = {"token": self.gcs_token} if self.gcs_token else {}
+        return artifact_store(self.location or get_settings().artifacts, **options)
 
     def work_dir(self, *parts: str) -> Path:
         """A local working folder under the home (pod-local in production)."""
