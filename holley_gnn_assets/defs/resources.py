@@ -281,6 +281,12 @@ class MlflowTracking(ConfigurableResource):
         name = Path(path).name
         return f"{run.info.artifact_uri}/{artifact_path + '/' if artifact_path else ''}{name}"
 
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> str:
+        """Upload a folder (e.g. an MLflow model) under ``artifact_path``; return its URI."""
+        client = self.client()
+        client.log_artifacts(run_id, str(local_dir), artifact_path)
+        return f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+
     def search_runs(self, filter_string: str, max_results: int) -> list[Any]:
         """The experiment's runs matching ``filter_string``, newest first (MLflow ``Run``s)."""
         client = self.client()
