@@ -120,9 +120,10 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
 
 
 def requirements() -> list[str]:
-    """The scoring environment's pins (the installed versions); the model also needs this
-    package (``holley_gnn_assets``) importable."""
-    return [f"{name}=={md.version(name)}" for name in _REQUIREMENTS]
+    """The scoring environment's pins (the installed versions, without a local label such as
+    ``+cpu``: a CUDA pod scores a model a CPU pod trained); the model also needs this package
+    (``holley_gnn_assets``) importable."""
+    return [f"{name}=={md.version(name).split('+')[0]}" for name in _REQUIREMENTS]
 
 
 def save_recommender(path: str | Path, model_file: str | Path, graph_file: str | Path,
