@@ -51,10 +51,11 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
     bundle: GraphBundle
 
     def load_context(self, context: Any) -> None:
-        """Graph and weights from the model's artifacts; one full-graph forward, kept."""
+        """Graph and weights from the model's artifacts (the full-graph forward waits for the
+        first ``predict``: the pipeline's embeddings step runs its own)."""
         self.bundle = load_graph(context.artifacts["graph"])
         self.model = load_model(context.artifacts["model"], self.bundle)
-        self._prepare()
+        self._h: dict[str, torch.Tensor] | None = None
 
     @torch.no_grad()
     def _prepare(self) -> None:
@@ -85,6 +86,8 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Top-``k`` fitting products per input row (rank 1 = best; ties by graph order)."""
+        if self._h is None:
+            self._prepare()  # one full-graph forward, kept for later calls
         k = int(params["k"]) if params and "k" in params else DEFAULT_K
         if k < 1:
             raise ValueError(f"predict: k must be >= 1, got {k}")
