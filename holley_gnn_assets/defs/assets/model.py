@@ -40,7 +40,8 @@ from holley_gnn_assets.training.loop import train
 
 
 def _root_run_id(context: AssetExecutionContext) -> str:
-    """Run id shared by a run and its re-executions (so a restarted step finds its checkpoint)."""
+    """Run id shared by a run and its re-executions (the registered version's run key, so a
+    re-executed scoring step still finds the candidate its run trained)."""
     run = context.run
     return run.root_run_id or run.run_id
 
