@@ -1,4 +1,5 @@
-"""Artifact stores: local directory and GCS (through gcp-storage-emulator), same behaviour."""
+"""The artifact store (UPath/fsspec): local folder and GCS (gcsfs on gcp-storage-emulator), same
+behaviour; and the IO manager on both."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.storage.artifact_store import (
     ArtifactStore,
     ArtifactStoreError,
-    GCSArtifactStore,
-    LocalArtifactStore,
     artifact_store,
     checkpoint_key,
     embeddings_prefix,
@@ -39,11 +38,13 @@ def test_keys_follow_the_spec() -> None:
 
 
 def test_artifact_store_picks_by_location(tmp_path: Path) -> None:
-    gcs = artifact_store("gs://my-bucket/ml/dev")
-    assert isinstance(gcs, GCSArtifactStore)
+    gcs = artifact_store("gs://my-bucket/ml/dev", token="anon")
+    assert gcs.root.protocol == "gs" and not gcs.local
     assert gcs.uri(checkpoint_key("r1")) == "gs://my-bucket/ml/dev/gnn/checkpoints/r1/model.pt"
     local = artifact_store(tmp_path)
-    assert isinstance(local, LocalArtifactStore) and isinstance(local, ArtifactStore)
+    assert local.local and local.uri("a/b.pt") == (tmp_path / "a" / "b.pt").as_uri()
+    with pytest.raises(ArtifactStoreError, match="names no GCS bucket"):
+        artifact_store("gs://")
 
 
 def _checkpoint(tmp_path: Path, size: int = 300_000) -> tuple[Path, bytes]:
@@ -74,15 +75,17 @@ def _round_trip(store: ArtifactStore, tmp_path: Path) -> None:
 
 
 def test_local_store_round_trip(tmp_path: Path) -> None:
-    store = LocalArtifactStore(tmp_path / "artifacts")
+    store = ArtifactStore(tmp_path / "artifacts")
     _round_trip(store, tmp_path)
     assert (tmp_path / "artifacts" / "gnn" / "checkpoints" / "run-1" / "model.pt").is_file()
 
 
 @pytest.mark.bigquery
-def test_gcs_store_round_trip_through_the_emulator(gcs_emulator, gcs_client, tmp_path) -> None:
-    bucket = gcs_emulator.extra["bucket"]
-    store = GCSArtifactStore(bucket, prefix="ml/test-round-trip", client=gcs_client)
+def test_gcs_store_round_trip_through_the_emulator(emulator_environment, gcs_client,
+                                                   tmp_path) -> None:
+    """gcsfs (as the IO manager) on the emulator; read back with google-cloud-storage."""
+    bucket = emulator_environment["bucket"]
+    store = artifact_store(f"gs://{bucket}/ml/test-round-trip", token="anon")
     _round_trip(store, tmp_path)
     names = sorted(b.name for b in gcs_client.list_blobs(bucket, prefix="ml/test-round-trip/"))
     assert "ml/test-round-trip/gnn/checkpoints/run-1/model.pt" in names
@@ -91,15 +94,22 @@ def test_gcs_store_round_trip_through_the_emulator(gcs_emulator, gcs_client, tmp
 
 
 @pytest.mark.bigquery
-def test_gcs_resource_reaches_the_emulator(emulator_environment, tmp_path) -> None:
-    """dagster-gcp's GCSResource client (anonymous, STORAGE_EMULATOR_HOST)."""
+def test_gcs_artifact_store_shares_the_io_managers_bucket(emulator_environment,
+                                                          tmp_path) -> None:
+    """``gcs_artifact_store`` (bucket + prefix, as ``gcs_io_manager``) and the resource."""
     from holley_gnn_assets.defs.io_managers import gcs_artifact_store
+    from holley_gnn_assets.defs.resources import ArtifactsResource
 
     bucket = emulator_environment["bucket"]
-    store = gcs_artifact_store(bucket, "ml/resource")
+    with pytest.raises(ValueError, match="bare bucket name"):
+        gcs_artifact_store(f"gs://{bucket}")
+    store = gcs_artifact_store(bucket, "ml/resource", token="anon")
     src, payload = _checkpoint(tmp_path, 1000)
     store.put_file(src, checkpoint_key("r"))
     assert store.get_file(checkpoint_key("r"), tmp_path / "back.pt").read_bytes() == payload
+    resource = ArtifactsResource(location=f"gs://{bucket}/ml/resource", gcs_token="anon",
+                                 home=str(tmp_path / "home"))
+    assert resource.fetch(checkpoint_key("r")).read_bytes() == payload
 
 
 def _io_round_trip(io_manager):

@@ -13,17 +13,17 @@ from holley_gnn_assets.storage.model_registry import ModelRegistry
 
 
 def register_version(tracking: MlflowTracking, run_key: str, payload: str = "weights") -> dict:
-    """A training run with a ``checkpoint/model.pt`` artifact, registered as a version."""
+    """A training run with a stand-in ``model/MLmodel`` artifact (the real MLflow model:
+    tests/test_mlflow_model.py), registered as a version."""
     import tempfile
 
     run = tracking.start_run(f"train-{run_key}", tags={"stage": "train"})
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pt"
-        path.write_text(payload)
-        tracking.log_artifact(run, path, "checkpoint")
+        (Path(tmp) / "MLmodel").write_text(payload)
+        tracking.log_artifacts(run, tmp, "model")
     tracking.end_run(run)
     return tracking.registry().register(run, run_key, {"graph_key": f"g/{run_key}",
-                                                       "config_hash": "abc", "model_key": "m"})
+                                                       "config_hash": "abc"})
 
 
 @pytest.fixture()
@@ -43,11 +43,27 @@ def test_first_measured_model_becomes_champion(tracking: MlflowTracking, tmp_pat
     assert reg.champion() is None  # deciding moves nothing
     reg.promote("1")
     assert reg.champion()["version"] == "1" and reg.champion()["cold_hr4"] == 0.20
-    # another process on the same store sees the alias; scoring downloads that version's file
+    # another process on the same store sees the alias; scoring downloads that version's model
     other = ModelRegistry(MlflowTracking(tracking_uri=tracking.tracking_uri).client())
     assert other.champion()["version"] == "1"
+    assert other.uri(other.champion()) == "models:/holley-gnn-heterogat@champion"
     got = other.download(other.champion(), tmp_path / "dl")
-    assert got.read_text() == "weights-a"
+    assert (got / "MLmodel").read_text() == "weights-a"
+    assert got.parent == tmp_path / "dl"
+
+
+def test_a_version_without_an_mlflow_model_is_named(tracking: MlflowTracking, tmp_path: Path):
+    """A version registered the old way (a ``checkpoint/`` folder) cannot be scored: the error
+    names the version and what to do."""
+    run = tracking.start_run("train-old", tags={"stage": "train"})
+    (tmp_path / "model.pt").write_text("weights")
+    tracking.log_artifact(run, tmp_path / "model.pt", "checkpoint")
+    tracking.end_run(run)
+    reg = tracking.registry()
+    old = reg.register(run, "run-old", {}, artifact_path="checkpoint")
+    assert reg.uri(old) == "models:/holley-gnn-heterogat/1"
+    with pytest.raises(FileNotFoundError, match="version 1 .* no MLflow model.*retrain"):
+        reg.load(old, tmp_path / "dl")
 
 
 def test_worse_model_is_refused_and_rollback_moves_the_alias_back(tracking: MlflowTracking):

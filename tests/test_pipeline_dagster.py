@@ -131,6 +131,17 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
                                           registry_uri=client.tracking_uri)).champion()
     assert published["model_version"] == champion["version"]
     assert published["run_id"] == result.run_id and published["row_count"] == len(out)
+    # the registered version is an MLflow model (pyfunc, signature) in the training run, and
+    # scoring loaded it as one; the model file is stored once (not in the artifact store)
+    logged = {f.path: f.file_size for f in client.list_artifacts(train_run.info.run_id, "model")}
+    assert "model/MLmodel" in logged and champion["source"].endswith("/model")
+    assert (MlflowClient(tracking_uri=client.tracking_uri).get_run(train_run.info.run_id)
+            .info.run_id == champion["mlflow_run_id"])
+    stored = {p.name for p in (pipeline_run["home"] / "artifacts").rglob("*") if p.is_file()}
+    assert not {"model.pt", "training_curves.png"} & stored, stored
+    emb = pipeline_run["instance"].get_latest_materialization_event(
+        AssetKey("embeddings")).asset_materialization
+    assert emb.metadata["model_uri"].value == f"models:/holley-gnn-heterogat/{champion['version']}"
     # no email addresses anywhere in MLflow params/metrics/tags
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])

@@ -2,7 +2,7 @@
 
 One run reads the tiny synthetic world from BigQuery (bqemulator), keeps every artifact and every
 asset value in GCS (gcp-storage-emulator: ``ArtifactsResource(location="gs://...")`` and the
-dagster-gcp pickle IO manager) and writes the output table back to BigQuery. A second run does the
+IO manager, both UPath/gcsfs) and writes the output table back to BigQuery. A second run does the
 same on the embedded default (DuckDB file, local artifacts, local Parquet IO manager) with the same
 config and as-of date. Training is seeded and deterministic on CPU, so both output tables must
 agree row for row.
@@ -180,7 +180,7 @@ def emulator_run(
             ),
             "pipeline": settings,
             "mlflow": MlflowTracking(),
-            "artifacts": ArtifactsResource(location=f"gs://{bucket}/{prefix}"),
+            "artifacts": ArtifactsResource(location=f"gs://{bucket}/{prefix}", gcs_token="anon"),
         })  # fmt: skip
         with emulator_env(bq_emulator, gcs_emulator):
             bq_result, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp)
@@ -237,13 +237,14 @@ def test_artifacts_land_in_gcs_under_spec_keys(emulator_run) -> None:  # noqa: A
     prefix, blobs = emulator_run["prefix"], emulator_run["blobs"]
     run_id = emulator_run["bq_result"].run_id
     assert emulator_run["bq_result"].success
-    expected = [
-        f"{prefix}/gnn/data/{run_id}/heterodata.pt",
-        f"{prefix}/gnn/checkpoints/{run_id}/model.pt",
-        f"{prefix}/gnn/checkpoints/{run_id}/checkpoint.pt",  # resumable training state
-    ]  # (which model scoring uses lives in the MLflow Model Registry, not in GCS)
+    expected = [f"{prefix}/gnn/data/{run_id}/heterodata.pt"]
     missing = [key for key in expected if key not in blobs]
     assert not missing, f"missing in gs://{emulator_run['bucket']}: {missing}"
+    # the resumable training state, once (named by the inputs and config); the model is an
+    # MLflow model in the registry (weights and graph inside), not a file of the store
+    states = [b for b in blobs if b.startswith(f"{prefix}/gnn/checkpoints/inputs-")]
+    assert len(states) == 1 and states[0].endswith("/checkpoint.pt"), blobs
+    assert not [b for b in blobs if b.endswith(("model.pt", ".png"))], blobs
     # every asset value crossed steps through the GCS IO manager
     for asset_name, suffix in (("user_nodes", "parquet"), ("heterodata", "pkl"),
                                ("gnn_model", "pkl"), ("gnn_recommendations", "pkl")):

@@ -25,11 +25,10 @@ from dagster import (
     OutputContext,
     UPathIOManager,
 )
-from dagster_gcp.gcs import GCSResource
 from upath import UPath
 
 from holley_gnn_assets.settings import Settings
-from holley_gnn_assets.storage.artifact_store import GCSArtifactStore
+from holley_gnn_assets.storage.artifact_store import ArtifactStore
 
 PARQUET, PICKLE = ".parquet", ".pkl"
 LOCAL_PROTOCOLS = ("", "file", "local")
@@ -150,12 +149,13 @@ def gcs_io_manager(bucket: str, prefix: str = "dagster", token: str = "") -> Tab
     return TablesIOManager(base_path=f"gs://{path}", gcs_token=token)
 
 
-def gcs_artifact_store(
-    bucket: str, prefix: str = "", resource: GCSResource | None = None
-) -> GCSArtifactStore:
-    """Artifact store in ``gs://bucket/prefix`` using a dagster-gcp ``GCSResource``'s client."""
-    resource = resource or GCSResource()
-    return GCSArtifactStore(bucket, prefix, client_factory=resource.get_client)
+def gcs_artifact_store(bucket: str, prefix: str = "", token: str = "") -> ArtifactStore:
+    """Artifact store in ``gs://bucket/prefix`` through gcsfs, as the IO manager (``token``:
+    gcsfs's, empty for Google default credentials, ``anon`` for the emulator)."""
+    if not bucket or "/" in bucket or bucket.startswith("gs:"):
+        raise ValueError(f"GCS bucket {bucket!r}: give the bare bucket name, e.g. 'my-bucket'")
+    path = "/".join(p for p in (bucket, prefix.strip("/")) if p)
+    return ArtifactStore(f"gs://{path}", **({"token": token} if token else {}))
 
 
 def io_manager_from_settings(settings: Settings) -> TablesIOManager:

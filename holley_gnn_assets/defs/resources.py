@@ -151,6 +151,7 @@ class ArtifactsResource(ConfigurableResource):
 
     location: str = ""
     home: str = ""
+    gcs_token: str = ""  # gcsfs's token for a gs:// location: empty = default credentials
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactsResource:
@@ -158,8 +159,9 @@ class ArtifactsResource(ConfigurableResource):
         return cls(location=settings.artifacts, home=str(settings.home))
 
     def store(self) -> ArtifactStore:
-        """The configured store."""
-        return artifact_store(self.location or get_settings().artifacts)
+        """The configured store (UPath/fsspec: a local folder or ``gs://``)."""
+        options = {"token": self.gcs_token} if self.gcs_token else {}
+        return artifact_store(self.location or get_settings().artifacts, **options)
 
     def work_dir(self, *parts: str) -> Path:
         """A local working folder under the home (pod-local in production)."""
@@ -278,6 +280,12 @@ class MlflowTracking(ConfigurableResource):
         run = client.get_run(run_id)
         name = Path(path).name
         return f"{run.info.artifact_uri}/{artifact_path + '/' if artifact_path else ''}{name}"
+
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> str:
+        """Upload a folder (e.g. an MLflow model) under ``artifact_path``; return its URI."""
+        client = self.client()
+        client.log_artifacts(run_id, str(local_dir), artifact_path)
+        return f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
 
     def search_runs(self, filter_string: str, max_results: int) -> list[Any]:
         """The experiment's runs matching ``filter_string``, newest first (MLflow ``Run``s)."""

@@ -1,25 +1,26 @@
-"""Artifact storage: model checkpoints and graph snapshots, on local disk or in GCS.
+"""Artifact storage: graph snapshots, training checkpoints and embeddings, through UPath/fsspec.
 
-Keys follow spec §9 and are the same for both stores, below an optional prefix:
-``checkpoint_key`` (``gnn/checkpoints/{run_id}/model.pt`` and files beside it),
+The same library as the IO manager (``defs/io_managers.py``): a local folder or
+``gs://bucket/prefix`` (gcsfs; ``token="anon"`` with ``STORAGE_EMULATOR_HOST`` for the
+emulator, Google default credentials otherwise). Keys follow spec §9 and are the same for
+every backend, below the store's root: ``checkpoint_key`` (``gnn/checkpoints/{run_id}/...``),
 ``heterodata_key`` (``gnn/data/{run_id}/heterodata.pt``), ``embeddings_prefix``
-(``gnn/embeddings/{run_id}``). ``artifact_store("gs://bucket/prefix")`` or
-``artifact_store("/some/dir")`` picks the store.
-The GCS store takes a ``google.cloud.storage.Client`` or a factory for one (e.g. dagster-gcp's
-``GCSResource.get_client``); without either it builds a default client (ADC credentials).
+(``gnn/embeddings/{run_id}``). The trained model itself is an MLflow model
+(``model/mlflow_model.py``), not a file of this store.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from upath import UPath
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+LOCAL_PROTOCOLS = ("", "file", "local")
 
 
 class ArtifactStoreError(RuntimeError):
@@ -33,8 +34,7 @@ def _check_run_id(run_id: str) -> str:
 
 
 def checkpoint_key(run_id: str, name: str = "model.pt") -> str:
-    """Key of a run's model checkpoint (spec §9), or of another file ``name`` beside it
-    (the resumable training checkpoint, the training curves)."""
+    """Key of a file ``name`` of a run's training checkpoints (the resumable checkpoint)."""
     return check_key(f"gnn/checkpoints/{_check_run_id(run_id)}/{name}")
 
 
@@ -63,162 +63,86 @@ def _check_list_prefix(prefix: str) -> str:
     return prefix
 
 
-def _check_prefix(prefix: str) -> str:
-    prefix = str(prefix or "").strip("/")
-    return check_key(prefix) if prefix else ""
+class ArtifactStore:
+    """Run artifacts under one UPath root (a local folder or ``gs://bucket/prefix``).
 
+    Writes are whole or absent: locally a temporary file renamed over the target; on GCS one
+    object upload (an object appears only when its upload completes).
+    """
 
-@runtime_checkable
-class ArtifactStore(Protocol):
-    """Where run artifacts live. Keys are relative POSIX paths."""
+    def __init__(self, location: str | Path, **storage_options: Any) -> None:
+        text = str(location)
+        if text.startswith("gs://"):
+            bucket = text[len("gs://"):].partition("/")[0]
+            if not bucket:
+                raise ArtifactStoreError(f"artifact location {text!r} names no GCS bucket")
+            self.root = UPath(text.rstrip("/"), **storage_options)
+        else:
+            self.root = UPath(Path(text).resolve())
+        self.local = self.root.protocol in LOCAL_PROTOCOLS
 
-    def put_file(self, local_path: str | Path, key: str) -> str:
-        """Upload a local file under ``key``; returns the stored object's URI."""
-
-    def get_file(self, key: str, local_path: str | Path) -> Path:
-        """Download ``key`` to ``local_path``; raises ArtifactStoreError when missing."""
-
-    def exists(self, key: str) -> bool:
-        """Whether ``key`` is stored."""
-
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys under ``prefix`` (sorted)."""
+    def _path(self, key: str) -> UPath:
+        return self.root.joinpath(*check_key(key).split("/"))
 
     def uri(self, key: str) -> str:
         """Location of ``key`` (``file://`` or ``gs://``)."""
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class LocalArtifactStore:
-    """Artifacts under a local directory (the embedded default and tests)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
-
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
-
-    def uri(self, key: str) -> str:
-        return self._path(key).as_uri()
+        path = self._path(key)
+        return Path(path.path).as_uri() if self.local else str(path)
 
     def put_file(self, local_path: str | Path, key: str) -> str:
+        """Store a local file under ``key`` (written once, whole); returns its URI."""
         src = Path(local_path)
         if not src.is_file():
             raise ArtifactStoreError(f"cannot store {src}: no such file")
-        _atomic_copy(src, self._path(key))
+        dst = self._path(key)
+        if self.local:
+            target = Path(dst.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            try:
+                dst.fs.put_file(str(src), tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        else:
+            dst.fs.put_file(str(src), dst.path)
         return self.uri(key)
 
     def get_file(self, key: str, local_path: str | Path) -> Path:
+        """Copy ``key`` to ``local_path``; ArtifactStoreError naming it when it is missing."""
         src = self._path(key)
         if not src.is_file():
-            raise ArtifactStoreError(f"artifact {key!r} not found in {self.root}")
-        dst = Path(local_path)
-        _atomic_copy(src, dst)
-        return dst
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def list(self, prefix: str = "") -> list[str]:
-        prefix = _check_list_prefix(prefix)
-        if not self.root.is_dir():
-            return []
-        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
-
-
-class GCSArtifactStore:
-    """Artifacts in ``gs://bucket/prefix/...`` through google-cloud-storage."""
-
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        client: Any | None = None,
-        client_factory: Callable[[], Any] | None = None,
-        timeout_s: float = 300.0,
-    ) -> None:
-        if not bucket or "/" in bucket:
-            raise ArtifactStoreError(f"GCS bucket name {bucket!r} is not a bucket name")
-        self.bucket_name = bucket
-        self.prefix = _check_prefix(prefix)
-        self._client = client
-        self._client_factory = client_factory
-        self.timeout_s = timeout_s
-
-    @property
-    def client(self) -> Any:
-        """The storage client (made on first use)."""
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:
-                from google.cloud import storage
-
-                self._client = storage.Client()
-        return self._client
-
-    def _name(self, key: str) -> str:
-        key = check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _blob(self, key: str) -> Any:
-        return self.client.bucket(self.bucket_name).blob(self._name(key))
-
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket_name}/{self._name(key)}"
-
-    def put_file(self, local_path: str | Path, key: str) -> str:
-        src = Path(local_path)
-        if not src.is_file():
-            raise ArtifactStoreError(f"cannot store {src}: no such file")
-        self._blob(key).upload_from_filename(str(src), timeout=self.timeout_s)
-        return self.uri(key)
-
-    def get_file(self, key: str, local_path: str | Path) -> Path:
-        from google.api_core.exceptions import NotFound
-
+            raise ArtifactStoreError(f"artifact {self.uri(key)} not found")
         dst = Path(local_path)
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
         os.close(fd)
         try:
-            self._blob(key).download_to_filename(tmp, timeout=self.timeout_s)
+            src.fs.get_file(src.path, tmp)
             os.replace(tmp, dst)
-        except NotFound as exc:
-            raise ArtifactStoreError(f"artifact {self.uri(key)} not found") from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
         return dst
 
     def exists(self, key: str) -> bool:
-        return bool(self._blob(key).exists(timeout=self.timeout_s))
+        """Whether ``key`` is stored."""
+        return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix`` (sorted; a local store's temporary dot-files left out)."""
         prefix = _check_list_prefix(prefix)
-        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        blobs = self.client.list_blobs(
-            self.bucket_name, prefix=full or None, timeout=self.timeout_s
-        )
-        cut = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(b.name[cut:] for b in blobs)
+        if not self.root.exists():
+            return []
+        root = self.root.path.rstrip("/") + "/"
+        found = self.root.fs.find(self.root.path)
+        keys = (str(p)[len(root):] for p in found if str(p).startswith(root))
+        return sorted(k for k in keys if k.startswith(prefix)
+                      and not PurePosixPath(k).name.startswith("."))
 
 
-def artifact_store(location: str | Path, **gcs_kwargs: Any) -> ArtifactStore:
-    """``gs://bucket[/prefix]`` gives a GCSArtifactStore; anything else a local directory."""
-    text = str(location)
-    if text.startswith("gs://"):
-        bucket, _, prefix = text[len("gs://") :].partition("/")
-        return GCSArtifactStore(bucket, prefix, **gcs_kwargs)
-    return LocalArtifactStore(text)
+def artifact_store(location: str | Path, **storage_options: Any) -> ArtifactStore:
+    """The store at ``location``: ``gs://bucket[/prefix]`` (``storage_options`` go to gcsfs,
+    e.g. ``token="anon"``) or a local folder."""
+    return ArtifactStore(location, **storage_options)

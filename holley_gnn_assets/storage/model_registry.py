@@ -1,9 +1,10 @@
 """Which trained model scoring uses: the MLflow Model Registry.
 
-Every trained model is a registered version of ``REGISTERED_MODEL`` whose source is its
-training run's ``checkpoint`` artifacts (``model.pt``), tagged with the Dagster run key, the
-artifact keys of its graph snapshot and checkpoint, the config hash and, once evaluated, its
-cold Hit Rate@4. The alias ``champion`` names the version scoring uses (``models:/NAME@champion``).
+Every trained model is a registered version of ``REGISTERED_MODEL`` whose source is the MLflow
+model (pyfunc flavour, signature, weights and graph snapshot: ``model/mlflow_model.py``) logged
+under ``model`` in its training run, tagged with the Dagster run key, the artifact key of its
+graph snapshot, the config hash and, once evaluated, its cold Hit Rate@4. The alias
+``champion`` names the version scoring uses (``models:/NAME@champion``).
 Promotion (spec §10) moves the alias only when the candidate was measured (cold test users
 exist) and its cold Hit Rate@4 is not worse than the champion's by more than a tolerance; the
 caller moves it only after the output table was written, so the two never disagree. Rollback
@@ -22,9 +23,15 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from holley_gnn_assets.model.mlflow_model import (
+    ARTIFACT_PATH,
+    HeteroGATRecommender,
+    load_recommender,
+)
+
 REGISTERED_MODEL = "holley-gnn-heterogat"
 CHAMPION = "champion"
-_TAGS = ("run_id", "model_key", "graph_key", "fingerprint", "config_hash", "mlflow_run_id",
+_TAGS = ("run_id", "graph_key", "fingerprint", "config_hash", "mlflow_run_id",
          "best_val_mrr", "cold_hr4", "previous_champion", "registered_at", "promoted_at",
          "lookalike_lift_weight", "lookalike_lift_neighbours")
 
@@ -70,11 +77,12 @@ class ModelRegistry:
             rec["lookalike_lift_neighbours"] = int(rec["lookalike_lift_neighbours"])
         return rec
 
-    def register(self, mlflow_run_id: str, run_key: str, info: dict[str, Any]) -> dict[str, Any]:
-        """Register the model logged under ``checkpoint/`` of ``mlflow_run_id`` as a version
-        tagged with the Dagster run key and ``info`` (artifact keys, hashes, metrics)."""
+    def register(self, mlflow_run_id: str, run_key: str, info: dict[str, Any],
+                 artifact_path: str = ARTIFACT_PATH) -> dict[str, Any]:
+        """Register the MLflow model logged under ``artifact_path`` of ``mlflow_run_id`` as a
+        version tagged with the Dagster run key and ``info`` (artifact keys, hashes, metrics)."""
         self._ensure_model()
-        source = f"{self.client.get_run(mlflow_run_id).info.artifact_uri}/checkpoint"
+        source = f"{self.client.get_run(mlflow_run_id).info.artifact_uri}/{artifact_path}"
         tags = {"run_id": run_key, "mlflow_run_id": mlflow_run_id,
                 "registered_at": dt.datetime.now(dt.UTC).isoformat(),
                 **{k: str(v) for k, v in info.items() if k in _TAGS}}
@@ -106,14 +114,27 @@ class ModelRegistry:
         """The champion, else the newest version (before any promotion)."""
         return self.champion() or self.latest()
 
+    def uri(self, record: dict[str, Any]) -> str:
+        """``models:/NAME@champion`` for the champion, else ``models:/NAME/VERSION``."""
+        if CHAMPION in record["aliases"]:
+            return f"models:/{self.name}@{CHAMPION}"
+        return f"models:/{self.name}/{record['version']}"
+
     def download(self, record: dict[str, Any], dst: str | Path) -> Path:
-        """Download a version's ``model.pt`` (``models:/NAME/VERSION``) into ``dst``."""
+        """Download a version's MLflow model folder into ``dst``; FileNotFoundError for a
+        version registered without one (before models were logged with a flavour)."""
         uri = self.client.get_model_version_download_uri(self.name, record["version"])
-        out = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
-        path = Path(out) / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"model version {record['version']} has no model.pt at {uri}")
-        return path
+        out = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+        if not (out / "MLmodel").is_file():
+            raise FileNotFoundError(
+                f"model version {record['version']} of {self.name} has no MLflow model "
+                f"(no MLmodel at {uri}): it predates flavoured models; retrain to register one")
+        return out
+
+    def load(self, record: dict[str, Any], dst: str | Path) -> HeteroGATRecommender:
+        """The version's pyfunc model (downloaded into ``dst``), ready to ``predict``; its
+        ``model`` and ``bundle`` are the HeteroGAT and the graph it was trained on."""
+        return load_recommender(self.download(record, dst))
 
     def decide(self, version: str, cold_hr4: float | None, tolerance: float) -> PromotionDecision:
         """Whether ``version`` should become the champion; no side effect but the version's

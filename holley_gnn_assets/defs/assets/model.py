@@ -3,6 +3,7 @@
 
 import hashlib
 import json
+import shutil
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from holley_gnn_assets.defs.resources import (
 from holley_gnn_assets.failures import EmptyInputError, no_retry
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model import persistence as model_io
+from holley_gnn_assets.model.mlflow_model import ARTIFACT_PATH, save_recommender
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.recommend.publish import NoChampionError
@@ -37,7 +39,8 @@ from holley_gnn_assets.training.loop import train
 
 
 def _root_run_id(context: AssetExecutionContext) -> str:
-    """Run id shared by a run and its re-executions (so a restarted step finds its checkpoint)."""
+    """Run id shared by a run and its re-executions (the registered version's run key, so a
+    re-executed scoring step still finds the candidate its run trained)."""
     run = context.run
     return run.root_run_id or run.run_id
 
@@ -109,23 +112,21 @@ def gnn_model(
     with no_retry():  # table and alias agree, the store is there, before any training
         for message in guard_start(context.instance, pipeline, warehouse, mlflow):
             context.log.warning(message)
-    bundle = load_graph(artifacts.fetch(heterodata["graph_key"]))
+    graph_file = artifacts.fetch(heterodata["graph_key"])
+    bundle = load_graph(graph_file)
     store = artifacts.store()
     run_key = _root_run_id(context)
-    # A restarted step (preempted GPU pod) resumes from its run's last checkpoint; a new run
-    # after a crash (kill -9) resumes from the last checkpoint of the same inputs and config
-    # (the graph fingerprint and the config hash name it). train() refuses a checkpoint whose
+    # A restarted step (preempted GPU pod), or a new run after a crash (kill -9), resumes from
+    # the last checkpoint of the same inputs and config (the graph fingerprint and the config
+    # hash name it; one file, written once per epoch). train() refuses a checkpoint whose
     # fingerprint or config does not match.
     ckpt_dir = artifacts.work_dir("checkpoints", run_key)
-    ckpt_key = checkpoint_key(run_key, checkpoints.CHECKPOINT_NAME)
     same_inputs = hashlib.sha256(
         f"{heterodata['fingerprint']}|{checkpoints.config_hash(cfg)}".encode()).hexdigest()[:16]
     shared_key = checkpoint_key(f"inputs-{same_inputs}", checkpoints.CHECKPOINT_NAME)
-    for key in (ckpt_key, shared_key):
-        if store.exists(key):
-            store.get_file(key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
-            context.log.info(f"found checkpoint {key}: resuming if it matches")
-            break
+    if store.exists(shared_key):
+        store.get_file(shared_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
+        context.log.info(f"found checkpoint {shared_key}: resuming if it matches")
     mlflow_run = mlflow.start_run(
         f"train-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "stage": "train"}
     )
@@ -133,7 +134,6 @@ def gnn_model(
     mlflow.log_params(mlflow_run, {f"graph.{k}": v for k, v in bundle.stats.items()})
 
     def on_epoch(row: dict) -> None:
-        store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, ckpt_key)
         store.put_file(ckpt_dir / checkpoints.CHECKPOINT_NAME, shared_key)
         context.log.info(
             f"epoch {row['epoch']}: train_loss={row['train_loss']:.4f} "
@@ -152,14 +152,18 @@ def gnn_model(
     except Exception:
         mlflow.end_run(mlflow_run, status="FAILED")
         raise
-    model_path = ckpt_dir / "model.pt"
-    model_io.save_model(model_path, result.model, cfg, bundle)
-    model_key = checkpoint_key(run_key)
-    model_uri = store.put_file(model_path, model_key)
+    # the model is stored once: inside its MLflow model (weights + graph snapshot + signature)
+    model_path = model_io.save_model(ckpt_dir / "model.pt", result.model, cfg, bundle)
+    model_dir = ckpt_dir / ARTIFACT_PATH
+    shutil.rmtree(model_dir, ignore_errors=True)  # a restarted step writes it afresh
+    save_recommender(model_dir, model_path, graph_file, {
+        "graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
+        "config_hash": checkpoints.config_hash(cfg), "dagster_run_key": run_key,
+        "lookalike_lift_weight": float(result.lift.weight),
+        "lookalike_lift_neighbours": int(result.lift.neighbours)})
+    mlflow.log_artifacts(mlflow_run, model_dir, ARTIFACT_PATH)
     curves = plot_training_curves(result.history, ckpt_dir / "training_curves.png")
-    store.put_file(curves, checkpoint_key(run_key, curves.name))
     curve_uri = mlflow.log_artifact(mlflow_run, curves, "plots")
-    mlflow.log_artifact(mlflow_run, model_path, "checkpoint")
     mlflow.log_metrics(mlflow_run, {"best_val_mrr": result.best_val_mrr,
                                     "epochs_run": result.epochs_run,
                                     "train_wall_s": result.wall_s,
@@ -169,11 +173,13 @@ def gnn_model(
     mlflow.end_run(mlflow_run)
     info = {"graph_key": heterodata["graph_key"], "fingerprint": heterodata["fingerprint"],
             "mlflow_run_id": mlflow_run, "best_val_mrr": result.best_val_mrr,
-            "model_key": model_key, "config_hash": checkpoints.config_hash(cfg),
+            "config_hash": checkpoints.config_hash(cfg),
             "lookalike_lift_weight": result.lift.weight,
             "lookalike_lift_neighbours": result.lift.neighbours}
     version = mlflow.registry().register(mlflow_run, run_key, info)
-    context.log.info(f"registered model version {version['version']} ({version['source']})")
+    model_uri = mlflow.registry().uri(version)
+    context.log.info(f"registered model version {version['version']} ({model_uri}, "
+                     f"{version['source']})")
     history = pd.DataFrame(result.history)
     return Output(
         {"run_key": run_key, "model_version": version["version"], **info},
@@ -220,11 +226,11 @@ def embeddings(
             context.log.warning(message)
         chosen, why, candidate = _model_to_score(mlflow, _root_run_id(context))
     registry = mlflow.registry()
-    bundle = load_graph(artifacts.fetch(chosen["graph_key"]))
-    model_file = registry.download(chosen, artifacts.work_dir(context.run.run_id, "model"))
-    model = model_io.load_model(model_file, bundle)
+    model_uri = registry.uri(chosen)  # models:/NAME@champion, or the candidate's version
+    recommender = registry.load(chosen, artifacts.work_dir(context.run.run_id, "model"))
+    context.log.info(f"scoring with {model_uri} (pyfunc, graph {recommender.bundle.fingerprint})")
     start = time.perf_counter()
-    emb: Embeddings = compute_embeddings(model, bundle, user_nodes)
+    emb: Embeddings = compute_embeddings(recommender.model, recommender.bundle, user_nodes)
     out_dir = artifacts.work_dir(context.run_id, "embeddings")
     emb.save(out_dir)
     prefix = embeddings_prefix(context.run_id)
@@ -242,7 +248,7 @@ def embeddings(
         metadata={
             "model_run_id": chosen["run_id"], "model_version": chosen["version"],
             "lookalike_lift_weight": lift_weight, "lookalike_lift_neighbours": lift_pool,
-            "model_choice": why,
+            "model_choice": why, "model_uri": model_uri,
             "products": len(emb.product_ids), "group_representations": len(emb.group_keys),
             "users_served_by_group": n_group,
             "users_with_own_embedding": int(len(emb.user_index) - n_group),
