@@ -172,7 +172,7 @@ class EvalConfig(Section):
     relative_thresholds: RelativeThresholds
     band_rule: Literal["min", "absolute", "relative"]
     interval_method: Literal["stratified_t", "stratified_bootstrap", "cr2", "cluster_bootstrap",
-                             "wild_cluster", "user"]
+                             "wild_cluster", "random_effects", "random_effects_max", "user"]
     min_effective_clusters: PositiveFloat
 
 

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from holley_gnn_assets.evaluation.intervals import METHODS, delta_interval
+from holley_gnn_assets.evaluation.intervals import METHODS, delta_interval, dersimonian_laird
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,3 +233,26 @@ def mc_interval(share: float, replicates: int) -> tuple[float, float]:
     k = round(share * replicates)
     res = sps.binomtest(k, replicates).proportion_ci(0.95)
     return float(res.low), float(res.high)
+
+
+def shock_detection(alike: World, shocked: World, replicates: int, seed: int = 0,
+                    false_alarms: tuple[float, ...] = (0.05, 0.15, 0.25)) -> dict[str, object]:
+    """How far one test set can tell a world whose vehicles are alike from one with window
+    shocks: the 93% quantile of |mean(d) - truth| in each (the half-width a centred interval
+    needs for 93% coverage), and how often the DerSimonian-Laird tau**2 flags the shocked world
+    when its threshold flags the alike world at each ``false_alarms`` rate."""
+    out: dict[str, object] = {}
+    taus = {}
+    for key, world in (("alike", alike), ("shocked", shocked)):
+        rng = np.random.default_rng(seed)
+        tau, err = [], []
+        for _ in range(replicates):
+            a, b, codes = draw_test_set(world, rng)
+            d = a - b
+            tau.append(dersimonian_laird(d, np.unique(codes, return_inverse=True)[1])[0])
+            err.append(abs(float(d.mean()) - world.true_delta))
+        taus[key] = np.asarray(tau)
+        out[f"error_q93_{key}"] = float(np.quantile(err, 0.93))
+    out["detected"] = {fa: float(np.mean(taus["shocked"] > np.quantile(taus["alike"], 1 - fa)))
+                       for fa in false_alarms}
+    return out

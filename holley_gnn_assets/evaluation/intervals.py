@@ -18,6 +18,13 @@ reference-distribution quantiles, so the MDE can be computed with the same varia
   when users are independent, whatever the cluster sizes.
 - ``wild_cluster``: wild cluster bootstrap-t (unrestricted, Webb six-point weights, CR1 standard
   errors, symmetric interval).
+- ``random_effects``: meta-analysis view of the vehicles: the mean of d (user-weighted, the
+  estimand's weights) with variance sum_g w_g**2 (s**2 / n_g + tau**2), w_g = n_g / n, s**2 the
+  pooled within-vehicle variance and tau**2 the DerSimonian-Laird (method-of-moments) variance
+  of the vehicles' mean deltas beyond their sampling noise, pooled over all vehicles; t with
+  G - 1 degrees of freedom. A dominant vehicle's window shock is thus estimated from the other
+  vehicles' spread, which a single-cluster residual (CR2, the wild bootstrap) cannot do.
+- ``random_effects_max``: the larger of the random-effects and the stratified_t variances, t(G - 1).
 - ``user``: users resampled (ignores clustering).
 
 The closed forms are hand-written (a few lines of numpy each) because statsmodels' cluster
@@ -34,7 +41,7 @@ import numpy as np
 from scipy import stats as sps
 
 METHODS = ("stratified_t", "stratified_bootstrap", "cr2", "cluster_bootstrap", "wild_cluster",
-           "user")
+           "random_effects", "random_effects_max", "user")
 WEBB = np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)])
 
 
@@ -94,6 +101,11 @@ def delta_interval(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None, me
         return stratified_bootstrap(d, codes, n_boot, seed, alpha)
     if method == "stratified_t":
         return stratified_t(d, codes, n_boot, seed, alpha)
+    if method == "random_effects":
+        return random_effects(d, codes, alpha)
+    if method == "random_effects_max":
+        boot_se = stratified_bootstrap(d, codes, n_boot, seed, alpha).se
+        return random_effects(d, codes, alpha, floor_se=boot_se)
     return cluster_bootstrap(d, codes, n_boot, seed, alpha)  # cluster_bootstrap, user
 
 
@@ -194,6 +206,40 @@ def wild_cluster(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: int,
     t_star = np.abs(shift) / np.where(se_star > 0, se_star, np.inf)
     q = float(np.quantile(t_star, 1 - alpha))
     return Interval(float(mean - q * se), float(mean + q * se), se)
+
+
+def dersimonian_laird(d: np.ndarray, codes: np.ndarray) -> tuple[float, float]:
+    """(tau**2, s**2): the DerSimonian-Laird between-vehicle variance of the vehicles' mean d
+    with each vehicle's sampling variance s**2 / n_g, s**2 pooled within vehicles. With these
+    weights (proportional to n_g) DL's Q * s**2 is the between-vehicle sum of squares B, so
+    tau**2 = max(0, (B - (G - 1) s**2) / (n - sum n_g**2 / n)), defined even where s**2 = 0."""
+    sums, counts = _sums(d, codes)
+    n, g = len(d), len(counts)
+    means = sums / counts
+    within_df = n - g
+    s2 = float(np.sum((d - means[codes]) ** 2) / within_df) if within_df > 0 else float("nan")
+    between = float(np.sum(counts * (means - d.mean()) ** 2))
+    denom = n - float(np.sum(counts**2)) / n
+    if not math.isfinite(s2):  # every vehicle a single user: only the total variance is known
+        return 0.0, between / max(n - 1, 1)
+    return max(0.0, (between - (g - 1) * s2) / denom), s2
+
+
+def random_effects(d: np.ndarray, codes: np.ndarray, alpha: float,
+                   floor_se: float = 0.0) -> Interval:
+    """mean(d) +/- t_{G-1} * se, se**2 = max(sum_g w_g**2 (s**2 / n_g + tau**2), floor_se**2),
+    w_g = n_g / n, tau**2 and s**2 from :func:`dersimonian_laird`; NaN below 2 vehicles."""
+    counts = np.bincount(codes).astype(np.float64)
+    g, n = len(counts), len(d)
+    if g < 2:
+        return NAN
+    tau2, s2 = dersimonian_laird(d, codes)
+    w = counts / n
+    var = float(np.sum(w**2 * (s2 / counts + tau2)))
+    se = math.sqrt(max(var, floor_se**2, 0.0))
+    q = float(sps.t.ppf(1 - alpha / 2, g - 1))
+    mean = float(d.mean())
+    return Interval(mean - q * se, mean + q * se, se, float(g - 1))
 
 
 def mde(interval: Interval, alpha: float = 0.05, power: float = 0.8) -> float:
