@@ -285,6 +285,23 @@ def load_settings(env: Mapping[str, str] | None = None,
     )
 
 
+LOCAL_RUN_KEEPS = (ENV_CONFIG, ENV_AS_OF)
+"""What a local run (``settings_for_local_run``) keeps of the environment: the config file and
+the as-of date; every deployment value (warehouse kind, stores, executor) is local there."""
+
+
+def settings_for_local_run(home: Path, warehouse: Path,
+                           overrides: Mapping[str, Any] | None = None,
+                           env: Mapping[str, str] | None = None) -> Settings:
+    """Settings of a run on a private home and DuckDB file (``holley-gnn variant``): the config
+    of ``env`` (default: the process environment; only ``LOCAL_RUN_KEEPS``) plus ``overrides``,
+    the in-process executor, the local IO manager and MLflow store under ``home``."""
+    source = _env_snapshot(env)
+    kept = {k: source[k] for k in LOCAL_RUN_KEEPS if k in source}
+    kept |= {ENV_HOME: str(home), ENV_WAREHOUSE: str(warehouse), ENV_WAREHOUSE_KIND: "duckdb"}
+    return load_settings(env=kept, overrides=overrides)
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_settings(config_path: str | None, env_items: tuple[tuple[str, str], ...],
                      config_mtime_ns: int) -> Settings:

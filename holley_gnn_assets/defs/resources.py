@@ -23,6 +23,7 @@ from holley_gnn_assets.settings import (
     get_settings,
     parse_date,
 )
+from holley_gnn_assets.settings_schema import PipelineConfig
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
@@ -97,29 +98,31 @@ class WarehouseResource(ConfigurableResource):
 class PipelineSettings(ConfigurableResource):
     """Config file, as-of date and artifact home, resolved the same way in every step.
 
-    Empty fields take the settings' values (HOLLEY_GNN_CONFIG, HOLLEY_GNN_AS_OF / time.as_of,
-    HOLLEY_GNN_HOME).
+    ``config_json`` is the validated config of the settings the code location was built from
+    (``from_settings``: overrides included); empty, the config file's (``config_path``, else
+    HOLLEY_GNN_CONFIG) with the environment's values. Other empty fields take the settings'
+    values (HOLLEY_GNN_AS_OF / time.as_of, HOLLEY_GNN_HOME).
     """
 
     config_path: str = ""
+    config_json: str = ""
     as_of: str = ""
     home: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineSettings:
-        """Config file, as-of date (when fixed) and home of ``settings``."""
+        """Validated config, config file, as-of date (when fixed) and home of ``settings``."""
         return cls(config_path=str(settings.config_path),
+                   config_json=settings.config.model_dump_json(),
                    as_of=settings.as_of.isoformat() if settings.as_of else "",
                    home=str(settings.home))
-
-    def settings(self) -> Settings:
-        """The settings of this resource's config file (validated once, cached)."""
-        return get_settings(self.config_path or None)
 
     @cached_property
     def cfg(self) -> dict:
         """The validated config as a plain dict."""
-        return self.settings().cfg
+        if self.config_json:
+            return PipelineConfig.model_validate_json(self.config_json).model_dump(mode="json")
+        return get_settings(self.config_path or None).cfg
 
     def home_dir(self) -> Path:
         """Artifact home."""
