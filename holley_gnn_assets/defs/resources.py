@@ -14,10 +14,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from mlflow import MlflowClient
 
 from holley_gnn_assets.settings import (
+    ENV_ARTIFACTS,
+    ENV_BQ_OUTPUT_PROJECT,
+    ENV_BQ_PROJECT,
+    ENV_MLFLOW_TRACKING_URI,
     Settings,
     TimeWindows,
     get_settings,
@@ -54,16 +58,18 @@ class WarehouseResource(ConfigurableResource):
     bq_use_storage_api: bool | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WarehouseResource:
-        """Every field from ``settings``."""
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> WarehouseResource:
+        """Every field from ``settings``; with ``env_vars``, the BigQuery projects that came
+        from the environment as ``EnvVar`` (see :func:`env_or`)."""
         bq = settings.config.warehouse.bigquery
         return cls(
             kind=settings.warehouse_kind,
             duckdb_path=str(settings.duckdb_path),
-            bq_project=bq.project,
+            bq_project=env_or(settings, ENV_BQ_PROJECT, bq.project, env_vars),
             bq_company_dataset=bq.company_dataset,
             bq_data_dataset=bq.data_dataset,
-            bq_output_project=bq.output_project,
+            bq_output_project=env_or(settings, ENV_BQ_OUTPUT_PROJECT, bq.output_project,
+                                     env_vars),
             bq_location=bq.location,
             bq_job_timeout_s=bq.job_timeout_s,
             bq_use_storage_api=bq.use_storage_api,
@@ -156,9 +162,11 @@ class ArtifactsResource(ConfigurableResource):
     home: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ArtifactsResource:
-        """Artifact location and home of ``settings``."""
-        return cls(location=settings.artifacts, home=str(settings.home))
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> ArtifactsResource:
+        """Artifact location and home of ``settings`` (with ``env_vars``, a location from
+        HOLLEY_GNN_ARTIFACTS as ``EnvVar``)."""
+        return cls(location=env_or(settings, ENV_ARTIFACTS, settings.artifacts, env_vars),
+                   home=str(settings.home))
 
     def store(self) -> ArtifactStore:
         """The configured store."""
@@ -208,9 +216,11 @@ class MlflowTracking(ConfigurableResource):
     experiment: str = "holley-gnn"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MlflowTracking:
-        """Tracking store and artifact root of ``settings``."""
-        return cls(tracking_uri=settings.tracking_uri,
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> MlflowTracking:
+        """Tracking store and artifact root of ``settings`` (with ``env_vars``, a store from
+        MLFLOW_TRACKING_URI as ``EnvVar``)."""
+        return cls(tracking_uri=env_or(settings, ENV_MLFLOW_TRACKING_URI, settings.tracking_uri,
+                                       env_vars),
                    artifact_location=settings.mlflow_artifact_location or "")
 
     def client(self) -> MlflowClient:
@@ -312,16 +322,26 @@ class MlflowTracking(ConfigurableResource):
         self.client().set_terminated(run_id, status=status)
 
 
+def env_or(settings: Settings, name: str, value: str, env_vars: bool = True) -> str:
+    """``EnvVar(name)`` where ``settings`` hold the process environment's ``name`` as it is
+    (and ``env_vars``), else ``value``: Dagster reads the variable when the resource is built
+    in the run and the UI shows the variable's name, not its value. A resource built outside
+    Dagster (``from_settings`` in Python) takes the plain value."""
+    return EnvVar(name) if env_vars and name in settings.from_env else value
+
+
 def pipeline_resources(settings: Settings) -> dict[str, Any]:
-    """The code location's resources (IO manager included), every value from ``settings``."""
+    """The code location's resources (IO manager included), every value from ``settings``;
+    values the environment gave (MLflow store, BigQuery projects, artifact location) as
+    ``EnvVar``."""
     from holley_gnn_assets.defs.io_managers import io_manager_from_settings
 
     return {
         "io_manager": io_manager_from_settings(settings),
-        "warehouse": WarehouseResource.from_settings(settings),
+        "warehouse": WarehouseResource.from_settings(settings, env_vars=True),
         "pipeline": PipelineSettings.from_settings(settings),
-        "mlflow": MlflowTracking.from_settings(settings),
-        "artifacts": ArtifactsResource.from_settings(settings),
+        "mlflow": MlflowTracking.from_settings(settings, env_vars=True),
+        "artifacts": ArtifactsResource.from_settings(settings, env_vars=True),
     }
 
 
