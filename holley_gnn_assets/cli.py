@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("variant", help="train and evaluate one model variant on a world "
-                                       "(no Dagster); append its row and print the table")
+                                       "(full_retrain_job's assets up to eval_report); append "
+                                       "its row and print the table")
     p.add_argument("--world", required=True, help="a warehouse file (synth or movielens)")
     p.add_argument("--name", required=True, help="the variant's name in the table")
     p.add_argument("--label", default="", help="the world's name in the table (default: file)")

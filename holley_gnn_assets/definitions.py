@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import DefaultSensorStatus, Definitions
 
-from holley_gnn_assets.defs import alert_sensors, checks, freshness, schedules
+from holley_gnn_assets.defs import alert_sensors, checks, freshness, schedules, sources
 from holley_gnn_assets.defs.assets import (
     ab_test,
     evaluation,
@@ -31,12 +31,12 @@ def build_defs(settings: Settings | None = None) -> Definitions:
     outputs = [freshness.with_freshness_policy(a, max_age) if a.key == freshness.OUTPUT else a
                for a in output.output_assets]
     return Definitions(
-        assets=[*exports.SOURCE_SPECS, *exports.export_assets, *model.model_assets,
+        assets=[sources.warehouse_sources, *exports.export_assets, *model.model_assets,
                 *recommendations.recommendation_assets, evaluation.eval_report,
                 *outputs, *ab_test.ab_test_assets],
         asset_checks=[*recommendations.qa_checks, *checks.regression_checks,
                       freshness.build_freshness_check(max_age)],
-        jobs=[full_retrain_job, score_job],
+        jobs=[full_retrain_job, score_job, sources.observe_sources_job],
         schedules=schedules.all_schedules(settings),
         sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings),
                  freshness.build_freshness_sensor(max_age, DefaultSensorStatus.RUNNING)],

@@ -69,6 +69,10 @@ ENV_VARS = (
 )  # fmt: skip
 """Every environment variable the package reads (README, "Configuration")."""
 
+ENV_AS_IS = (ENV_MLFLOW_TRACKING_URI, ENV_ARTIFACTS, ENV_GCS_BUCKET, ENV_ALERT_WEBHOOK)
+"""Environment-only values the settings keep as they are (when given without surrounding
+whitespace): a resource can read them from the environment itself."""
+
 ENV_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     ENV_AS_OF: ("time", "as_of"),
     ENV_WAREHOUSE_KIND: ("warehouse", "kind"),
@@ -113,6 +117,9 @@ class Settings(BaseModel):
     alert_webhook: str | None = Field(repr=False)  # may carry a token: never in a repr
     dagster_home_env: Path | None
     fault_at: str | None = None  # HOLLEY_GNN_FAULT_AT (tests): where the publish step is killed
+    from_env: frozenset[str] = frozenset()
+    """Process environment variables whose values these settings hold as they are (the code
+    location's resources name them as ``EnvVar``); empty for settings built from a given env."""
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -202,13 +209,16 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 def load_settings(env: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None,
-                  config_path: str | Path | None = None) -> Settings:
+                  config_path: str | Path | None = None,
+                  process_env: bool | None = None) -> Settings:
     """Build and validate settings from the YAML, ``env`` (default: os.environ), ``overrides``.
 
     Precedence: the YAML file < environment variables < ``overrides`` (merged section by
     section; a mapping value such as ``k8s.node_selector`` is replaced whole). Raises
     :class:`SettingsError` listing every bad value, each named by its variable or config key.
+    ``process_env`` (default: ``env`` is None) says that ``env`` is the process environment.
     """
+    process_env = env is None if process_env is None else process_env
     env = _env_snapshot(env)
     problems: list[str] = []
     where = "config path argument" if config_path else (
@@ -265,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None,
         raise SettingsError(f"invalid settings (config {path}):\n  " + "\n  ".join(problems))
     home = Path(env.get(ENV_HOME, DEFAULT_HOME)).expanduser().resolve()
     duckdb_env = env.get(ENV_WAREHOUSE)
+    as_is = {k for k in (*sources.values(), *ENV_AS_IS) if env.get(k, "").strip() == env.get(k)}
     return Settings(
         config=config,
         config_path=path,
@@ -282,14 +293,32 @@ def load_settings(env: Mapping[str, str] | None = None,
         alert_webhook=webhook,
         dagster_home_env=dagster_home,
         fault_at=fault_at,
+        from_env=frozenset(as_is if process_env else ()),
     )
+
+
+LOCAL_RUN_KEEPS = (ENV_CONFIG, ENV_AS_OF)
+"""What a local run (``settings_for_local_run``) keeps of the environment: the config file and
+the as-of date; every deployment value (warehouse kind, stores, executor) is local there."""
+
+
+def settings_for_local_run(home: Path, warehouse: Path,
+                           overrides: Mapping[str, Any] | None = None,
+                           env: Mapping[str, str] | None = None) -> Settings:
+    """Settings of a run on a private home and DuckDB file (``holley-gnn variant``): the config
+    of ``env`` (default: the process environment; only ``LOCAL_RUN_KEEPS``) plus ``overrides``,
+    the in-process executor, the local IO manager and MLflow store under ``home``."""
+    source = _env_snapshot(env)
+    kept = {k: source[k] for k in LOCAL_RUN_KEEPS if k in source}
+    kept |= {ENV_HOME: str(home), ENV_WAREHOUSE: str(warehouse), ENV_WAREHOUSE_KIND: "duckdb"}
+    return load_settings(env=kept, overrides=overrides)
 
 
 @functools.lru_cache(maxsize=16)
 def _cached_settings(config_path: str | None, env_items: tuple[tuple[str, str], ...],
                      config_mtime_ns: int) -> Settings:
     del config_mtime_ns  # part of the cache key only: an edited config file is read again
-    return load_settings(env=dict(env_items), config_path=config_path)
+    return load_settings(env=dict(env_items), config_path=config_path, process_env=True)
 
 
 def get_settings(config_path: str | Path | None = None) -> Settings:

@@ -1,11 +1,13 @@
-"""``holley-gnn variant``: one model variant on one world, without Dagster, as one result row.
+"""``holley-gnn variant``: one model variant on one world, through the Dagster job, as one row.
 
-The steps of ``full_retrain_job`` that decide quality, in process: a copy of the warehouse
-(the world is never changed) -> exports at the cutoff -> graph -> training with the variant's
-config overrides -> the GNN's and every reference arm's scores through the one rules file ->
-the evaluation report. The row (cold/warm/hot Hit Rate@4 of every arm, each arm's share of the
-oracle's headroom with its interval, the decision, epochs and training time) is appended to a
-JSON-lines file; ``variant_table`` renders such a file as the Markdown variant table.
+The variant runs ``full_retrain_job``'s assets up to ``eval_report`` (exports at the run's
+adaptive windows -> graph -> training -> embeddings -> both arms -> the evaluation report, with
+their checks) on a copy of the world (never changed), with settings built from the variant's
+config overrides (``settings_for_local_run``: private home, MLflow store and IO manager), so a
+variant table measures what production runs. The row (cold/warm/hot Hit Rate@4 of every arm,
+each arm's share of the oracle's headroom with its interval, the decision, epochs and training
+time) is appended to a JSON-lines file; ``variant_table`` renders such a file as the Markdown
+variant table.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult
+
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+from holley_gnn_assets.settings import Settings, settings_for_local_run
 
 TIERS = ("cold", "warm", "hot", "history")  # history: warm and hot together
+JOB = "full_retrain_job"
+REPORT = AssetKey("eval_report")
+EVAL_TABLES = ("product_nodes", "user_nodes", "product_vehicle_edges", "user_product_edges",
+               "product_order_days", "test_clicks", "test_events")
+"""The exported tables the evaluation reads (``eval_report``'s inputs)."""
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -45,101 +54,117 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ScoredWorld:
-    """One world after training and scoring: every arm's ranked lists and what evaluation
-    reads beside them, with the training result and its seconds."""
+class JobRun:
+    """One in-process run of the job's assets up to ``eval_report``, and the settings it ran
+    under."""
 
-    arms: dict[str, Any]
-    tables: dict[str, Any]
-    windows: Any
-    result: Any
-    train_s: float
-    recent: Any  # recent_pop's scores and window (reference_arms.recent_pop), chosen once
+    settings: Settings
+    result: ExecuteInProcessResult
 
+    def output(self, asset: str) -> Any:
+        """The value an asset returned in this run (by its key, e.g. ``user_nodes``)."""
+        for node, out in _OUTPUT_NODES.items():
+            if asset in out:
+                return self.result.output_for_node(node, asset)
+        return self.result.output_for_node(asset)
 
-def score_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
-                device: str = "cpu") -> ScoredWorld:
-    """Exports -> graph -> training -> every arm's ranked lists, on the warehouse ``world``
-    itself (its staging tables are written)."""
-    from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
-    from holley_gnn_assets.evaluation.reference_arms import recent_pop
-    from holley_gnn_assets.graph.builder import build_graph
-    from holley_gnn_assets.recommend import apply_rules
-    from holley_gnn_assets.recommend.embeddings import compute_embeddings
-    from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
-    from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-    from holley_gnn_assets.time_windows import TimeWindows
-    from holley_gnn_assets.training.loop import train
-    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
-    from holley_gnn_assets.warehouse.exports import run_exports
-
-    wh = DuckDBWarehouse(str(world))
-    windows = TimeWindows.from_config(cfg, wh.synthetic_as_of())
-    tables = run_exports(wh, cfg, windows)
-    bundle = build_graph(tables, cfg)
-    t0 = time.perf_counter()
-    result = train(bundle, cfg, workdir / "checkpoints", device=device, resume=False)
-    train_s = time.perf_counter() - t0
-    emb = compute_embeddings(result.model, bundle, tables["user_nodes"])
-    lift = result.lift
-    apply_rules.write_scores(wh, cfg, "gnn",
-                             gnn_arm_scores(emb, tables, lift.weight, lift.neighbours,
-                                            int(cfg["scale"]["user_candidates"])))
-    build_sql_scores(wh, cfg, windows)
-    recent = recent_pop(tables, cfg)
-    arms = ranked_arms(wh, cfg, windows, tables, lift.neighbours, recent=recent)
-    return ScoredWorld(arms, tables, windows, result, train_s, recent)
+    def metadata(self, asset: str) -> dict[str, Any]:
+        """The materialization metadata of ``asset`` in this run, as plain values."""
+        for event in self.result.get_asset_materialization_events():
+            mat = event.step_materialization_data.materialization
+            if mat.asset_key == AssetKey(asset):
+                return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        raise KeyError(f"variant run {self.result.run_id}: {asset} was not materialized")
 
 
-def evaluate_scored(scored: ScoredWorld, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The evaluation report of a ``score_world`` result under ``cfg``'s eval settings."""
+_OUTPUT_NODES = {
+    "node_tables": ("user_nodes", "product_nodes", "vehicle_nodes", "product_order_days"),
+    "edge_tables": ("user_product_edges", "user_vehicle_edges", "product_vehicle_edges",
+                    "product_product_edges", "user_purchases"),
+    "test_tables": ("test_clicks", "test_events"),
+}
+
+
+def run_job_to_report(world: Path, home: Path, overrides: Mapping[str, Any] | None = None,
+                      env: Mapping[str, str] | None = None) -> JobRun:
+    """Run ``full_retrain_job``'s assets up to ``eval_report`` on the DuckDB file ``world``
+    (written: staging tables) with a private ``home``; RuntimeError naming the failed steps
+    and their errors when the run fails."""
+    from holley_gnn_assets.definitions import build_defs
+    from holley_gnn_assets.runner import step_errors
+
+    settings = settings_for_local_run(home, world, overrides, env)
+    defs = build_defs(settings)
+    selection = AssetSelection.assets(REPORT).upstream().materializable()
+    keys = list(selection.resolve(defs.resolve_asset_graph()))
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def(JOB).execute_in_process(
+            run_config=quiet, instance=instance, asset_selection=keys, raise_on_error=False)
+    if not result.success:
+        errors = step_errors(result)
+        raise RuntimeError(f"variant run on {world} failed: " + "; ".join(
+            f"{step}: {errors.get(step, 'no error recorded')}"
+            for step in result.get_failed_step_keys()))
+    return JobRun(settings, result)
+
+
+def evaluate_run(run: JobRun, cfg: Mapping[str, Any], tiers: str = "report") -> dict[str, Any]:
+    """The evaluation of ``run``'s ranked lists again under ``cfg`` (same arms, same staged
+    scores as its ``eval_report``): ``tiers="report"`` the report's tiers, ``"history"`` warm
+    and hot users together (their tier ``hot`` of the result)."""
+    from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
     from holley_gnn_assets.evaluation import report as evaluation
-    from holley_gnn_assets.evaluation.reference_arms import recent_pop_summary
+    from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
+    from holley_gnn_assets.evaluation.reference_arms import recent_pop, recent_pop_summary
+    from holley_gnn_assets.recommend.apply_rules import run_suffix
 
-    tables, windows = scored.tables, scored.windows
-    report = evaluation.evaluate(scored.arms, tables["user_nodes"], tables["test_clicks"],
-                                 tables["test_events"], cfg, as_of=windows.as_of,
-                                 cutoff=windows.cutoff)
-    report["recent_pop"] = recent_pop_summary(scored.recent, cfg)
-    # users with history (warm and hot together): the hot tier of the same evaluation with
-    # every warm user counted as hot
-    merged = tables["user_nodes"].assign(tier=tables["user_nodes"]["tier"].replace("warm", "hot"))
-    both = evaluation.evaluate(scored.arms, merged, tables["test_clicks"], None, cfg,
-                               as_of=windows.as_of, cutoff=windows.cutoff)
-    report["tiers"]["history"] = both["tiers"]["hot"]
+    cfg = dict(cfg)
+    tables = {name: run.output(name) for name in EVAL_TABLES}
+    wh = WarehouseResource.from_settings(run.settings).get()
+    windows = PipelineSettings.from_settings(run.settings).windows(wh)
+    pool = int(run.output("embeddings")["lookalike_lift_neighbours"])
+    staged = {"gnn": run.output("gnn_recommendations")["run"],
+              "sql": run.output("sql_baseline_recommendations")["run"]}
+    recent = recent_pop(tables, cfg)
+    arms = ranked_arms(wh, cfg, windows, tables, pool, staged, run_suffix(run.result.run_id),
+                       recent)
+    users, events = tables["user_nodes"], tables["test_events"]
+    if tiers == "history":
+        users, events = users.assign(tier=users["tier"].replace("warm", "hot")), None
+    report = evaluation.evaluate(arms, users, tables["test_clicks"], events, cfg,
+                                 windows=windows)
+    report["recent_pop"] = recent_pop_summary(recent, cfg)
     return report
-
-
-def evaluate_world(world: Path, cfg: Mapping[str, Any], workdir: Path,
-                   device: str = "cpu") -> tuple[dict[str, Any], Any, float]:
-    """``score_world`` then ``evaluate_scored``; returns (report, training result, training
-    seconds)."""
-    scored = score_world(world, cfg, workdir, device)
-    return evaluate_scored(scored, cfg), scored.result, scored.train_s
 
 
 def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
                 world_label: str = "", device: str = "cpu") -> dict[str, Any]:
-    """Train and evaluate one variant on a copy of ``world``; returns the result row."""
-    from holley_gnn_assets.settings import load_config
-
+    """Train and evaluate one variant on a copy of ``world`` through the Dagster job (training
+    on ``device``); returns the result row."""
     if not world.exists():
         raise FileNotFoundError(f"variant: world {world} does not exist")
-    cfg = load_config(overrides=dict(overrides))
+    overrides = {**overrides, "training": {**overrides.get("training", {}), "device": device}}
     tmp = Path(tempfile.mkdtemp(prefix="variant-"))
     try:
         shutil.copy(world, tmp / "world.duckdb")
-        rep, res, train_s = evaluate_world(tmp / "world.duckdb", cfg, tmp, device)
+        run = run_job_to_report(tmp / "world.duckdb", tmp / "home", overrides)
+        rep = run.output("eval_report")
+        rep["tiers"]["history"] = evaluate_run(run, run.settings.cfg, "history")["tiers"]["hot"]
+        model = run.metadata("gnn_model")
+        lift = _lift_metrics(run, model["mlflow_run_id"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    overrides["training"].pop("device")
+    if not overrides["training"]:
+        overrides.pop("training")
     row: dict[str, Any] = {
         "world": world_label or world.stem, "variant": name, "overrides": dict(overrides),
-        "decision": rep["decision"], "epochs": res.epochs_run, "best_epoch": res.best_epoch,
-        "best_val_mrr": res.best_val_mrr, "train_s": round(train_s, 1),
-        "lift_weight": res.lift.weight, "lift_neighbours": res.lift.neighbours,
-        "lift_val_mrr": {str(w): m for w, m in res.lift.val_mrr.items()},
-        "lift_count_val_mrr": {str(k): m for k, m in res.lift.count_val_mrr.items()},
-        "tiers": {},
+        "decision": rep["decision"], "epochs": model["epochs_run"],
+        "best_epoch": model["best_epoch"], "best_val_mrr": model["best_val_mrr"],
+        "train_s": round(model["wall_seconds"], 1),
+        "lift_weight": model["lookalike_lift_weight"],
+        "lift_neighbours": model["lookalike_lift_neighbours"], **lift, "tiers": {},
     }
     for tier in TIERS:
         b = rep["tiers"][tier]
@@ -154,9 +179,25 @@ def run_variant(world: Path, name: str, overrides: Mapping[str, Any], *,
             "recent_pop_vs_sql": b.get("recent_pop_vs_sql"),
         }
     row["recent_pop_days"] = (rep.get("recent_pop") or {}).get("days")
-    row["prior_half_life"] = res.prior_half_life
-    row["fallback"] = res.fallback
+    row["prior_half_life"] = model["prior_half_life_days"]
+    row["fallback"] = None if model["fallback"] == "none" else model["fallback"]
     return row
+
+
+def _lift_metrics(run: JobRun, mlflow_run_id: str) -> dict[str, dict[str, float]]:
+    """The look-alike lift's validation MRR per weight and per pool size, as the training step
+    logged them to MLflow (``LiftChoice.metrics``)."""
+    from holley_gnn_assets.defs.resources import MlflowTracking
+
+    metrics = MlflowTracking.from_settings(run.settings).client().get_run(
+        mlflow_run_id).data.metrics
+    out: dict[str, dict[str, float]] = {"lift_val_mrr": {}, "lift_count_val_mrr": {}}
+    for key, value in metrics.items():
+        for prefix, field, cast in (("lift_val_mrr_w", "lift_val_mrr", float),
+                                    ("lift_count_val_mrr_k", "lift_count_val_mrr", int)):
+            if key.startswith(prefix):
+                out[field][str(cast(key.removeprefix(prefix)))] = value
+    return out
 
 
 def _share(h: Mapping[str, Any] | None, arm: str) -> str:

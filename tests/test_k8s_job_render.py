@@ -3,7 +3,9 @@
 The rendering follows dagster_k8s.executor.K8sStepHandler (0.29.27): the run launcher's
 container context (here: the settings of k8s/helm/values.yaml), merged with the configured
 executor's ``step_k8s_config`` (``defs/executor.py``: every step's CPU/memory default), then
-deep-merged with the step's ``dagster-k8s/config`` op tag, then ``construct_dagster_k8s_job``.
+deep-merged with the step's ``dagster-k8s/config`` op tag, then with the executor's
+``per_step_k8s_config`` of the step's op (``gnn_model``: the GPU), then
+``construct_dagster_k8s_job``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _no_gpu_image_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def gnn_model_op_tags() -> Mapping[str, Any]:
-    """The gnn_model asset's op tags, as ``defs/assets/model.py`` computes them."""
+    """The gnn_model step's GPU config (the executor's ``per_step_k8s_config``), as op tags."""
     return gpu_op_tags(get_settings())
 
 
@@ -70,15 +72,19 @@ def run_launcher_context() -> K8sContainerContext:
 
 
 def render_step_job(
-    op_tags: Mapping[str, Any], executor_step_config: Mapping[str, Any] | None = None
+    op_tags: Mapping[str, Any], executor_step_config: Mapping[str, Any] | None = None,
+    per_step: Mapping[str, Any] | None = None,
 ) -> kubernetes.client.V1Job:
     """The V1Job of one step whose op carries ``op_tags`` (as the k8s_job_executor builds it),
-    under an executor configured with ``executor_step_config`` (its ``step_k8s_config``)."""
+    under an executor configured with ``executor_step_config`` (its ``step_k8s_config``) and
+    ``per_step`` (its ``per_step_k8s_config`` entry for the step's op)."""
     step_config = get_user_defined_k8s_config(step_tags(op_tags))
     executor = UserDefinedDagsterK8sConfig.from_dict(dict(executor_step_config or {}))
+    override = UserDefinedDagsterK8sConfig.from_dict(dict(per_step or {}))
     context = (run_launcher_context()
                .merge(K8sContainerContext(run_k8s_config=executor))
-               .merge(K8sContainerContext(run_k8s_config=step_config)))
+               .merge(K8sContainerContext(run_k8s_config=step_config))
+               .merge(K8sContainerContext(run_k8s_config=override)))
     job_config = DagsterK8sJobConfig(
         job_image=RUN_IMAGE,
         dagster_home="/opt/dagster/dagster_home",
@@ -149,7 +155,7 @@ def test_gpu_image_from_env_replaces_the_run_image(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     "op_tags",
-    [cpu_op_tags(get_settings(), "4", "16Gi"), {}],
+    [cpu_op_tags("4", "16Gi"), {}],
     ids=["cpu_op_tags", "no_tags"],
 )
 def test_cpu_step_job_has_no_gpu(op_tags: Mapping[str, Any]) -> None:
@@ -165,7 +171,7 @@ def test_cpu_step_job_has_no_gpu(op_tags: Mapping[str, Any]) -> None:
 
 
 def test_cpu_op_tags_set_the_step_resources() -> None:
-    resources = container_of(render_step_job(cpu_op_tags({}, "4", "16Gi"))).resources
+    resources = container_of(render_step_job(cpu_op_tags("4", "16Gi"))).resources
     assert resources.requests == {"cpu": "4", "memory": "16Gi"}
     assert resources.limits == {"memory": "16Gi"}
 
@@ -242,14 +248,23 @@ def test_op_tags_follow_a_custom_settings_object() -> None:
     assert container_of(default_job).image == RUN_IMAGE
 
 
-def test_assets_carry_the_settings_op_tags() -> None:
-    """defs/assets computes its op tags from get_settings(), the same object as the tests."""
-    import json
-
+def test_the_gpu_step_config_comes_from_the_settings_build_defs_receives() -> None:
+    """build_defs(settings) puts the GPU config of *its* settings on gnn_model (the executor's
+    per_step_k8s_config); the asset itself carries none (nothing read at import time)."""
+    from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.defs.assets.model import gnn_model
 
-    stored = json.loads(gnn_model.op.tags[K8S_CONFIG_TAG])
-    assert stored == json.loads(json.dumps(gpu_op_tags(get_settings())[K8S_CONFIG_TAG]))
+    settings = load_settings(env={"HOLLEY_GNN_EXECUTOR": "k8s"},
+                             overrides={"k8s": {"gpu_count": 3, "node_selector": {"pool": "x"}}})
+    executor = build_defs(settings).resolve_job_def("full_retrain_job").executor_def
+    per_step = executor.config_schema.resolve_config({}).value["config"]["per_step_k8s_config"]
+    assert set(per_step) == {"gnn_model"}
+    assert (UserDefinedDagsterK8sConfig.from_dict(per_step["gnn_model"])
+            == UserDefinedDagsterK8sConfig.from_dict(gpu_op_tags(settings)[K8S_CONFIG_TAG]))
+    pod = render_step_job({}, None, per_step["gnn_model"])
+    assert container_of(pod).resources.limits[GPU] == "3"
+    assert pod.spec.template.spec.node_selector == {"pool": "x"}
+    assert K8S_CONFIG_TAG not in gnn_model.op.tags
 
 
 def test_user_defined_config_round_trip_is_lossless() -> None:
@@ -264,8 +279,9 @@ def test_user_defined_config_round_trip_is_lossless() -> None:
 # ---------------------------------------------------------------- the configured executor
 
 
-def prod_defs_and_step_config() -> tuple[dg.Definitions, dict[str, Any]]:
-    """build_defs() for HOLLEY_GNN_EXECUTOR=k8s and its executor's resolved step_k8s_config."""
+def prod_defs_and_step_config() -> tuple[dg.Definitions, dict[str, Any], dict[str, Any]]:
+    """build_defs() for HOLLEY_GNN_EXECUTOR=k8s and its executor's resolved step_k8s_config
+    and per_step_k8s_config."""
     from holley_gnn_assets.definitions import build_defs
 
     settings = load_settings(env={"HOLLEY_GNN_EXECUTOR": "k8s", "HOLLEY_GNN_IO": "gcs",
@@ -275,17 +291,17 @@ def prod_defs_and_step_config() -> tuple[dg.Definitions, dict[str, Any]]:
     assert executor.name == "k8s"
     config = executor.config_schema.resolve_config({}).value["config"]
     assert config["retries"] == {"enabled": {}}
-    return defs, config["step_k8s_config"]
+    return defs, config["step_k8s_config"], config["per_step_k8s_config"]
 
 
 @pytest.mark.parametrize("node", ["recommendations_table", "gnn_recommendations_qa",
                                   "sql_baseline_recommendations_qa"])
 def test_untagged_steps_get_the_executor_defaults(node: str) -> None:
     """The output step and a check step, without op tags, request k8s.step_cpu/step_memory."""
-    defs, step_config = prod_defs_and_step_config()
+    defs, step_config, per_step = prod_defs_and_step_config()
     k8s = get_settings().config.k8s
     raw = defs.get_job_def("full_retrain_job").graph.node_named(node).definition.tags
-    assert K8S_CONFIG_TAG not in raw  # the default really comes from the executor
+    assert K8S_CONFIG_TAG not in raw and node not in per_step  # the executor's default
     job = render_step_job(json_tags(raw), step_config)
     resources = container_of(job).resources
     assert resources.requests == {"cpu": k8s.step_cpu, "memory": k8s.step_memory}
@@ -295,12 +311,13 @@ def test_untagged_steps_get_the_executor_defaults(node: str) -> None:
 
 
 def test_step_tags_override_the_executor_defaults_and_gpu_only_on_gnn_model() -> None:
-    defs, step_config = prod_defs_and_step_config()
+    defs, step_config, per_step = prod_defs_and_step_config()
     job = defs.get_job_def("full_retrain_job")
     with_gpu = []
     for node in job.graph.node_dict:
         tags = json_tags(job.graph.node_named(node).definition.tags)
-        resources = container_of(render_step_job(tags, step_config)).resources
+        resources = container_of(render_step_job(tags, step_config,
+                                                 per_step.get(node))).resources
         if GPU in (resources.limits or {}):
             with_gpu.append(node)
     assert with_gpu == ["gnn_model"]
@@ -319,7 +336,7 @@ def json_tags(tags: Mapping[str, str]) -> dict[str, Any]:
 
 
 def test_retry_policies_from_the_settings() -> None:
-    defs, _ = prod_defs_and_step_config()
+    defs, _, _ = prod_defs_and_step_config()
     retries = get_settings().config.retries
     job = defs.get_job_def("full_retrain_job")
     policies = {node: job.graph.node_named(node).definition.retry_policy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
+import json
 
 import duckdb
 import pytest
@@ -20,6 +20,7 @@ from holley_gnn_assets.defs import schedules
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking
 from holley_gnn_assets.settings import SettingsError, load_settings
+from tests.micro_warehouse import build_micro_warehouse, qualified
 
 
 @asset
@@ -53,8 +54,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.delenv("HOLLEY_GNN_WAREHOUSE_KIND", raising=False)
     monkeypatch.delenv(schedules.CRON_ENV, raising=False)
     monkeypatch.delenv("HOLLEY_GNN_ARTIFACTS", raising=False)
-    with duckdb.connect(str(wh)) as con:
-        con.execute("CREATE TABLE import_items AS SELECT range AS sku FROM range(10)")
+    build_micro_warehouse(wh, {"import_items": [{"sku": f"S{i}"} for i in range(10)]})
     return home, wh
 
 
@@ -158,8 +158,26 @@ def _promote() -> None:
 
 def _touch_warehouse(wh, n: int) -> None:
     with duckdb.connect(str(wh)) as con:
-        con.execute(f"INSERT INTO import_items SELECT range FROM range({n})")
+        con.execute(f"INSERT INTO {qualified('import_items')} (sku) SELECT 'N' || range "
+                    f"FROM range({n})")
         con.execute("CHECKPOINT")
+
+
+def _fingerprint() -> str:
+    return schedules.source_fingerprint(load_settings())
+
+
+def test_the_pipelines_own_writes_do_not_count_as_new_source_data(env):
+    """The fingerprint is the source tables' data versions: a staging table written into the
+    same DuckDB file (every run writes some) changes the file, not the fingerprint."""
+    _, wh = env
+    before = _fingerprint()
+    assert "import_items:rows=10;latest=none" in before
+    with duckdb.connect(str(wh)) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+        con.execute("CREATE TABLE staging.scores AS SELECT range AS x FROM range(1000)")
+        con.execute("CHECKPOINT")
+    assert _fingerprint() == before
 
 
 def test_sensor_skips_without_promoted_model(instance, env):
@@ -181,7 +199,7 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
 
     first = _tick(sensor_def, defs, instance, None)
     assert [r.run_key for r in first.run_requests] == ["score-2026-03-09"]
-    assert first.cursor and schedules.duckdb_fingerprint(wh) in first.cursor
+    assert first.cursor and json.loads(first.cursor)["fingerprint"] == _fingerprint()
 
     # same data, later the same day and the next day: skipped with the date of the last run
     again = _tick(sensor_def, defs, instance, first.cursor)
@@ -192,9 +210,9 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
     assert not unchanged.run_requests and "unchanged since 2026-03-09" in unchanged.skip_message
 
     # the warehouse changes: a new run keyed by the new date
-    before = schedules.duckdb_fingerprint(wh)
+    before = _fingerprint()
     _touch_warehouse(wh, 5)
-    assert schedules.duckdb_fingerprint(wh) != before
+    assert _fingerprint() != before
     second = _tick(sensor_def, defs, instance, first.cursor)
     assert [r.run_key for r in second.run_requests] == ["score-2026-03-10"]
     assert second.cursor != first.cursor
@@ -231,7 +249,7 @@ def test_sensor_counts_a_run_that_scored_today_as_todays_run(instance, env):
     first = _tick(sensor_def, defs, instance, None)
     assert not first.run_requests
     assert first.skip_message.startswith(f"run {result.run_id} already scored today")
-    assert schedules.duckdb_fingerprint(wh) in first.cursor
+    assert json.loads(first.cursor)["fingerprint"] == _fingerprint()
     clock.day = today + dt.timedelta(days=1)
     later = _tick(sensor_def, defs, instance, first.cursor)
     assert not later.run_requests and "unchanged since" in later.skip_message
@@ -267,31 +285,26 @@ def test_sensor_skips_when_warehouse_missing(instance, env, monkeypatch, tmp_pat
 
 
 @pytest.mark.bigquery
-def test_bigquery_fingerprint_changes_when_a_source_table_changes(bq_client, bq_datasets):
+def test_bigquery_source_data_versions_change_when_a_source_table_changes(bq_client, bq_datasets,
+                                                                         bq_warehouse):
+    from holley_gnn_assets.defs.sources import LATEST_COLUMN, source_fingerprints
     from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
 
-    cfg = {
-        "warehouse": {
-            "bigquery": {
-                "project": bq_datasets.project,
-                "company_dataset": bq_datasets.company,
-                "data_dataset": bq_datasets.data,
-                "location": "US",
-            }
-        }
-    }
     datasets = {"company": bq_datasets.company, "data": bq_datasets.data}
     for role, tables in SOURCE_CONTRACT.items():
         for table in tables:
             table_id = f"{bq_datasets.project}.{datasets[role]}.{table}"
-            bq_client.query(f"CREATE TABLE `{table_id}` AS SELECT 1 AS x").result(timeout=60)
-    first = schedules.bigquery_fingerprint(cfg, client=bq_client)
-    assert first.startswith("bigquery:") and first.count("=") == 7
-    assert first == schedules.bigquery_fingerprint(cfg, client=bq_client)
-    time.sleep(1.1)
+            column = LATEST_COLUMN.get(table, "x")
+            bq_client.query(f"CREATE TABLE `{table_id}` AS SELECT TIMESTAMP '2026-01-02' AS "
+                            f"{column}").result(timeout=60)
+    first = source_fingerprints(bq_warehouse)
+    assert len(first) == 7 and first["import_orders"][0] == 1
+    assert first["import_orders"][1].startswith("2026-01-02")
+    assert first == source_fingerprints(bq_warehouse)
     orders = f"{bq_datasets.project}.{bq_datasets.data}.import_orders"
-    # a reload replaces the table (bqemulator does not refresh table metadata after DML)
-    bq_client.query(
-        f"CREATE OR REPLACE TABLE `{orders}` AS SELECT 1 AS x UNION ALL SELECT 2"
-    ).result(timeout=60)
-    assert schedules.bigquery_fingerprint(cfg, client=bq_client) != first
+    bq_client.query(f"INSERT INTO `{orders}` (order_date) VALUES (TIMESTAMP '2026-01-05')"
+                    ).result(timeout=60)
+    second = source_fingerprints(bq_warehouse)
+    assert second["import_orders"][0] == 2 and second["import_orders"][1].startswith("2026-01-05")
+    assert {k: v for k, v in second.items() if k != "import_orders"} == {
+        k: v for k, v in first.items() if k != "import_orders"}

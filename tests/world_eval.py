@@ -1,5 +1,5 @@
-"""Synthetic world -> exports -> GNN training -> every arm at the cutoff -> eval report, on CPU
-(``holley_gnn_assets.variants.score_world`` and ``evaluate_scored``).
+"""Synthetic world -> the Dagster job's assets up to ``eval_report`` (exports, GNN training,
+every arm at the cutoff, the report), on CPU (``holley_gnn_assets.variants.run_job_to_report``).
 
 Shared by the signal tests (tests/test_null_world.py, tests/test_strong_signal.py).
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.settings import deep_merge
 from holley_gnn_assets.synth.generator import generate_warehouse
-from holley_gnn_assets.variants import evaluate_scored, score_world
+from holley_gnn_assets.variants import evaluate_run, run_job_to_report
 
 # A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
 # On the default tiny world (2% of the audience with history: ~100 user->product edges; most
@@ -49,9 +49,8 @@ def tiny_world_reports(
     then one more per alpha in ``extra_alphas``."""
     path = tmp_path / "world.duckdb"
     generate_warehouse(path, scale=scale, seed=seed, signal=signal, progress=False, **synth)
-    cfg = load_config(overrides={"eval": {"bootstrap_samples": 500}})
-    scored = score_world(path, cfg, tmp_path)
-    return [evaluate_scored(scored, cfg)] + [
-        evaluate_scored(scored, load_config(
-            overrides={"eval": {"bootstrap_samples": 500, "alpha": alpha}}))
+    overrides = {"eval": {"bootstrap_samples": 500}, "training": {"device": "cpu"}}
+    run = run_job_to_report(path, tmp_path / "home", overrides)
+    return [run.output("eval_report")] + [
+        evaluate_run(run, deep_merge(run.settings.cfg, {"eval": {"alpha": alpha}}))
         for alpha in extra_alphas]

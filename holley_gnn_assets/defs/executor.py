@@ -3,8 +3,9 @@
 ``HOLLEY_GNN_EXECUTOR`` picks ``in_process`` (default), ``multiprocess``, or ``k8s``: the
 dagster-k8s ``k8s_job_executor`` (one pod per step) configured so that every step's pod
 requests ``k8s.step_cpu`` / ``k8s.step_memory`` (memory limit = request, no CPU limit);
-an asset's own ``dagster-k8s/config`` op tag (exports, scoring, and ``gnn_model`` with the
-GPU) is deep-merged over that default by the executor.
+an asset's own ``dagster-k8s/config`` op tag (exports, scoring) is deep-merged over that
+default, and the executor's ``per_step_k8s_config`` (``gnn_model``: the GPU, its node and
+image, from the settings' ``k8s`` section) over both.
 
 Retry policies (``retries`` section): warehouse steps (exports, both arms, the output write)
 and ``gnn_model`` (which resumes from its last checkpoint) retry with exponential backoff.
@@ -24,19 +25,31 @@ from dagster import (
     multiprocess_executor,
 )
 
-from holley_gnn_assets.defs.k8s_tags import K8S_CONFIG_TAG, cpu_op_tags
+from holley_gnn_assets.defs.k8s_tags import K8S_CONFIG_TAG, cpu_op_tags, gpu_op_tags
 from holley_gnn_assets.settings import Settings, get_settings
 
 
 def step_k8s_config(settings: Settings) -> dict[str, Any]:
     """The ``step_k8s_config`` of the k8s executor: every step's default CPU/memory."""
     k8s = settings.config.k8s
-    return cpu_op_tags(settings, k8s.step_cpu, k8s.step_memory)[K8S_CONFIG_TAG]
+    return cpu_op_tags(k8s.step_cpu, k8s.step_memory)[K8S_CONFIG_TAG]
+
+
+GPU_STEPS = ("gnn_model",)
+"""The ops whose pods get the GPU (``per_step_k8s_config``)."""
+
+
+def per_step_k8s_config(settings: Settings) -> dict[str, Any]:
+    """The ``per_step_k8s_config`` of the k8s executor: the GPU config of ``GPU_STEPS``."""
+    gpu = gpu_op_tags(settings)[K8S_CONFIG_TAG]
+    return {op: gpu for op in GPU_STEPS}
 
 
 def k8s_executor_config(settings: Settings) -> dict[str, Any]:
-    """Config of the ``k8s_job_executor``: step pod defaults; step retries enabled."""
-    return {"step_k8s_config": step_k8s_config(settings), "retries": {"enabled": {}}}
+    """Config of the ``k8s_job_executor``: step pod defaults, the GPU step's pod; step retries
+    enabled."""
+    return {"step_k8s_config": step_k8s_config(settings),
+            "per_step_k8s_config": per_step_k8s_config(settings), "retries": {"enabled": {}}}
 
 
 def executor_from_settings(settings: Settings) -> ExecutorDefinition:

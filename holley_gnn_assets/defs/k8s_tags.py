@@ -1,9 +1,11 @@
 """Per-step Kubernetes settings as Dagster op tags (``dagster-k8s/config``).
 
 The ``k8s_job_executor`` reads ``op_tags["dagster-k8s/config"]`` of each asset and
-merges it into that step's pod; job-level tags never reach step pods, so the GPU
-request must live on the asset itself (see field notes, "Dagster"). The tags are computed
-from the settings object (``get_settings()``: its ``k8s`` section and ``gpu_image``).
+merges it into that step's pod, then its own ``per_step_k8s_config`` of the step's op; job-level
+tags never reach step pods (see field notes, "Dagster"). The CPU steps' tags are constants;
+the GPU step's config depends on the settings (``k8s`` section, ``gpu_image``), so it is the
+executor's ``per_step_k8s_config`` for ``gnn_model``, built with the executor from the settings
+``build_defs`` receives (``defs/executor.py``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def gpu_op_tags(settings: Settings | Mapping[str, Any],
     tolerations, train_cpu, train_memory), validated when the settings were built. ``image``
     (default: the settings' ``gpu_image``, env ``HOLLEY_GNN_GPU_IMAGE``) swaps the step's
     container image for the CUDA build; unset, the step keeps the run's image.
-    Use as ``@asset(op_tags=gpu_op_tags(get_settings()))``.
+    The k8s executor applies it to ``gnn_model`` (``defs/executor.py``, per_step_k8s_config).
     """
     k8s, default_image = _k8s_and_image(settings)
     gpu = {k8s.gpu_resource: str(k8s.gpu_count)}
@@ -87,12 +89,10 @@ def gpu_op_tags(settings: Settings | Mapping[str, Any],
     }
 
 
-def cpu_op_tags(settings: Settings | Mapping[str, Any], cpu: str, memory: str) -> dict[str, Any]:
+def cpu_op_tags(cpu: str, memory: str) -> dict[str, Any]:
     """Op tags for a CPU-only step: CPU/memory requests and limits, no GPU, no GPU node.
 
-    ``settings`` is accepted for symmetry with :func:`gpu_op_tags` (and future keys);
     ``cpu``/``memory`` are Kubernetes quantities such as ``"4"`` and ``"8Gi"``.
     """
-    del settings  # no CPU-step keys in the config yet
     resources = _resources(_quantity(cpu, "cpu"), _quantity(memory, "memory"))
     return {K8S_CONFIG_TAG: {"container_config": {"resources": resources}}}

@@ -14,15 +14,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from mlflow import MlflowClient
 
 from holley_gnn_assets.settings import (
+    ENV_ARTIFACTS,
+    ENV_BQ_OUTPUT_PROJECT,
+    ENV_BQ_PROJECT,
+    ENV_MLFLOW_TRACKING_URI,
     Settings,
     TimeWindows,
     get_settings,
     parse_date,
 )
+from holley_gnn_assets.settings_schema import PipelineConfig
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
@@ -53,16 +58,18 @@ class WarehouseResource(ConfigurableResource):
     bq_use_storage_api: bool | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WarehouseResource:
-        """Every field from ``settings``."""
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> WarehouseResource:
+        """Every field from ``settings``; with ``env_vars``, the BigQuery projects that came
+        from the environment as ``EnvVar`` (see :func:`env_or`)."""
         bq = settings.config.warehouse.bigquery
         return cls(
             kind=settings.warehouse_kind,
             duckdb_path=str(settings.duckdb_path),
-            bq_project=bq.project,
+            bq_project=env_or(settings, ENV_BQ_PROJECT, bq.project, env_vars),
             bq_company_dataset=bq.company_dataset,
             bq_data_dataset=bq.data_dataset,
-            bq_output_project=bq.output_project,
+            bq_output_project=env_or(settings, ENV_BQ_OUTPUT_PROJECT, bq.output_project,
+                                     env_vars),
             bq_location=bq.location,
             bq_job_timeout_s=bq.job_timeout_s,
             bq_use_storage_api=bq.use_storage_api,
@@ -97,29 +104,31 @@ class WarehouseResource(ConfigurableResource):
 class PipelineSettings(ConfigurableResource):
     """Config file, as-of date and artifact home, resolved the same way in every step.
 
-    Empty fields take the settings' values (HOLLEY_GNN_CONFIG, HOLLEY_GNN_AS_OF / time.as_of,
-    HOLLEY_GNN_HOME).
+    ``config_json`` is the validated config of the settings the code location was built from
+    (``from_settings``: overrides included); empty, the config file's (``config_path``, else
+    HOLLEY_GNN_CONFIG) with the environment's values. Other empty fields take the settings'
+    values (HOLLEY_GNN_AS_OF / time.as_of, HOLLEY_GNN_HOME).
     """
 
     config_path: str = ""
+    config_json: str = ""
     as_of: str = ""
     home: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineSettings:
-        """Config file, as-of date (when fixed) and home of ``settings``."""
+        """Validated config, config file, as-of date (when fixed) and home of ``settings``."""
         return cls(config_path=str(settings.config_path),
+                   config_json=settings.config.model_dump_json(),
                    as_of=settings.as_of.isoformat() if settings.as_of else "",
                    home=str(settings.home))
-
-    def settings(self) -> Settings:
-        """The settings of this resource's config file (validated once, cached)."""
-        return get_settings(self.config_path or None)
 
     @cached_property
     def cfg(self) -> dict:
         """The validated config as a plain dict."""
-        return self.settings().cfg
+        if self.config_json:
+            return PipelineConfig.model_validate_json(self.config_json).model_dump(mode="json")
+        return get_settings(self.config_path or None).cfg
 
     def home_dir(self) -> Path:
         """Artifact home."""
@@ -154,9 +163,11 @@ class ArtifactsResource(ConfigurableResource):
     gcs_token: str = ""  # gcsfs's token for a gs:// location: empty = default credentials
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ArtifactsResource:
-        """Artifact location and home of ``settings``."""
-        return cls(location=settings.artifacts, home=str(settings.home))
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> ArtifactsResource:
+        """Artifact location and home of ``settings`` (with ``env_vars``, a location from
+        HOLLEY_GNN_ARTIFACTS as ``EnvVar``)."""
+        return cls(location=env_or(settings, ENV_ARTIFACTS, settings.artifacts, env_vars),
+                   home=str(settings.home))
 
     def store(self) -> ArtifactStore:
         """The configured store (UPath/fsspec: a local folder or ``gs://``)."""
@@ -207,9 +218,11 @@ class MlflowTracking(ConfigurableResource):
     experiment: str = "holley-gnn"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MlflowTracking:
-        """Tracking store and artifact root of ``settings``."""
-        return cls(tracking_uri=settings.tracking_uri,
+    def from_settings(cls, settings: Settings, env_vars: bool = False) -> MlflowTracking:
+        """Tracking store and artifact root of ``settings`` (with ``env_vars``, a store from
+        MLFLOW_TRACKING_URI as ``EnvVar``)."""
+        return cls(tracking_uri=env_or(settings, ENV_MLFLOW_TRACKING_URI, settings.tracking_uri,
+                                       env_vars),
                    artifact_location=settings.mlflow_artifact_location or "")
 
     def client(self) -> MlflowClient:
@@ -317,16 +330,26 @@ class MlflowTracking(ConfigurableResource):
         self.client().set_terminated(run_id, status=status)
 
 
+def env_or(settings: Settings, name: str, value: str, env_vars: bool = True) -> str:
+    """``EnvVar(name)`` where ``settings`` hold the process environment's ``name`` as it is
+    (and ``env_vars``), else ``value``: Dagster reads the variable when the resource is built
+    in the run and the UI shows the variable's name, not its value. A resource built outside
+    Dagster (``from_settings`` in Python) takes the plain value."""
+    return EnvVar(name) if env_vars and name in settings.from_env else value
+
+
 def pipeline_resources(settings: Settings) -> dict[str, Any]:
-    """The code location's resources (IO manager included), every value from ``settings``."""
+    """The code location's resources (IO manager included), every value from ``settings``;
+    values the environment gave (MLflow store, BigQuery projects, artifact location) as
+    ``EnvVar``."""
     from holley_gnn_assets.defs.io_managers import io_manager_from_settings
 
     return {
         "io_manager": io_manager_from_settings(settings),
-        "warehouse": WarehouseResource.from_settings(settings),
+        "warehouse": WarehouseResource.from_settings(settings, env_vars=True),
         "pipeline": PipelineSettings.from_settings(settings),
-        "mlflow": MlflowTracking.from_settings(settings),
-        "artifacts": ArtifactsResource.from_settings(settings),
+        "mlflow": MlflowTracking.from_settings(settings, env_vars=True),
+        "artifacts": ArtifactsResource.from_settings(settings, env_vars=True),
     }
 
 

@@ -5,11 +5,13 @@
   unknown time zone is refused when the settings are built (the code location does not load).
 - ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
   champion model exists (the MLflow Model Registry's ``champion`` alias) and the source data changed
-  since the last requested scoring run. The change test is a fingerprint of the warehouse
-  (:func:`source_fingerprint`), kept in the cursor. A run of the same day that already scored
-  (a successful run of this instance that materialized ``gnn_recommendations``: a retrain,
-  ``holley-gnn run`` or a score run) counts as that day's run: the cursor takes the current
-  fingerprint and nothing is requested.
+  since the last requested scoring run. The change test is the source tables' data versions
+  (row count and latest timestamp per table, as the observable source assets of
+  ``defs/sources.py`` record them: :func:`source_fingerprint`), kept in the cursor; the
+  pipeline's own writes to the warehouse (staging, output) do not change it. A run of the
+  same day that already scored (a successful run of this instance that materialized
+  ``gnn_recommendations``: a retrain, ``holley-gnn run`` or a score run) counts as that day's
+  run: the cursor takes the current fingerprint and nothing is requested.
 
 Both launch pipeline runs, so both start STOPPED unless ``schedule.start_running`` (env
 ``HOLLEY_GNN_START_AUTOMATION``) is true: a first ``dagster dev`` starts nothing expensive.
@@ -20,9 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Callable
-from typing import Any
 
 from dagster import (
     AssetKey,
@@ -39,10 +39,11 @@ from dagster import (
 )
 
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
-from holley_gnn_assets.defs.resources import MlflowTracking
+from holley_gnn_assets.defs.resources import MlflowTracking, WarehouseResource
+from holley_gnn_assets.defs.sources import data_version, source_fingerprints
 from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
 from holley_gnn_assets.settings_validation import validate_cron, validate_timezone
-from holley_gnn_assets.warehouse.base import SOURCE_CONTRACT
+from holley_gnn_assets.warehouse.base import WarehouseError
 
 CRON_ENV = ENV_RETRAIN_CRON
 FINGERPRINT_TAG = "holley_gnn/source_fingerprint"
@@ -77,46 +78,12 @@ def build_retrain_schedule(settings: Settings | None = None) -> ScheduleDefiniti
 # -- source fingerprint -----------------------------------------------------------------------
 
 
-def duckdb_fingerprint(path: os.PathLike | str) -> str:
-    """``duckdb:<size>:<mtime_ns>`` of the warehouse file; FileNotFoundError naming it if absent."""
-    path = os.fspath(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"DuckDB warehouse {path} does not exist") from exc
-    # a DuckDB write-ahead log holds committed changes not yet checkpointed into the file
-    wal = path + ".wal"
-    extra = f":wal{os.stat(wal).st_size}" if os.path.exists(wal) else ""
-    return f"duckdb:{st.st_size}:{st.st_mtime_ns}{extra}"
-
-
-def bigquery_fingerprint(cfg: dict, client: Any | None = None) -> str:
-    """Last-modified time, row and byte counts of the seven BigQuery source tables, as one string.
-
-    Uses ``google.cloud.bigquery.Client.get_table(...)`` (``modified``, ``num_rows``,
-    ``num_bytes``); tested against the local bqemulator only (see tests/test_schedules.py).
-    """
-    from google.cloud import bigquery
-
-    bq = cfg["warehouse"]["bigquery"]
-    client = client or bigquery.Client(project=bq["project"], location=bq["location"])
-    datasets = {"company": bq["company_dataset"], "data": bq["data_dataset"]}
-    parts = []
-    for role, tables in SOURCE_CONTRACT.items():
-        for table in sorted(tables):
-            table_id = f"{bq['project']}.{datasets[role]}.{table}"
-            meta = client.get_table(table_id, timeout=60.0)
-            modified = meta.modified.isoformat() if meta.modified else "none"
-            parts.append(f"{table}={modified}/{meta.num_rows}/{meta.num_bytes}")
-    return "bigquery:" + ";".join(parts)
-
-
 def source_fingerprint(settings: Settings | None = None) -> str:
-    """A string that changes whenever the source warehouse changes."""
+    """The data versions of every source table (``defs/sources.py``) as one string; it changes
+    whenever a source table gains or loses rows or reaches a later timestamp."""
     settings = settings or get_settings()
-    if settings.warehouse_kind == "bigquery":
-        return bigquery_fingerprint(settings.cfg)
-    return duckdb_fingerprint(settings.duckdb_path)
+    found = source_fingerprints(WarehouseResource.from_settings(settings).get())
+    return ";".join(f"{table}:{data_version(*found[table])}" for table in sorted(found))
 
 
 def promoted_model(mlflow: MlflowTracking) -> dict | None:
@@ -197,7 +164,7 @@ def build_daily_score_sensor(
             return SkipReason("no promoted model yet: the weekly retrain has not promoted one")
         try:
             fp = fingerprint()
-        except (FileNotFoundError, OSError) as exc:
+        except (WarehouseError, OSError) as exc:
             return SkipReason(f"cannot fingerprint the source data: {exc}")
         state = _read_cursor(context.cursor)
         date = today().isoformat()

@@ -27,11 +27,11 @@ from holley_gnn_assets.evaluation.ui_metadata import (
     trend_values,
 )
 from holley_gnn_assets.recommend.apply_rules import run_suffix
-from holley_gnn_assets.settings import flatten, get_settings
+from holley_gnn_assets.settings import flatten
 
 
 @asset(group_name="evaluation", kinds={"python", "sql"},
-       op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
+       op_tags=cpu_op_tags("4", "16Gi"),
        description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; promotion.")
 def eval_report(
     context: AssetExecutionContext,

@@ -23,7 +23,6 @@ from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
-from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
 
@@ -180,7 +179,7 @@ def _decorate(sql_file: str, **kwargs: Any):
     return multi_asset(
         name=spec["name"], outs=_outs(spec["outs"]), check_specs=_specs(spec["outs"]),
         deps=spec["deps"], can_subset=True, retry_policy=warehouse_retry_policy(),
-        op_tags=cpu_op_tags(get_settings(), "4", "8Gi"), **kwargs,
+        op_tags=cpu_op_tags("4", "8Gi"), **kwargs,
     )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.executor import training_retry_policy
-from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
+from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.publish_guard import guard_start
 from holley_gnn_assets.defs.resources import (
     ArtifactsResource,
@@ -27,7 +27,7 @@ from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.recommend.publish import NoChampionError
 from holley_gnn_assets.recommend.row_budget import check_row_budget
-from holley_gnn_assets.settings import flatten, get_settings
+from holley_gnn_assets.settings import flatten
 from holley_gnn_assets.storage.artifact_store import (
     checkpoint_key,
     embeddings_prefix,
@@ -45,7 +45,7 @@ def _root_run_id(context: AssetExecutionContext) -> str:
     return run.root_run_id or run.run_id
 
 
-@asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
+@asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags("4", "16Gi"),
        description="PyG HeteroData built from the tables.")
 def heterodata(
     context: AssetExecutionContext,
@@ -96,7 +96,6 @@ def heterodata(
 @asset(
     group_name="model",
     kinds={"pytorch"},
-    op_tags=gpu_op_tags(get_settings()),
     retry_policy=training_retry_policy(),
     description="HeteroGAT trained on the graph (GPU pod in production; CPU locally).",
 )
@@ -211,7 +210,7 @@ def gnn_model(
 
 
 @asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"],
-       op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
+       op_tags=cpu_op_tags("4", "16Gi"),
        description="Product and user embeddings from the model scoring should use.")
 def embeddings(
     context: AssetExecutionContext,

@@ -36,9 +36,8 @@ from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import get_settings
 
-_HEAVY = cpu_op_tags(get_settings(), "4", "16Gi")  # scoring is a matmul + a warehouse job now
+_HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
 LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0
 
 
