@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags, gpu_op_tags
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.publish_guard import guard_start
 from holley_gnn_assets.defs.resources import (
     ArtifactsResource,
@@ -44,6 +45,7 @@ def _root_run_id(context: AssetExecutionContext) -> str:
 
 
 @asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
+       partitions_def=DAILY,
        description="PyG HeteroData built from the tables.")
 def heterodata(
     context: AssetExecutionContext,
@@ -92,6 +94,7 @@ def heterodata(
 
 
 @asset(
+    partitions_def=DAILY,
     group_name="model",
     kinds={"pytorch"},
     op_tags=gpu_op_tags(get_settings()),
@@ -205,7 +208,7 @@ def gnn_model(
     )
 
 
-@asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"],
+@asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"], partitions_def=DAILY,
        op_tags=cpu_op_tags(get_settings(), "4", "16Gi"),
        description="Product and user embeddings from the model scoring should use.")
 def embeddings(
