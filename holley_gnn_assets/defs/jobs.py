@@ -8,7 +8,6 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from holley_gnn_assets.defs.freshness import CHECK_KEY
-from holley_gnn_assets.defs.partitions import DAILY
 
 TRAINING_ASSETS = ["heterodata", "gnn_model"]
 _PIPELINE = AssetSelection.all() - AssetSelection.checks(CHECK_KEY)
@@ -18,7 +17,6 @@ freshness check: its own sensor runs it right after each write (defs/freshness.p
 full_retrain_job = define_asset_job(
     "full_retrain_job",
     selection=_PIPELINE,
-    partitions_def=DAILY,
     description="Every asset: exports, graph, training, embeddings, both arms, eval, output.",
     # the Helm values' run queue lets one run with this tag at a time (k8s/helm/values.yaml)
     tags={"holley-gnn/pipeline": "retrain"},
@@ -27,6 +25,5 @@ full_retrain_job = define_asset_job(
 score_job = define_asset_job(
     "score_job",
     selection=_PIPELINE - AssetSelection.assets(*TRAINING_ASSETS),
-    partitions_def=DAILY,
     description="Fresh exports, embeddings from the promoted model, both arms, eval, output.",
 )

@@ -16,6 +16,7 @@ from dagster import DailyPartitionsDefinition, Failure, PartitionsDefinition
 
 from holley_gnn_assets.settings import Settings, get_settings
 from holley_gnn_assets.time_windows import TimeWindows
+from holley_gnn_assets.warehouse.base import Warehouse
 
 
 def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
@@ -50,24 +51,32 @@ def partition_key_of(day: dt.date, partitions: PartitionsDefinition | None = DAI
     return key
 
 
-def run_date(settings: Settings, explicit: dt.date | None = None) -> dt.date:
+def utc_today() -> dt.date:
+    """Today's UTC date: the package's one clock for dates (run creation, the daily sensor)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def run_date(settings: Settings, explicit: dt.date | None = None,
+             warehouse: Warehouse | None = None) -> dt.date:
     """The as-of date of a run created now: ``explicit`` (``--as-of``), HOLLEY_GNN_AS_OF /
-    ``time.as_of``, the synthetic warehouse's own date, else today (UTC). Called once, when the
-    run is created; the run's steps read the date from its partition key."""
+    ``time.as_of``, the synthetic date of ``warehouse`` (default: the settings' warehouse),
+    else today (UTC). Called once, when the run is created; its steps read the partition key."""
     if explicit is not None:
         return explicit
     if settings.as_of is not None:
         return settings.as_of
-    from holley_gnn_assets.defs.resources import WarehouseResource
+    if warehouse is None:
+        from holley_gnn_assets.defs.resources import WarehouseResource
 
-    synthetic = WarehouseResource.from_settings(settings).get().synthetic_as_of()
-    return synthetic or dt.datetime.now(dt.UTC).date()
+        warehouse = WarehouseResource.from_settings(settings).get()
+    return warehouse.synthetic_as_of() or utc_today()
 
 
 def windows_of(context, run_window: TimeWindows) -> TimeWindows:  # noqa: ANN001 (any context)
     """The run's windows after checking they belong to this step's partition key (its as-of
     date); a Failure naming both dates when they differ."""
-    key = context.partition_key
+    key = (context.partition_key if context.has_partition_key
+           else context.run.tags.get("dagster/partition"))
     if run_window.as_of.isoformat() != key:
         raise Failure(
             description=f"run_window has as_of={run_window.as_of.isoformat()} but this step runs "

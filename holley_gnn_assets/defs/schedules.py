@@ -44,6 +44,7 @@ from dagster import (
 )
 
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.partitions import utc_today
 from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
 from holley_gnn_assets.settings_validation import validate_cron, validate_timezone
@@ -145,10 +146,6 @@ def promoted_model(mlflow: MlflowTracking) -> dict | None:
 # -- daily scoring sensor ---------------------------------------------------------------------
 
 
-def _utc_today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 SCORES = AssetKey("gnn_recommendations")
 
 
@@ -183,7 +180,7 @@ def _read_cursor(cursor: str | None) -> dict[str, str]:
 def build_daily_score_sensor(
     fingerprint: Callable[[], str] | None = None,
     promoted: Callable[[MlflowTracking], dict | None] = promoted_model,
-    today: Callable[[], dt.date] = _utc_today,
+    today: Callable[[], dt.date] = utc_today,
     minimum_interval_seconds: int | None = None,
     settings: Settings | None = None,
 ) -> SensorDefinition:

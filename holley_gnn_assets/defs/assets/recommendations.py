@@ -7,6 +7,7 @@ the run before ``recommendations_table``).
 
 
 import time
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -20,6 +21,7 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    PreviewWarning,
     asset,
     multi_asset_check,
 )
@@ -106,6 +108,7 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     apply_rules.write_scores(wh, cfg, "gnn", scores, run=run)
     load_s = time.perf_counter() - start - score_s
     staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of, run=run)
+    staged["windows"] = windows
     context.log.info(f"gnn: {len(scores):,} score rows ({score_s:.1f}s), loaded ({load_s:.1f}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
@@ -136,6 +139,7 @@ def sql_baseline_recommendations(
         scores = build_sql_scores(wh, cfg, windows, run=run)
         staged = apply_rules.build_recommendations(wh, cfg, windows, "sql", windows.as_of,
                                                    run=run)
+        staged["windows"] = windows
     context.log.info(f"sql: {scores['rows']:,} score rows ({scores['seconds']}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
@@ -180,16 +184,18 @@ def blocked_by(arm_asset: str, failed: list[qa.QAResult]) -> Failure:
 
 
 def _qa_check(arm_asset: str):
-    specs = [
-        AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc,
-                       additional_deps=["run_window"])
-        for name, desc in qa.DESCRIPTIONS.items()
-    ]
+    with warnings.catch_warnings():  # a partitioned check is a "preview" in 1.13: the run's
+        warnings.simplefilter("ignore", PreviewWarning)  # partition reaches its input by it
+        specs = [
+            AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc,
+                           partitions_def=DAILY)
+            for name, desc in qa.DESCRIPTIONS.items()
+        ]
 
     @multi_asset_check(
         specs=specs,
         name=f"{arm_asset}_qa",
-        ins={"staged": AssetKey(arm_asset), "run_window": AssetKey("run_window")},
+        ins={"staged": AssetKey(arm_asset)},
         description=f"Spec §12 QA gates on {arm_asset}'s staged rows (sql/qa/qa_checks.sql, run "
                     "in the warehouse); any failure blocks the output table.",
     )
@@ -198,10 +204,9 @@ def _qa_check(arm_asset: str):
         pipeline: PipelineSettings,
         warehouse: WarehouseResource,
         staged: dict[str, Any],
-        run_window: TimeWindows,
     ):
         wh = warehouse.get()
-        windows = windows_of(context, run_window)
+        windows = windows_of(context, staged["windows"])  # the run's, staged with the rows
         failed = []
         for res in qa.run_qa(wh, pipeline.cfg, windows, staged["table"], windows.as_of):
             yield AssetCheckResult(asset_key=arm_asset, check_name=res.name,
