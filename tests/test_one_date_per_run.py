@@ -121,7 +121,8 @@ def test_a_run_keeps_one_cutoff_under_a_mid_run_append_and_a_clock_change(world)
         recorded[mat.asset_key.to_user_string()] = (mat.metadata["as_of"].value,
                                                     mat.metadata["cutoff"].value)
     assert set(recorded) == set(PROBE)
-    (as_of, cutoff), = set(recorded.values())  # one date and one cutoff for every step
+    assert len(set(recorded.values())) == 1, recorded  # one date and one cutoff, every step
+    ((as_of, cutoff),) = set(recorded.values())
     assert as_of == key
     grown = dt.date.fromisoformat(cutoff)
     assert (WORLD_DATE - grown).days > default_days  # the window grew: too few clicks then
