@@ -88,7 +88,8 @@ def test_schedule_requests_full_retrain_monday_0300_utc(instance, env):
     assert (nxt.weekday(), nxt.hour, nxt.minute) == (0, 3, 0)
     assert nxt.date() == dt.date(2026, 3, 9)
 
-    ctx = build_schedule_context(instance=instance, scheduled_execution_time=nxt)
+    ctx = build_schedule_context(instance=instance, scheduled_execution_time=nxt,
+                                 repository_def=defs.get_repository_def())
     data = resolved.evaluate_tick(ctx)
     assert len(data.run_requests) == 1
     # the job of the run: the request's own or the schedule's target
