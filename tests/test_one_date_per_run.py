@@ -190,3 +190,28 @@ def test_a_three_day_backfill_scores_three_partitions_at_their_dates(
     assert len({cutoffs[line[:10]] for line in lines}) == 3, cutoffs  # each at its own cutoff
     for line in lines:
         assert f"cutoff={cutoffs[line[:10]]}" in line
+
+
+def test_stored_partitions_are_kept_per_date_and_pruned(tmp_path: Path):
+    """Each date is its own file; writing a date removes the asset's dates more than
+    ``keep_partitions`` days older; the metadata path names the written file."""
+    import pandas as pd
+    from dagster import asset, materialize
+
+    from holley_gnn_assets.defs.io_managers import TablesIOManager
+
+    @asset(partitions_def=partitions.DAILY)
+    def table(context):  # noqa: ANN001, ANN202 (a string annotation would not resolve here)
+        return pd.DataFrame({"day": [context.partition_key]})
+
+    io_manager = TablesIOManager(base_path=str(tmp_path / "tables"), keep_partitions=1)
+    paths = []
+    for key in ("2026-10-29", "2026-10-30", "2026-10-31"):
+        result = materialize([table], resources={"io_manager": io_manager}, partition_key=key)
+        (event,) = result.get_asset_materialization_events()
+        paths.append(event.materialization.metadata["path"].value)
+    folder = tmp_path / "tables" / "table"
+    assert paths[-1] == str(folder / "2026-10-31.parquet")
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-10-30.parquet",
+                                                         "2026-10-31.parquet"]
+    assert pd.read_parquet(folder / "2026-10-30.parquet")["day"].tolist() == ["2026-10-30"]
