@@ -117,11 +117,16 @@ def bench_resources(work: Path) -> dict[str, Any]:
 def run_job(work: Path, instance: DagsterInstance) -> ExecuteInProcessResult:
     """Execute the code location's ``full_retrain_job`` in process with the bench resources."""
     from holley_gnn_assets.definitions import defs
+    from holley_gnn_assets.defs.partitions import partition_key_of, run_date
+    from holley_gnn_assets.settings import get_settings
 
     job_def = defs.resolve_job_def(JOB)
+    resources = bench_resources(work)
+    key = partition_key_of(run_date(get_settings(), warehouse=resources["warehouse"].get()))
     log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     return job_def.execute_in_process(run_config=log_config, instance=instance,
-                                      resources=bench_resources(work), raise_on_error=False)
+                                      resources=resources, raise_on_error=False,
+                                      partition_key=key)
 
 
 def step_rows(instance: DagsterInstance, run_id: str, rss: RssSampler) -> list[dict[str, Any]]:

@@ -64,7 +64,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _ensure_warehouse()
     from holley_gnn_assets.runner import run_pipeline
 
-    return run_pipeline(job=args.job)
+    return run_pipeline(job=args.job, as_of=args.as_of)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    _ensure_warehouse()
+    from holley_gnn_assets.backfill import run_backfill
+
+    return run_backfill(args.start, args.end)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -187,7 +201,16 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("run", help="materialize the whole asset graph in-process")
     p.add_argument("--job", choices=["full_retrain_job", "score_job"], default="full_retrain_job")
+    p.add_argument("--as-of", default=None, type=_date,
+                   help="the run's as-of date = its partition key (default: HOLLEY_GNN_AS_OF / "
+                        "time.as_of, else the synthetic warehouse's date, else today UTC)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("backfill", help="score missed days: one score_job run per date (its "
+                                        "own partition and cutoff), in-process")
+    p.add_argument("--start", required=True, type=_date, help="first as-of date (YYYY-MM-DD)")
+    p.add_argument("--end", required=True, type=_date, help="last as-of date, inclusive")
+    p.set_defaults(func=_cmd_backfill)
 
     p = sub.add_parser("ui", help="the Dagster UI (dagster dev) on the instance `holley-gnn run` "
                                   "records into; schedules and sensors run while it is up")

@@ -17,6 +17,7 @@ from holley_gnn_assets.defs.assets import (
     model,
     output,
     recommendations,
+    run_window,
 )
 from holley_gnn_assets.defs.executor import executor_from_settings
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
@@ -31,8 +32,8 @@ def build_defs(settings: Settings | None = None) -> Definitions:
     outputs = [freshness.with_freshness_policy(a, max_age) if a.key == freshness.OUTPUT else a
                for a in output.output_assets]
     return Definitions(
-        assets=[sources.warehouse_sources, *exports.export_assets, *model.model_assets,
-                *recommendations.recommendation_assets, evaluation.eval_report,
+        assets=[sources.warehouse_sources, run_window.run_window, *exports.export_assets,
+                *model.model_assets, *recommendations.recommendation_assets, evaluation.eval_report,
                 *outputs, *ab_test.ab_test_assets],
         asset_checks=[*recommendations.qa_checks, *checks.regression_checks,
                       freshness.build_freshness_check(max_age)],

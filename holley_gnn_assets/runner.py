@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,23 @@ def local_instance(settings: Settings | None = None) -> DagsterInstance:
 
 
 def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,
-                defs: Definitions | None = None) -> ExecuteInProcessResult:
-    """Execute one of the code location's jobs in-process (checks failing do not raise)."""
+                defs: Definitions | None = None, partition_key: str | None = None,
+                tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
+    """Execute one of the code location's jobs in-process for one partition (its as-of date;
+    default: :func:`~holley_gnn_assets.defs.partitions.run_date`, resolved here, once);
+    checks failing do not raise."""
+    from holley_gnn_assets.defs.partitions import partition_key_of, run_date
+
     if defs is None:
         from holley_gnn_assets.definitions import defs
 
     job_def = defs.resolve_job_def(job)
+    if partition_key is None:
+        partition_key = partition_key_of(run_date(get_settings()), job_def.partitions_def)
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     return job_def.execute_in_process(instance=instance or local_instance(), run_config=quiet,
-                                      raise_on_error=False)
+                                      raise_on_error=False, partition_key=partition_key,
+                                      tags=tags)
 
 
 def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
@@ -133,9 +142,13 @@ def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
             "step_errors": step_errors(result)}
 
 
-def run_pipeline(job: str = "full_retrain_job") -> int:
+def run_pipeline(job: str = "full_retrain_job", as_of: dt.date | None = None) -> int:
     """``holley-gnn run``: one run at a time per home and warehouse (run_lock); stale runs of
-    the instance marked failed; execute; print the summary and the evaluation; exit code."""
+    the instance marked failed; the run's date (partition key) resolved once (``as_of``, else
+    :func:`~holley_gnn_assets.defs.partitions.run_date`); execute; print the summary and the
+    evaluation; exit code."""
+    from holley_gnn_assets.defs.partitions import PartitionDateError, partition_key_of, run_date
+
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     locks = [settings.home]  # the home itself, not a file that may be deleted (run_lock)
@@ -149,16 +162,22 @@ def run_pipeline(job: str = "full_retrain_job") -> int:
                       "marked failed")
             for message in start_guard(settings, instance):
                 print(message)
-            result = execute_job(job, instance=instance)
+            key = partition_key_of(run_date(settings, as_of))
+            print(f"job {job}: as-of date {key} (the run's partition key)", flush=True)
+            result = execute_job(job, instance=instance, partition_key=key)
     except RunLockedError as exc:
         print(f"holley-gnn run: {exc}")
         return 75  # EX_TEMPFAIL
+    except PartitionDateError as exc:  # a date outside the partitions: the message names both
+        print(f"holley-gnn run: {exc}")
+        return 2
     except PermanentError as exc:  # a lost model store: nothing runs
         print(f"holley-gnn run: {type(exc).__name__}: {exc}")
         return 1
     summary = summarize(result)
     print("\n=== holley-gnn run summary ===")
-    print(f"job {job}, run {summary['run_id']}: {'SUCCESS' if summary['success'] else 'FAILED'}")
+    print(f"job {job}, run {summary['run_id']}, as-of {key}: "
+          f"{'SUCCESS' if summary['success'] else 'FAILED'}")
     for key, meta in summary["assets"].items():
         rows = meta.get("dagster/row_count")
         extra = ""

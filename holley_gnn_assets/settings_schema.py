@@ -50,6 +50,9 @@ class TimeConfig(Section):
     interaction_start: dt.date
     purchase_exclusion_days: NonNegativeInt
     decay_half_life_days: PositiveFloat
+    partition_start: dt.date
+    partition_end_offset_days: NonNegativeInt
+    keep_partitions: PositiveInt
 
     @model_validator(mode="after")
     def _window_max(self) -> TimeConfig:

@@ -91,6 +91,7 @@ def run_job_to_report(world: Path, home: Path, overrides: Mapping[str, Any] | No
     (written: staging tables) with a private ``home``; RuntimeError naming the failed steps
     and their errors when the run fails."""
     from holley_gnn_assets.definitions import build_defs
+    from holley_gnn_assets.defs.partitions import partition_key_of, run_date
     from holley_gnn_assets.runner import step_errors
 
     settings = settings_for_local_run(home, world, overrides, env)
@@ -100,7 +101,8 @@ def run_job_to_report(world: Path, home: Path, overrides: Mapping[str, Any] | No
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def(JOB).execute_in_process(
-            run_config=quiet, instance=instance, asset_selection=keys, raise_on_error=False)
+            run_config=quiet, instance=instance, asset_selection=keys, raise_on_error=False,
+            partition_key=partition_key_of(run_date(settings)))
     if not result.success:
         errors = step_errors(result)
         raise RuntimeError(f"variant run on {world} failed: " + "; ".join(
@@ -113,7 +115,7 @@ def evaluate_run(run: JobRun, cfg: Mapping[str, Any], tiers: str = "report") -> 
     """The evaluation of ``run``'s ranked lists again under ``cfg`` (same arms, same staged
     scores as its ``eval_report``): ``tiers="report"`` the report's tiers, ``"history"`` warm
     and hot users together (their tier ``hot`` of the result)."""
-    from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
+    from holley_gnn_assets.defs.resources import WarehouseResource
     from holley_gnn_assets.evaluation import report as evaluation
     from holley_gnn_assets.evaluation.ranked_arms import ranked_arms
     from holley_gnn_assets.evaluation.reference_arms import recent_pop, recent_pop_summary
@@ -122,7 +124,7 @@ def evaluate_run(run: JobRun, cfg: Mapping[str, Any], tiers: str = "report") -> 
     cfg = dict(cfg)
     tables = {name: run.output(name) for name in EVAL_TABLES}
     wh = WarehouseResource.from_settings(run.settings).get()
-    windows = PipelineSettings.from_settings(run.settings).windows(wh)
+    windows = run.output("run_window")
     pool = int(run.output("embeddings")["lookalike_lift_neighbours"])
     staged = {"gnn": run.output("gnn_recommendations")["run"],
               "sql": run.output("sql_baseline_recommendations")["run"]}

@@ -17,6 +17,7 @@ from dagster import AssetKey, DagsterInstance, MaterializeResult, asset, materia
 from mlflow import MlflowClient
 
 from holley_gnn_assets.defs.assets.ab_test import ab_assignment
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.recommend.ab_assignment import arm_of
 from holley_gnn_assets.settings import load_config
@@ -60,11 +61,12 @@ def run(world, decision: str, mode: str, output_written: bool = True):
     config.write_text(yaml.safe_dump(load_config(overrides={
         "ab_test": {"write_assignment": mode, "salt": "asset-test-salt"}})))
 
-    @asset(name="eval_report", group_name="evaluation")
+    @asset(name="eval_report", group_name="evaluation", partitions_def=DAILY)
     def eval_report() -> dict:
         return {"decision": decision, "tiers": {"cold": COLD}, "output_allowed": True}
 
-    @asset(name="recommendations_table", group_name="output", output_required=False)
+    @asset(name="recommendations_table", group_name="output", output_required=False,
+           partitions_def=DAILY)
     def recommendations_table():
         if output_written:
             yield MaterializeResult(metadata={"stand_in": True})
@@ -78,7 +80,8 @@ def run(world, decision: str, mode: str, output_written: bool = True):
     with duckdb.connect(str(world["warehouse"])) as con:  # start each run without the table
         con.execute("DROP TABLE IF EXISTS temp_holley_gnn.ab_assignment")
     result = materialize([eval_report, recommendations_table, ab_assignment],
-                         resources=resources, instance=world["instance"], raise_on_error=False)
+                         resources=resources, instance=world["instance"], raise_on_error=False,
+                         partition_key="2026-11-01")
     assert result.success
     events = {ev.asset_key.to_user_string(): ev.materialization.metadata
               for ev in result.get_asset_materialization_events()}

@@ -212,17 +212,18 @@ def test_a_test_set_that_disagrees_with_the_count_is_flagged() -> None:
 
 def test_the_export_asset_uses_the_grown_window(click_world, tmp_path: Path) -> None:
     from holley_gnn_assets.defs.assets.exports import test_tables
+    from holley_gnn_assets.defs.assets.run_window import run_window
     from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(_cfg(6)))
     resources = {
-        "pipeline": PipelineSettings(config_path=str(config), as_of=AS_OF.isoformat(),
-                                     home=str(tmp_path / "home")),
+        "pipeline": PipelineSettings(config_path=str(config), home=str(tmp_path / "home")),
         "warehouse": WarehouseResource(kind="duckdb", duckdb_path=str(click_world.path)),
     }
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([test_tables], resources=resources, instance=instance)
+        result = materialize([run_window, test_tables], resources=resources, instance=instance,
+                             partition_key=AS_OF.isoformat())
     assert result.success
     meta = {ev.materialization.asset_key.to_user_string(): ev.materialization.metadata
             for ev in (e.step_materialization_data for e in

@@ -18,13 +18,15 @@ import pytest
 import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, Output, asset, materialize
 
+from holley_gnn_assets.defs.partitions import DAILY
 from tests.conftest import pipeline_env
 
 pytestmark = pytest.mark.slow
 FITMENT = "data_company_1950.vehicle_product_fitment_data"
-GRAPH_INPUTS = ["user_nodes", "product_nodes", "vehicle_nodes", "user_product_edges",
-                "user_vehicle_edges", "product_vehicle_edges", "product_product_edges",
-                "heterodata"]
+KEY = "2026-11-01"  # the tiny world's as-of date (every run here is for that partition)
+GRAPH_INPUTS = ["run_window", "user_nodes", "product_nodes", "vehicle_nodes",
+                "user_product_edges", "user_vehicle_edges", "product_vehicle_edges",
+                "product_product_edges", "heterodata"]
 
 
 def _config(home: Path, name: str, **overrides) -> Path:
@@ -86,7 +88,7 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
         def graph_only(name: str, with_defs=defs) -> None:  # the graph, its inputs, its check
             out[name] = with_defs.get_implicit_global_asset_job_def().execute_in_process(
                 asset_selection=[AssetKey(k) for k in GRAPH_INPUTS], instance=instance,
-                raise_on_error=False)
+                raise_on_error=False, partition_key=KEY)
 
         run("first")
         _set_fitment(warehouse, full.iloc[::10])
@@ -98,11 +100,12 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
         graph_only("other_config", build_defs(get_settings(
             _config(home, "other.yaml", co_purchase={"min_users": 3}))))
 
-        @asset(name="heterodata")
+        @asset(name="heterodata", partitions_def=DAILY)
         def stats_less_heterodata():
             return Output({}, metadata={"users_total": 1})  # as written before the check
 
-        assert materialize([stats_less_heterodata], instance=instance).success
+        assert materialize([stats_less_heterodata], instance=instance,
+                           partition_key=KEY).success
         graph_only("after_stats_less")
         yield out
     mp.undo()

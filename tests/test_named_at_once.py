@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from holley_gnn_assets.defs.assets.model import _model_to_score, _require_recommendable
 from holley_gnn_assets.defs.assets.recommendations import sql_baseline_recommendations
+from holley_gnn_assets.defs.assets.run_window import run_window
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import EmptyInputError
 from holley_gnn_assets.recommend.publish import NoChampionError
@@ -27,12 +28,13 @@ from tests.test_engine_agreement import AS_OF, _world
 
 def _run_sql_arm(tmp_path: Path, wh: Path):
     resources = {
-        "pipeline": PipelineSettings(as_of=AS_OF.isoformat(), home=str(tmp_path / "home")),
+        "pipeline": PipelineSettings(home=str(tmp_path / "home")),
         "warehouse": WarehouseResource(kind="duckdb", duckdb_path=str(wh)),
     }
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([sql_baseline_recommendations], resources=resources,
-                             instance=instance, raise_on_error=False)
+        result = materialize([run_window, sql_baseline_recommendations], resources=resources,
+                             instance=instance, raise_on_error=False,
+                             partition_key=AS_OF.isoformat())
         retries = [e for e in result.all_events
                    if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     failure = next(e for e in result.all_events if e.is_step_failure)

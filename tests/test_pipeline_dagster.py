@@ -18,6 +18,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from mlflow import MlflowClient
 
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import WarehouseResource
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
 from tests.conftest import pipeline_env, private_warehouse
@@ -39,7 +40,7 @@ def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathF
     instance = DagsterInstance.ephemeral()
     result = execute_job("full_retrain_job", instance=instance, defs=defs)
     yield {"home": home, "defs": defs, "instance": instance, "result": result,
-           "warehouse": warehouse}
+           "warehouse": warehouse, "key": result.dagster_run.tags["dagster/partition"]}
     mp.undo()
 
 
@@ -182,8 +183,9 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     assert pipeline_run["result"].success
     names = ("product_nodes", "user_nodes", "product_vehicle_edges", "user_product_edges")
     with pipeline_run["defs"].get_asset_value_loader(pipeline_run["instance"]) as loader:
-        tables = {name: loader.load_asset_value(name) for name in names}
-        emb_out = loader.load_asset_value("embeddings")
+        key = pipeline_run["key"]
+        tables = {name: loader.load_asset_value(name, partition_key=key) for name in names}
+        emb_out = loader.load_asset_value("embeddings", partition_key=key)
     assert emb_out["lookalike_lift_neighbours"] == LIFT_POOL != NEIGHBOURS
     cfg, wh = get_settings().cfg, pipeline_run["warehouse"]
 
@@ -213,14 +215,15 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     # re-run the GNN arm with the registered version's values at weight 0.5
     w = 0.5
 
-    @asset(name="embeddings", group_name="model")
+    @asset(name="embeddings", group_name="model", partitions_def=DAILY)
     def weighted() -> dict:
         return {**emb_out, "lookalike_lift_weight": w}
 
     defs = pipeline_run["defs"]
     result = materialize([*_assets_without(defs, "embeddings"), weighted],
                          selection=["embeddings", "gnn_recommendations"],
-                         resources=defs.resources, instance=pipeline_run["instance"])
+                         resources=defs.resources, instance=pipeline_run["instance"],
+                         partition_key=pipeline_run["key"])
     assert result.success
     mat = pipeline_run["instance"].get_latest_materialization_event(
         AssetKey("gnn_recommendations")).asset_materialization
@@ -259,13 +262,13 @@ def test_injected_fault_blocks_output(pipeline_run, check):
     assert pipeline_run["result"].success
     home, wh = pipeline_run["home"], pipeline_run["warehouse"]
     before = _output(wh)
-    tables = home / "tables"
-    staged = pd.read_pickle(tables / "gnn_recommendations.pkl")
-    products = pd.read_parquet(tables / "product_nodes.parquet")
-    purchases = pd.read_parquet(tables / "user_purchases.parquet")
+    tables, key = home / "tables", pipeline_run["key"]
+    staged = pd.read_pickle(tables / "gnn_recommendations" / f"{key}.pkl")
+    products = pd.read_parquet(tables / "product_nodes" / f"{key}.parquet")
+    purchases = pd.read_parquet(tables / "user_purchases" / f"{key}.parquet")
     as_of = json.loads((home / "eval_report.json").read_text())["as_of"]
 
-    @asset(name="gnn_recommendations", group_name="scoring")
+    @asset(name="gnn_recommendations", group_name="scoring", partitions_def=DAILY)
     def corrupted(warehouse: WarehouseResource) -> dict:
         w = warehouse.get()
         good = w.read_output_table(staged["dataset"], staged["name"])
@@ -280,6 +283,7 @@ def test_injected_fault_blocks_output(pipeline_run, check):
         [*_assets_without(defs, "gnn_recommendations"), corrupted, *checks],
         selection=["gnn_recommendations", "eval_report", "recommendations_table"],
         resources=defs.resources, instance=pipeline_run["instance"], raise_on_error=False,
+        partition_key=pipeline_run["key"],
     )
     failed = {(tuple(ev.asset_key.path), ev.check_name)
               for ev in result.get_asset_check_evaluations() if not ev.passed}

@@ -70,13 +70,16 @@ def _with_resources(resources: dict[str, Any]) -> Definitions:
     )
 
 
-def _run(defs: Definitions, home: Path, mp: pytest.MonkeyPatch) -> tuple[Any, float]:
-    """Execute full_retrain_job in-process with ``home`` as HOLLEY_GNN_HOME; (result, seconds)."""
+def _run(defs: Definitions, home: Path, mp: pytest.MonkeyPatch,
+         partition_key: str) -> tuple[Any, float]:
+    """Execute full_retrain_job in-process for ``partition_key`` with ``home`` as
+    HOLLEY_GNN_HOME; (result, seconds)."""
     from holley_gnn_assets.runner import execute_job
 
     mp.setenv("HOLLEY_GNN_HOME", str(home))
     start = time.perf_counter()
-    result = execute_job("full_retrain_job", instance=DagsterInstance.ephemeral(), defs=defs)
+    result = execute_job("full_retrain_job", instance=DagsterInstance.ephemeral(), defs=defs,
+                         partition_key=partition_key)
     return result, time.perf_counter() - start
 
 
@@ -170,7 +173,7 @@ def emulator_run(
         assert len(loaded) == 7 and min(loaded.values()) > 0, loaded
         client.delete_table(f"{project}.{out_ds}.{out_table}", not_found_ok=True, timeout=30)
 
-        settings = PipelineSettings(config_path=str(cfg_path), as_of=as_of.isoformat())
+        settings = PipelineSettings(config_path=str(cfg_path))
         production = _with_resources({
             "io_manager": gcs_io_manager(bucket, f"{prefix}/dagster", token="anon"),
             "warehouse": WarehouseResource(
@@ -183,7 +186,8 @@ def emulator_run(
             "artifacts": ArtifactsResource(location=f"gs://{bucket}/{prefix}", gcs_token="anon"),
         })  # fmt: skip
         with emulator_env(bq_emulator, gcs_emulator):
-            bq_result, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp)
+            bq_result, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp,
+                                                            as_of.isoformat())
 
         embedded = _with_resources({
             "io_manager": TablesIOManager(base_path=str(tmp / "home_duck" / "tables")),
@@ -192,7 +196,8 @@ def emulator_run(
             "mlflow": MlflowTracking(),
             "artifacts": ArtifactsResource(location=str(tmp / "home_duck" / "artifacts")),
         })  # fmt: skip
-        duck_result, timings["duckdb_local_run_s"] = _run(embedded, tmp / "home_duck", mp)
+        duck_result, timings["duckdb_local_run_s"] = _run(embedded, tmp / "home_duck", mp,
+                                                          as_of.isoformat())
     finally:
         mp.undo()
 
@@ -248,7 +253,9 @@ def test_artifacts_land_in_gcs_under_spec_keys(emulator_run) -> None:  # noqa: A
     # every asset value crossed steps through the GCS IO manager
     for asset_name, suffix in (("user_nodes", "parquet"), ("heterodata", "pkl"),
                                ("gnn_model", "pkl"), ("gnn_recommendations", "pkl")):
-        assert f"{prefix}/dagster/{asset_name}.{suffix}" in blobs, (asset_name, sorted(blobs))
+        key = emulator_run["bq_result"].dagster_run.tags["dagster/partition"]
+        assert f"{prefix}/dagster/{asset_name}/{key}.{suffix}" in blobs, (asset_name,
+                                                                         sorted(blobs))
 
 
 def test_output_write_creates_a_missing_dataset(bq_warehouse, bq_client) -> None:  # noqa: ANN001

@@ -59,11 +59,12 @@ def test_a_run_over_budget_stops_before_training(tiny_signal_warehouse: Path,
         with DagsterInstance.ephemeral() as instance:
             result = job.execute_in_process(
                 asset_selection=[AssetKey(k) for k in (
-                    "user_nodes", "product_nodes", "vehicle_nodes", "user_product_edges",
+                    "run_window", "user_nodes", "product_nodes", "vehicle_nodes",
+                    "user_product_edges",
                     "user_vehicle_edges", "product_vehicle_edges", "product_product_edges",
                     "product_order_days",
                     "heterodata", "gnn_model")],
-                instance=instance, raise_on_error=False)
+                instance=instance, raise_on_error=False, partition_key="2026-11-01")
     finally:
         mp.undo()
     assert not result.success

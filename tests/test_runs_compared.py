@@ -34,9 +34,9 @@ def _eval_metadata(instance: DagsterInstance) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
-def _rerun_eval(defs, instance: DagsterInstance) -> dict:
+def _rerun_eval(defs, instance: DagsterInstance, partition_key: str) -> dict:
     result = materialize([*defs.assets], selection=["eval_report"], resources=defs.resources,
-                         instance=instance)
+                         instance=instance, partition_key=partition_key)
     assert result.success
     return _eval_metadata(instance)
 
@@ -59,12 +59,13 @@ def runs(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     meta = [_eval_metadata(instance)]
     mp.setenv("HOLLEY_GNN_CONFIG", str(home / "b.yaml"))
     defs_b = build_defs()
-    meta.append(_rerun_eval(defs_b, instance))
+    key = first.dagster_run.tags["dagster/partition"]
+    meta.append(_rerun_eval(defs_b, instance, key))
     tracking = defs_b.resources["mlflow"]
     assert isinstance(tracking, MlflowTracking)
     legacy = tracking.start_run("eval-legacy", tags={"stage": "eval"})  # an older kind of run
     tracking.end_run(legacy)
-    meta.append(_rerun_eval(defs_b, instance))
+    meta.append(_rerun_eval(defs_b, instance, key))
     yield {"meta": meta, "cfg": (cfg_a, cfg_b), "home": home,
            "client": MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")}
     mp.undo()

@@ -18,22 +18,23 @@ from dagster._utils.schedules import cron_string_iterator
 
 from holley_gnn_assets.defs import schedules
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking
 from holley_gnn_assets.settings import SettingsError, load_settings
 from tests.micro_warehouse import build_micro_warehouse, qualified
 
 
-@asset
+@asset(partitions_def=DAILY)
 def heterodata() -> int:
     return 1
 
 
-@asset
+@asset(partitions_def=DAILY)
 def gnn_model(heterodata: int) -> int:
     return heterodata + 1
 
 
-@asset
+@asset(partitions_def=DAILY)
 def recommendations_table(gnn_model: int) -> int:
     return gnn_model + 1
 
@@ -87,11 +88,13 @@ def test_schedule_requests_full_retrain_monday_0300_utc(instance, env):
     assert (nxt.weekday(), nxt.hour, nxt.minute) == (0, 3, 0)
     assert nxt.date() == dt.date(2026, 3, 9)
 
-    ctx = build_schedule_context(instance=instance, scheduled_execution_time=nxt)
+    ctx = build_schedule_context(instance=instance, scheduled_execution_time=nxt,
+                                 repository_def=defs.get_repository_def())
     data = resolved.evaluate_tick(ctx)
     assert len(data.run_requests) == 1
     # the job of the run: the request's own or the schedule's target
     assert (data.run_requests[0].job_name or resolved.job_name) == "full_retrain_job"
+    assert data.run_requests[0].partition_key == "2026-03-09"  # the run's as-of date
     # the selection of the job the schedule fires contains the training assets
     job = defs.resolve_job_def("full_retrain_job")
     assert {"gnn_model", "heterodata"} <= {
@@ -215,6 +218,7 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
     assert _fingerprint() != before
     second = _tick(sensor_def, defs, instance, first.cursor)
     assert [r.run_key for r in second.run_requests] == ["score-2026-03-10"]
+    assert [r.partition_key for r in second.run_requests] == ["2026-03-10"]
     assert second.cursor != first.cursor
 
     # changed again the same day: no second run that day, but scored the day after
@@ -224,6 +228,7 @@ def test_sensor_requests_once_per_day_and_only_on_changed_data(instance, env):
     clock.day = dt.date(2026, 3, 11)
     next_day = _tick(sensor_def, defs, instance, same_day.cursor or second.cursor)
     assert [r.run_key for r in next_day.run_requests] == ["score-2026-03-11"]
+    assert [r.partition_key for r in next_day.run_requests] == ["2026-03-11"]
 
 
 def test_sensor_counts_a_run_that_scored_today_as_todays_run(instance, env):

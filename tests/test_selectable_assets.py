@@ -20,6 +20,7 @@ from tests.conftest import pipeline_env, private_warehouse
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+KEY = "2026-11-01"  # the tiny world's as-of date: every run here is for that partition
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +39,17 @@ def world(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory)
     from holley_gnn_assets.definitions import build_defs
 
     with DagsterInstance.ephemeral() as instance:
-        yield {"defs": build_defs(), "home": home, "instance": instance, "env": env}
+        out = {"defs": build_defs(), "home": home, "instance": instance, "env": env}
+        assert _run(out, "run_window").success  # the run's windows, read by every step
+        yield out
     mp.undo()
 
 
 def _run(world, *keys: str):
     job = world["defs"].get_implicit_global_asset_job_def()
     return job.execute_in_process(asset_selection=[AssetKey(k) for k in keys],
-                                  instance=world["instance"], raise_on_error=False)
+                                  instance=world["instance"], raise_on_error=False,
+                                  partition_key=KEY)
 
 
 def _materialized(result) -> set[str]:
@@ -62,8 +66,8 @@ def test_one_export_table_alone(world):
     assert result.success
     assert _materialized(result) == {"user_nodes"}
     assert _checks(result) == {"user_key_unique": True}  # only the selected table's check
-    assert (tables / "user_nodes.parquet").is_file()
-    assert not (tables / "product_nodes.parquet").exists()  # its statement did not run
+    assert (tables / "user_nodes" / f"{KEY}.parquet").is_file()
+    assert not (tables / "product_nodes").exists()  # its statement did not run
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert "input_quality" in meta and meta["dagster/row_count"].value > 0
 
@@ -75,9 +79,9 @@ def test_edge_table_alone_checks_against_stored_nodes(world):
     assert _materialized(result) == {"user_product_edges"}
     assert _checks(result) == {"user_product_endpoints": True,
                                "no_training_edge_after_cutoff": True}
-    edges = pd.read_parquet(world["home"] / "tables" / "user_product_edges.parquet")
+    edges = pd.read_parquet(world["home"] / "tables" / "user_product_edges" / f"{KEY}.parquet")
     assert len(edges) > 0
-    assert not (world["home"] / "tables" / "user_purchases.parquet").exists()
+    assert not (world["home"] / "tables" / "user_purchases").exists()
 
 
 def test_embeddings_with_all_its_upstream(world):
@@ -94,17 +98,19 @@ def test_embeddings_with_all_its_upstream(world):
 
 
 def test_cli_materializes_one_asset(world, tmp_path):
-    """The real `dagster asset materialize --select user_nodes` on the tiny world."""
+    """The real `dagster asset materialize --select run_window,user_nodes --partition <date>`
+    on the tiny world (a fresh home: the run's windows are materialized with the table)."""
     env = {**os.environ, **world["env"], "DAGSTER_HOME": str(tmp_path),
            "PYTHONPATH": str(ROOT), "HOLLEY_GNN_HOME": str(tmp_path / "home")}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     cli = [sys.executable, "-m", "dagster", "asset", "materialize",
-           "-m", "holley_gnn_assets.definitions", "--select", "user_nodes"]
+           "-m", "holley_gnn_assets.definitions", "--select", "run_window,user_nodes",
+           "--partition", KEY]
     done = subprocess.run(cli, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr + done.stdout
-    assert (tmp_path / "home" / "tables" / "user_nodes.parquet").is_file()
-    assert not (tmp_path / "home" / "tables" / "product_nodes.parquet").exists()
+    assert (tmp_path / "home" / "tables" / "user_nodes" / f"{KEY}.parquet").is_file()
+    assert not (tmp_path / "home" / "tables" / "product_nodes").exists()
 
 
 def test_embeddings_with_its_parents(world):

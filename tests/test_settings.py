@@ -307,7 +307,10 @@ def test_resources_executor_and_io_manager_from_one_settings_object(tmp_path: Pa
     assert isinstance(res["io_manager"], TablesIOManager)
     assert res["io_manager"].base_path == "gs://b/dagster"
     assert (res["warehouse"].kind, res["warehouse"].bq_project) == ("bigquery", "p1")
-    assert res["pipeline"].as_of == "2026-01-05"
+    assert res["io_manager"].keep_partitions == YAML["time"]["keep_partitions"]
+    from holley_gnn_assets.defs.partitions import run_date
+
+    assert run_date(prod) == dt.date(2026, 1, 5)  # the date of the runs it creates
     executor = executor_from_settings(prod)
     assert executor.name == "k8s"  # dagster-k8s k8s_job_executor, configured (defs/executor.py)
     step = executor.config_schema.resolve_config({}).value["config"]["step_k8s_config"]

@@ -190,8 +190,10 @@ query Logs($runId: ID!) { logsForRun(runId: $runId, limit: 5000) { __typename
 """
 
 
-def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repository__") -> str:
-    """Launch ``job`` through GraphQL ``launchRun``; return the run id."""
+def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repository__",
+               partition: str = "2026-11-01") -> str:
+    """Launch ``job`` for ``partition`` (its as-of date; default: the synthetic worlds')
+    through GraphQL ``launchRun``; return the run id."""
     params = {
         "selector": {
             "repositoryLocationName": location,
@@ -199,6 +201,7 @@ def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repo
             "jobName": job,
         },
         "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
     }
     out = ws.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
     if out["__typename"] != "LaunchRunSuccess":

@@ -1,16 +1,20 @@
 """The IO manager of the asset values: one ``UPathIOManager``, local folder or ``gs://``.
 
-``<base>/<asset key>.parquet`` for a DataFrame, ``<base>/<asset key>.pkl`` for anything else;
+``<base>/<asset key>/<partition key>.parquet`` for a DataFrame (``.pkl`` for anything else;
+``<base>/<asset key>.<suffix>`` for an asset without partitions);
 ``<base>`` is ``HOME/tables`` (``HOLLEY_GNN_IO=local``) or ``gs://<bucket>/<prefix>``
 (``HOLLEY_GNN_IO=gcs``, through gcsfs: steps in separate pods share it). Writes are atomic:
 locally a temporary file renamed over the target; on GCS one upload of the serialised bytes
 (an object appears whole or not at all). Writing one format removes the other's stale file.
 An input declared with ``AssetIn(metadata={LAZY: True})`` arrives as a ``LazyValue`` that reads
 the file only when called (a step that may not need the table does not pay for reading it).
+Storage stays bounded: writing partition T of an asset removes that asset's stored partitions
+older than T - ``keep_partitions`` days (0 keeps all), so a daily run leaves at most that many.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import pickle
@@ -57,6 +61,10 @@ class TablesUPathIOManager(UPathIOManager):
     """Parquet for DataFrames, pickle otherwise, under a local or ``gs://`` base path."""
 
     extension = None  # chosen per value: see _target
+
+    def __init__(self, base_path: UPath, keep_partitions: int = 0) -> None:
+        super().__init__(base_path=base_path)
+        self.keep_partitions = keep_partitions
 
     def _target(self, path: UPath, obj: Any) -> tuple[UPath, UPath]:
         """(file to write, stale file of the other format) for ``obj`` at ``path``."""
@@ -112,24 +120,55 @@ class TablesUPathIOManager(UPathIOManager):
         """The written file's path (with its suffix) replaces the suffix-less default."""
         if obj is None or not context.has_asset_key:
             return {}
-        target, _ = self._target(self._get_path(context), obj)
+        path = (self._get_paths_for_partitions(context)[context.asset_partition_key]
+                if context.has_asset_partitions else self._get_path(context))
+        target, _ = self._target(path, obj)
         return {"path": MetadataValue.path(str(target))}
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        """Nothing is stored for ``None`` (an asset that wrote nothing)."""
-        if obj is not None:
-            super().handle_output(context, obj)
+        """Nothing is stored for ``None`` (an asset that wrote nothing); a partition written
+        removes the asset's partitions older than ``keep_partitions`` days before it."""
+        if obj is None:
+            return
+        super().handle_output(context, obj)
+        if self.keep_partitions and context.has_asset_partitions:
+            removed = prune_partitions(self._get_path_without_extension(context),
+                                       context.asset_partition_key, self.keep_partitions)
+            if removed:
+                context.log.info(f"removed {len(removed)} stored partitions older than "
+                                 f"{self.keep_partitions} days: {', '.join(removed[:5])}")
+
+
+def prune_partitions(asset_dir: UPath, current: str, keep_days: int) -> list[str]:
+    """Remove the files of ``asset_dir`` whose daily partition key (file stem) is more than
+    ``keep_days`` before ``current``; return the keys removed (sorted). Other files are kept."""
+    if not asset_dir.exists():
+        return []
+    oldest = dt.date.fromisoformat(current) - dt.timedelta(days=keep_days)
+    removed = set()
+    for child in asset_dir.iterdir():
+        key = child.name.split(".", 1)[0]
+        try:
+            day = dt.date.fromisoformat(key)
+        except ValueError:
+            continue
+        if day < oldest and child.is_file():
+            child.unlink()
+            removed.add(key)
+    return sorted(removed)
 
 
 class TablesIOManager(ConfigurableIOManagerFactory):
     """Asset values under ``base_path`` (a folder or ``gs://bucket/prefix``).
 
     ``gcs_token`` is gcsfs's ``token`` (empty: Google default credentials; ``anon`` for the
-    emulator, with ``STORAGE_EMULATOR_HOST`` set).
+    emulator, with ``STORAGE_EMULATOR_HOST`` set). ``keep_partitions``: days of partitions
+    kept per asset behind the one written (``time.keep_partitions``; 0 keeps all).
     """
 
     base_path: str
     gcs_token: str = ""
+    keep_partitions: int = 0
 
     def create_io_manager(self, context) -> TablesUPathIOManager:  # noqa: ANN001 (dagster API)
         """The UPath IO manager at ``base_path``."""
@@ -138,15 +177,17 @@ class TablesIOManager(ConfigurableIOManagerFactory):
             else UPath(self.base_path)
         if base.protocol in LOCAL_PROTOCOLS:
             os.makedirs(base.path, exist_ok=True)
-        return TablesUPathIOManager(base_path=base)
+        return TablesUPathIOManager(base_path=base, keep_partitions=self.keep_partitions)
 
 
-def gcs_io_manager(bucket: str, prefix: str = "dagster", token: str = "") -> TablesIOManager:
+def gcs_io_manager(bucket: str, prefix: str = "dagster", token: str = "",
+                   keep_partitions: int = 0) -> TablesIOManager:
     """The IO manager writing under ``gs://bucket/prefix``."""
     if not bucket or "/" in bucket or bucket.startswith("gs:"):
         raise ValueError(f"GCS bucket {bucket!r}: give the bare bucket name, e.g. 'my-bucket'")
     path = "/".join(p for p in (bucket, prefix.strip("/")) if p)
-    return TablesIOManager(base_path=f"gs://{path}", gcs_token=token)
+    return TablesIOManager(base_path=f"gs://{path}", gcs_token=token,
+                           keep_partitions=keep_partitions)
 
 
 def gcs_artifact_store(bucket: str, prefix: str = "", token: str = "") -> ArtifactStore:
@@ -160,6 +201,7 @@ def gcs_artifact_store(bucket: str, prefix: str = "", token: str = "") -> Artifa
 
 def io_manager_from_settings(settings: Settings) -> TablesIOManager:
     """``local`` (``HOME/tables``) or ``gcs`` (bucket/prefix), per ``HOLLEY_GNN_IO``."""
+    keep = settings.config.time.keep_partitions
     if settings.io_manager == "gcs":
-        return gcs_io_manager(settings.gcs_bucket or "", settings.gcs_prefix)
-    return TablesIOManager(base_path=str(settings.home / "tables"))
+        return gcs_io_manager(settings.gcs_bucket or "", settings.gcs_prefix, keep_partitions=keep)
+    return TablesIOManager(base_path=str(settings.home / "tables"), keep_partitions=keep)

@@ -1,4 +1,7 @@
-"""Jobs: weekly full retrain, daily re-scoring with the promoted model."""
+"""Jobs: weekly full retrain, daily re-scoring with the promoted model.
+
+Both are partitioned by day (``defs/partitions.py``): a run is for one as-of date, its key.
+"""
 
 from __future__ import annotations
 

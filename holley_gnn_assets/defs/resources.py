@@ -7,7 +7,6 @@ built by hand, e.g. in a test) falls back to the current settings when it is use
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from functools import cached_property
@@ -23,15 +22,12 @@ from holley_gnn_assets.settings import (
     ENV_BQ_PROJECT,
     ENV_MLFLOW_TRACKING_URI,
     Settings,
-    TimeWindows,
     get_settings,
-    parse_date,
 )
 from holley_gnn_assets.settings_schema import PipelineConfig
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
-from holley_gnn_assets.warehouse.window_counts import adaptive_windows
 
 
 def _home(home: str) -> Path:
@@ -102,25 +98,24 @@ class WarehouseResource(ConfigurableResource):
 
 
 class PipelineSettings(ConfigurableResource):
-    """Config file, as-of date and artifact home, resolved the same way in every step.
+    """Config file and artifact home, resolved the same way in every step.
 
     ``config_json`` is the validated config of the settings the code location was built from
     (``from_settings``: overrides included); empty, the config file's (``config_path``, else
     HOLLEY_GNN_CONFIG) with the environment's values. Other empty fields take the settings'
-    values (HOLLEY_GNN_AS_OF / time.as_of, HOLLEY_GNN_HOME).
+    values (HOLLEY_GNN_HOME). The run's as-of date is its partition key and its windows the
+    ``run_window`` asset (``defs/partitions.py``), not a resource.
     """
 
     config_path: str = ""
     config_json: str = ""
-    as_of: str = ""
     home: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineSettings:
-        """Validated config, config file, as-of date (when fixed) and home of ``settings``."""
+        """Validated config, config file and home of ``settings``."""
         return cls(config_path=str(settings.config_path),
                    config_json=settings.config.model_dump_json(),
-                   as_of=settings.as_of.isoformat() if settings.as_of else "",
                    home=str(settings.home))
 
     @cached_property
@@ -133,23 +128,6 @@ class PipelineSettings(ConfigurableResource):
     def home_dir(self) -> Path:
         """Artifact home."""
         return _home(self.home)
-
-    def resolve_as_of(self, warehouse: Warehouse) -> dt.date:
-        """Resource value, settings (HOLLEY_GNN_AS_OF, time.as_of), the warehouse's date, today."""
-        if self.as_of:
-            return parse_date(self.as_of, "as_of")
-        if self.cfg["time"]["as_of"]:
-            return parse_date(self.cfg["time"]["as_of"], "time.as_of")
-        return warehouse.synthetic_as_of() or dt.date.today()
-
-    def windows(self, warehouse: Warehouse) -> TimeWindows:
-        """The time windows for this run, the test window grown (time.test_window_step_days,
-        up to time.max_test_window_days) until it holds eval.min_test_clicks.
-
-        Recomputed from the warehouse and the config in every step (one grouped count), so
-        every step of a run sees the same cutoff.
-        """
-        return adaptive_windows(warehouse, self.cfg, self.resolve_as_of(warehouse))
 
 
 class ArtifactsResource(ConfigurableResource):

@@ -1,9 +1,12 @@
 """When the pipeline runs: a weekly full retrain (schedule) and a daily re-score (sensor).
 
 - ``weekly_retrain_schedule`` runs ``full_retrain_job`` on ``schedule.retrain_cron`` in
-  ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron). A malformed cron or an
-  unknown time zone is refused when the settings are built (the code location does not load).
-- ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``) when a
+  ``schedule.timezone`` (``HOLLEY_GNN_RETRAIN_CRON`` overrides the cron), for the partition of
+  its scheduled date (UTC): the run's as-of date is fixed when the tick creates it. A malformed
+  cron or an unknown time zone is refused when the settings are built (the code location does
+  not load).
+- ``daily_score_sensor`` requests one ``score_job`` run per day (run key ``score-<date>``,
+  partition ``<date>``, the UTC date of the tick) when a
   champion model exists (the MLflow Model Registry's ``champion`` alias) and the source data changed
   since the last requested scoring run. The change test is the source tables' data versions
   (row count and latest timestamp per table, as the observable source assets of
@@ -32,13 +35,16 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
+    schedule,
     sensor,
 )
 
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.partitions import utc_today
 from holley_gnn_assets.defs.resources import MlflowTracking, WarehouseResource
 from holley_gnn_assets.defs.sources import data_version, source_fingerprints
 from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
@@ -61,18 +67,31 @@ def start_running(settings: Settings | None = None) -> bool:
     return (settings or get_settings()).config.schedule.start_running
 
 
+def scheduled_partition(context: ScheduleEvaluationContext) -> str:
+    """The partition key of a tick: its scheduled time's UTC date (the run's as-of date)."""
+    when = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    return when.astimezone(dt.UTC).date().isoformat()
+
+
 def build_retrain_schedule(settings: Settings | None = None) -> ScheduleDefinition:
-    """Weekly ``full_retrain_job`` schedule (validated at load)."""
+    """Weekly ``full_retrain_job`` schedule (validated at load), one partition per tick."""
     cron, tz = retrain_cron_and_timezone(settings)
-    return ScheduleDefinition(
+
+    @schedule(
         name="weekly_retrain_schedule",
         job=full_retrain_job,
         cron_schedule=cron,
         execution_timezone=tz,
         default_status=(DefaultScheduleStatus.RUNNING if start_running(settings)
                         else DefaultScheduleStatus.STOPPED),
-        description=f"Full retrain (every asset) on cron '{cron}' ({tz}).",
+        description=f"Full retrain (every asset) on cron '{cron}' ({tz}), for the partition "
+                    "of the scheduled date (UTC).",
     )
+    def weekly_retrain_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+        key = scheduled_partition(context)
+        return RunRequest(run_key=f"retrain-{key}", partition_key=key)
+
+    return weekly_retrain_schedule
 
 
 # -- source fingerprint -----------------------------------------------------------------------
@@ -92,10 +111,6 @@ def promoted_model(mlflow: MlflowTracking) -> dict | None:
 
 
 # -- daily scoring sensor ---------------------------------------------------------------------
-
-
-def _utc_today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 SCORES = AssetKey("gnn_recommendations")
@@ -132,7 +147,7 @@ def _read_cursor(cursor: str | None) -> dict[str, str]:
 def build_daily_score_sensor(
     fingerprint: Callable[[], str] | None = None,
     promoted: Callable[[MlflowTracking], dict | None] = promoted_model,
-    today: Callable[[], dt.date] = _utc_today,
+    today: Callable[[], dt.date] = utc_today,
     minimum_interval_seconds: int | None = None,
     settings: Settings | None = None,
 ) -> SensorDefinition:
@@ -182,6 +197,7 @@ def build_daily_score_sensor(
                               "as scored")
         return RunRequest(
             run_key=f"score-{date}",
+            partition_key=date,
             tags={FINGERPRINT_TAG: hashlib.sha256(fp.encode()).hexdigest()[:16]},
         )
 

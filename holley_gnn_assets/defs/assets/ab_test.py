@@ -10,12 +10,14 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.evaluation.power import power_analysis, power_markdown, power_metrics
 from holley_gnn_assets.recommend import ab_assignment as assignment
 
 
 @asset(group_name="output", kinds={"duckdb", "bigquery"}, retry_policy=warehouse_retry_policy(),
+       partitions_def=DAILY,
        deps=["recommendations_table"],
        description="The A/B assignment (users of the output table, arm 'gnn' or 'sql' by a salted "
                    "hash of email_lower), written on a clear win or on request; the power "

@@ -12,6 +12,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
+from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.evaluation import report as evaluation
 from holley_gnn_assets.evaluation import run_history
@@ -28,16 +29,18 @@ from holley_gnn_assets.evaluation.ui_metadata import (
 )
 from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.settings import flatten
+from holley_gnn_assets.time_windows import TimeWindows
 
 
 @asset(group_name="evaluation", kinds={"python", "sql"},
-       op_tags=cpu_op_tags("4", "16Gi"),
+       op_tags=cpu_op_tags("4", "16Gi"), partitions_def=DAILY,
        description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; promotion.")
 def eval_report(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
     mlflow: MlflowTracking,
+    run_window: TimeWindows,
     embeddings: dict[str, Any],
     gnn_recommendations: dict[str, Any],
     sql_baseline_recommendations: dict[str, Any],
@@ -51,7 +54,7 @@ def eval_report(
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
-    windows = pipeline.windows(wh)
+    windows = windows_of(context, run_window)
     start = time.perf_counter()
     tables = {"product_nodes": product_nodes, "user_nodes": user_nodes,
               "product_vehicle_edges": product_vehicle_edges,
@@ -132,6 +135,7 @@ def eval_report(
             "n_test_clicks": int(report.get("n_test_clicks", 0)),
             "test_window_days": int(windows.test_window_days),
             "test_window_reason": windows.test_window_reason,
+            **window_metadata(windows),
             "report": MetadataValue.md(markdown),
             "config_hash": comparison["config_hash"],
             "config_change": comparison["change"],

@@ -21,8 +21,10 @@ from holley_gnn_assets.defs.checks import (
 )
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
+from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
+from holley_gnn_assets.time_windows import TimeWindows
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
 
@@ -116,11 +118,13 @@ def _run_export(
     spec: dict[str, Any],
     warehouse: WarehouseResource,
     pipeline: PipelineSettings,
+    run_window: TimeWindows,
     nodes: dict[str, pd.DataFrame] | None = None,
 ):
     """Run only the statements the selection needs; yield their outputs and check results."""
     with no_retry():  # a missing table/column fails once, at once
-        yield from _export_outputs(context, sql_file, spec, warehouse, pipeline, nodes)
+        yield from _export_outputs(context, sql_file, spec, warehouse, pipeline,
+                                   windows_of(context, run_window), nodes)
 
 
 def _export_outputs(
@@ -129,12 +133,12 @@ def _export_outputs(
     spec: dict[str, Any],
     warehouse: WarehouseResource,
     pipeline: PipelineSettings,
+    windows: TimeWindows,
     nodes: dict[str, pd.DataFrame] | None,
 ):
     outs: list[str] = spec["outs"]
     names, selected_checks = _needed_tables(context, outs)
     wh = warehouse.get()
-    windows = pipeline.windows(wh)
     with_quality = outs[0] in context.selected_output_names and sql_file == INPUT_QUALITY[0]
     context.log.info(f"exporting {sql_file} {names}: as_of={windows.as_of} "
                      f"cutoff={windows.cutoff}")
@@ -146,7 +150,7 @@ def _export_outputs(
             continue
         df = tables[name]
         meta = table_metadata(name, df)
-        meta.update({"as_of": str(windows.as_of), "cutoff": str(windows.cutoff)})
+        meta.update(window_metadata(windows))
         if quality is not None and name == outs[0]:
             meta["input_quality"] = MetadataValue.md(quality.to_markdown(index=False))
             # every non-zero count as its own number (the run summary prints them)
@@ -174,12 +178,13 @@ def _specs(names: list[str]) -> list:
     return [c.spec() for c in checks_on(names)]
 
 
-def _decorate(sql_file: str, **kwargs: Any):
+def _decorate(sql_file: str, ins: dict[str, AssetIn] | None = None):
     spec = EXPORTS[sql_file]
     return multi_asset(
         name=spec["name"], outs=_outs(spec["outs"]), check_specs=_specs(spec["outs"]),
         deps=spec["deps"], can_subset=True, retry_policy=warehouse_retry_policy(),
-        op_tags=cpu_op_tags("4", "8Gi"), **kwargs,
+        op_tags=cpu_op_tags("4", "8Gi"), partitions_def=DAILY,
+        ins={"run_window": AssetIn("run_window"), **(ins or {})},
     )
 
 
@@ -187,9 +192,11 @@ _NODES_FILE, _EDGES_FILE, _TEST_FILE = EXPORTS
 
 
 @_decorate(_NODES_FILE)
-def node_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings):
+def node_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings,
+                run_window: TimeWindows):
     """User, product and vehicle node tables (and the input-quality counts)."""
-    yield from _run_export(context, _NODES_FILE, EXPORTS[_NODES_FILE], warehouse, pipeline)
+    yield from _run_export(context, _NODES_FILE, EXPORTS[_NODES_FILE], warehouse, pipeline,
+                           run_window)
 
 
 @_decorate(_EDGES_FILE, ins={name: AssetIn(name) for name in NODE_TABLES})
@@ -197,6 +204,7 @@ def edge_tables(
     context,
     warehouse: WarehouseResource,
     pipeline: PipelineSettings,
+    run_window: TimeWindows,
     user_nodes: pd.DataFrame,
     product_nodes: pd.DataFrame,
     vehicle_nodes: pd.DataFrame,
@@ -205,13 +213,15 @@ def edge_tables(
     nodes = {"user_nodes": user_nodes, "product_nodes": product_nodes,
              "vehicle_nodes": vehicle_nodes}
     yield from _run_export(context, _EDGES_FILE, EXPORTS[_EDGES_FILE], warehouse, pipeline,
-                           nodes)
+                           run_window, nodes)
 
 
 @_decorate(_TEST_FILE)
-def test_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings):
+def test_tables(context, warehouse: WarehouseResource, pipeline: PipelineSettings,
+                run_window: TimeWindows):
     """Held-out test clicks and site events."""
-    yield from _run_export(context, _TEST_FILE, EXPORTS[_TEST_FILE], warehouse, pipeline)
+    yield from _run_export(context, _TEST_FILE, EXPORTS[_TEST_FILE], warehouse, pipeline,
+                           run_window)
 
 
 export_assets = [node_tables, edge_tables, test_tables]

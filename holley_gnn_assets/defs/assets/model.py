@@ -12,6 +12,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.publish_guard import guard_start
 from holley_gnn_assets.defs.resources import (
     ArtifactsResource,
@@ -46,6 +47,7 @@ def _root_run_id(context: AssetExecutionContext) -> str:
 
 
 @asset(group_name="model", kinds={"pytorch"}, op_tags=cpu_op_tags("4", "16Gi"),
+       partitions_def=DAILY,
        description="PyG HeteroData built from the tables.")
 def heterodata(
     context: AssetExecutionContext,
@@ -94,6 +96,7 @@ def heterodata(
 
 
 @asset(
+    partitions_def=DAILY,
     group_name="model",
     kinds={"pytorch"},
     retry_policy=training_retry_policy(),
@@ -209,7 +212,7 @@ def gnn_model(
     )
 
 
-@asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"],
+@asset(group_name="model", kinds={"numpy"}, deps=["gnn_model"], partitions_def=DAILY,
        op_tags=cpu_op_tags("4", "16Gi"),
        description="Product and user embeddings from the model scoring should use.")
 def embeddings(

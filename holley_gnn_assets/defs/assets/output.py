@@ -12,6 +12,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
+from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.publish_guard import guard_start
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
@@ -19,6 +20,7 @@ from holley_gnn_assets.recommend import publish
 
 
 @asset(group_name="output", kinds={"duckdb", "bigquery"}, output_required=False,
+       partitions_def=DAILY,
        retry_policy=warehouse_retry_policy(), deps=["sql_baseline_recommendations"],
        description="The recommendations table (same schema as the SQL pipeline's), replaced in "
                    "the warehouse in one statement only after every blocking check passed.")

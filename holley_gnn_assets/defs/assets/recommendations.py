@@ -7,6 +7,7 @@ the run before ``recommendations_table``).
 
 
 import time
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -20,6 +21,7 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    PreviewWarning,
     asset,
     multi_asset_check,
 )
@@ -28,6 +30,7 @@ from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
+from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
 from holley_gnn_assets.quality import qa_gates as qa
@@ -36,6 +39,7 @@ from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
+from holley_gnn_assets.time_windows import TimeWindows
 
 _HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
 LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0
@@ -55,7 +59,7 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
     }
 
 
-@asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY,
+@asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY, partitions_def=DAILY,
        ins={name: AssetIn(metadata={LAZY: True}) for name in LIFT_INPUTS},
        retry_policy=warehouse_retry_policy(),
        description="GNN scores (vehicle and own-node users; vehicle rows plus the model's "
@@ -66,26 +70,28 @@ def gnn_recommendations(
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
     artifacts: ArtifactsResource,
+    run_window: TimeWindows,
     embeddings: dict[str, Any],
     product_vehicle_edges: pd.DataFrame,
     product_nodes: LazyValue,
     user_nodes: LazyValue,
     user_product_edges: LazyValue,
 ) -> Output[dict[str, Any]]:
+    windows = windows_of(context, run_window)
     with no_retry():  # a bad score table or empty input fails once, at once
-        return _gnn_recommendations(context, pipeline, warehouse, artifacts, embeddings,
+        return _gnn_recommendations(context, pipeline, warehouse, artifacts, windows, embeddings,
                                     product_vehicle_edges, product_nodes, user_nodes,
                                     user_product_edges)
 
 
 def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSettings,
                          warehouse: WarehouseResource, artifacts: ArtifactsResource,
+                         windows: TimeWindows,
                          embeddings: dict[str, Any], product_vehicle_edges: pd.DataFrame,
                          product_nodes: LazyValue, user_nodes: LazyValue,
                          user_product_edges: LazyValue) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
-    windows = pipeline.windows(wh)
     run = run_suffix(context.run.root_run_id or context.run.run_id)
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
@@ -100,6 +106,7 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     apply_rules.write_scores(wh, cfg, "gnn", scores, run=run)
     load_s = time.perf_counter() - start - score_s
     staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of, run=run)
+    staged["windows"] = windows
     context.log.info(f"gnn: {len(scores):,} score rows ({score_s:.1f}s), loaded ({load_s:.1f}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
@@ -108,30 +115,35 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
         "user_candidates": user_candidates,
         "lookalike_lift_weight": weight, "lookalike_lift_neighbours": pool,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
+        **window_metadata(windows),
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
 @asset(group_name="scoring", kinds={"sql"}, deps=SOURCE_KEYS, op_tags=_HEAVY,
+       partitions_def=DAILY,
        retry_policy=warehouse_retry_policy(),
        description="Today's SQL pipeline: order-count popularity among fitting parts, under "
                    "the same rules file as the GNN.")
 def sql_baseline_recommendations(
-    context: AssetExecutionContext, pipeline: PipelineSettings, warehouse: WarehouseResource
+    context: AssetExecutionContext, pipeline: PipelineSettings, warehouse: WarehouseResource,
+    run_window: TimeWindows,
 ) -> Output[dict[str, Any]]:
     cfg = pipeline.cfg
     wh = warehouse.get()
+    windows = windows_of(context, run_window)
     start = time.perf_counter()
     run = run_suffix(context.run.root_run_id or context.run.run_id)
     with no_retry():  # a missing column or empty input fails once, at once
-        windows = pipeline.windows(wh)
         scores = build_sql_scores(wh, cfg, windows, run=run)
         staged = apply_rules.build_recommendations(wh, cfg, windows, "sql", windows.as_of,
                                                    run=run)
+        staged["windows"] = windows
     context.log.info(f"sql: {scores['rows']:,} score rows ({scores['seconds']}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": scores["rows"], "score_seconds": scores["seconds"],
         "user_score_rows": 0,  # vehicle rows only
+        **window_metadata(windows),
         "seconds": round(time.perf_counter() - start, 2)}))
 
 
@@ -170,10 +182,13 @@ def blocked_by(arm_asset: str, failed: list[qa.QAResult]) -> Failure:
 
 
 def _qa_check(arm_asset: str):
-    specs = [
-        AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc)
-        for name, desc in qa.DESCRIPTIONS.items()
-    ]
+    with warnings.catch_warnings():  # a partitioned check is a "preview" in 1.13: the run's
+        warnings.simplefilter("ignore", PreviewWarning)  # partition reaches its input by it
+        specs = [
+            AssetCheckSpec(name, asset=arm_asset, blocking=True, description=desc,
+                           partitions_def=DAILY)
+            for name, desc in qa.DESCRIPTIONS.items()
+        ]
 
     @multi_asset_check(
         specs=specs,
@@ -189,7 +204,7 @@ def _qa_check(arm_asset: str):
         staged: dict[str, Any],
     ):
         wh = warehouse.get()
-        windows = pipeline.windows(wh)
+        windows = windows_of(context, staged["windows"])  # the run's, staged with the rows
         failed = []
         for res in qa.run_qa(wh, pipeline.cfg, windows, staged["table"], windows.as_of):
             yield AssetCheckResult(asset_key=arm_asset, check_name=res.name,
