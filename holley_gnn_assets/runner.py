@@ -48,9 +48,10 @@ def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None 
     checks failing do not raise."""
     from holley_gnn_assets.defs.partitions import partition_key_of, run_date
 
-    if defs is None:
-        from holley_gnn_assets.definitions import defs
+    if defs is None:  # built from the settings of this call, not those of the first import
+        from holley_gnn_assets.definitions import build_defs
 
+        defs = build_defs(get_settings())
     job_def = defs.resolve_job_def(job)
     if partition_key is None:
         partition_key = partition_key_of(run_date(get_settings()), job_def.partitions_def)
