@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from holley_gnn_assets.graph.builder import build_graph
+from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
+from holley_gnn_assets.model.user_keys import save_keyed_graph, user_key, with_contract_user_ids
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import single_thread, untrained_world
@@ -69,6 +70,24 @@ def test_save_load_roundtrip(emb_world, tmp_path) -> None:
     assert np.array_equal(back.user_matrix, emb.user_matrix)
     assert back.user_index.equals(emb.user_index)
     assert back.group_keys.equals(emb.group_keys)
+
+
+def test_keyed_graph_mapped_back_scores_alike(tmp_path) -> None:
+    """The MLflow model's graph (users by one-way key) mapped back through the users' contract
+    keys gives exactly the embeddings of the pipeline's own graph (the embeddings step)."""
+    _, tables, bundle, model = untrained_world(n_users=200, seed=3)
+    save_graph(bundle, tmp_path / "graph.pt")
+    keyed = load_graph(save_keyed_graph(tmp_path / "graph.pt", tmp_path / "keyed.pt"))
+    assert keyed.user_ids == [user_key(u) for u in bundle.user_ids]
+    assert not any("@" in u for u in keyed.user_ids) and keyed.fingerprint == bundle.fingerprint
+    back = with_contract_user_ids(keyed, tables["user_nodes"]["email_lower"])
+    with single_thread():
+        emb = compute_embeddings(model, bundle, tables["user_nodes"])
+        again = compute_embeddings(model, back, tables["user_nodes"])
+    assert (emb.user_index["source"] == "user").sum() > 0
+    assert again.user_index.equals(emb.user_index) and again.user_ids == emb.user_ids
+    assert np.array_equal(again.user_matrix, emb.user_matrix)
+    assert np.array_equal(again.group_matrix, emb.group_matrix)
 
 
 def test_nan_is_named(emb_world) -> None:

@@ -16,13 +16,16 @@ import pytest
 import yaml
 
 from holley_gnn_assets.defs.resources import MlflowTracking
-from holley_gnn_assets.graph.builder import build_graph, save_graph
+from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
+from holley_gnn_assets.graph.types import OWNS
 from holley_gnn_assets.model.mlflow_model import ARTIFACT_PATH, save_recommender
 from holley_gnn_assets.model.persistence import save_model
+from holley_gnn_assets.model.user_keys import user_key
 from holley_gnn_assets.recommend.embeddings import compute_embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
 from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training.loop import train
+from tests.email_scan import emails_in_artifacts, emails_in_file, emails_in_tracking
 from tests.ml_fixtures import make_tables, single_thread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,3 +129,29 @@ def test_registered_version_is_a_flavoured_model_with_a_signature(registered) ->
     empty = recommender.predict(None, pd.DataFrame({"vehicle_id": [None]}), None)
     assert empty.empty and list(empty.columns) == ["vehicle_id", "user_id", "rank", "sku",
                                                   "score"]
+
+
+@pytest.mark.slow
+def test_no_email_address_under_the_mlflow_store(registered) -> None:
+    """The logged model names graph users by one-way keys (no email address in any file, param
+    or tag); ``predict`` takes the contract's key and keys it the same way."""
+    tracking, tables, bundle, model, tmp = registered
+    found, n_files = emails_in_artifacts(tmp / "mlartifacts")
+    assert n_files >= 4 and not found, found[:5]  # MLmodel, python_model.pkl, model.pt, graph
+    assert not emails_in_file(tmp / "mlflow.db") and not emails_in_tracking(tracking.client())
+    snapshot = next((tmp / "mlartifacts").rglob("heterodata.pt"))
+    assert load_graph(snapshot).user_ids == [user_key(u) for u in bundle.user_ids]
+    recommender = tracking.registry().load(tracking.registry().champion(), tmp / "keyed")
+    # two epochs fall back to the popularity prior (dot products scaled by e^-30, so every
+    # query ranks alike): unscale them so a user's own representation shows in the scores
+    recommender.model.log_scale.data.fill_(0.0)
+    u, v = (int(x) for x in bundle.data[OWNS].edge_index[:, 0])  # a graph user and vehicle
+    user, vehicle = bundle.user_ids[u], bundle.vehicle_ids[v]
+    own = recommender.predict(None, pd.DataFrame({"vehicle_id": [vehicle], "user_id": [user]}),
+                              {"k": 4})
+    cold = recommender.predict(None, pd.DataFrame({"vehicle_id": [vehicle]}), {"k": 4})
+    stranger = recommender.predict(
+        None, pd.DataFrame({"vehicle_id": [vehicle], "user_id": ["nobody@example.com"]}), {"k": 4})
+    assert list(own["user_id"]) == [user] * 4  # the caller's key comes back as given
+    assert not np.allclose(own["score"], cold["score"])  # found: the user's own representation
+    assert np.allclose(stranger["score"], cold["score"])  # not a graph user: the vehicle's

@@ -22,6 +22,7 @@ from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import WarehouseResource
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
 from tests.conftest import pipeline_env, private_warehouse
+from tests.email_scan import emails_in_artifacts, emails_in_file, emails_in_tracking
 
 pytestmark = pytest.mark.slow
 LIFT_POOL = 7
@@ -147,6 +148,20 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])
         assert "@" not in blob.replace("_at_", "").replace("hit_rate@", "")
+
+
+def test_no_email_address_under_the_mlflow_store(pipeline_run):
+    """Nothing MLflow holds after a full run names a user by email (the model's graph snapshot
+    holds one-way keys), while scoring still joined the model's users to the warehouse's."""
+    home = pipeline_run["home"]
+    found, n_files = emails_in_artifacts(home / "mlartifacts")
+    assert n_files >= 5 and not found, found[:5]  # MLmodel, model.pt, heterodata.pt, reports
+    assert not emails_in_file(home / "mlflow.db")  # the tracking store, byte for byte
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    assert not emails_in_tracking(client)
+    emb = pipeline_run["instance"].get_latest_materialization_event(
+        AssetKey("embeddings")).asset_materialization
+    assert emb.metadata["users_with_own_embedding"].value > 0  # the graph users were found
 
 
 def _assets_without(defs, name: str) -> list:

@@ -3,17 +3,21 @@ and as its artifacts everything scoring needs (the state dict with its model con
 graph snapshot with its id maps), so ``mlflow.pyfunc.load_model("models:/NAME@champion")``
 scores in any process that has this package installed.
 
-``predict`` takes rows of ``vehicle_id`` (and optionally ``user_id``, the graph's user key) and
-returns, per row, the ``k`` products that fit the vehicle with the highest model score (the same
-dot products the pipeline's score table holds: ``recommend/embeddings.py``): a graph user gets
-their own representation, anyone else their vehicle's (cold-user tower). The business rules
-(eligibility, purchase exclusion, part-type cap, look-alike lift) stay in the warehouse
-(``sql/rules/recommend.sql``).
+``predict`` takes rows of ``vehicle_id`` (and optionally ``user_id``, the source contract's user
+key ``email_lower``) and returns, per row, the ``k`` products that fit the vehicle with the
+highest model score (the same dot products the pipeline's score table holds:
+``recommend/embeddings.py``): a graph user gets their own representation, anyone else their
+vehicle's (cold-user tower). The business rules (eligibility, purchase exclusion, part-type
+cap, look-alike lift) stay in the warehouse (``sql/rules/recommend.sql``).
+
+No email address is stored: the graph snapshot among the artifacts names its users by one-way
+keys (``model/user_keys.py``), and ``predict`` keys an incoming ``user_id`` the same way.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from holley_gnn_assets.graph.builder import GraphBundle, load_graph
 from holley_gnn_assets.graph.types import FITS
 from holley_gnn_assets.model.hetero_gat import HeteroGAT, encode_full
 from holley_gnn_assets.model.persistence import load_model
+from holley_gnn_assets.model.user_keys import save_keyed_graph, user_key
 
 ARTIFACT_PATH = "model"  # the MLflow model's folder in its training run's artifacts
 DEFAULT_K = 4
@@ -74,7 +79,7 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
         self._fit_start = np.searchsorted(fits[1][order], np.arange(len(self.bundle.vehicle_ids)
                                                                     + 1))
         self._vehicle_row = {v: i for i, v in enumerate(self.bundle.vehicle_ids)}
-        self._user_row = {u: i for i, u in enumerate(self.bundle.user_ids)}
+        self._user_row = {u: i for i, u in enumerate(self.bundle.user_ids)}  # one-way keys
 
     @torch.no_grad()
     def _user_query(self, user_row: int, vehicle_row: int) -> np.ndarray:
@@ -85,7 +90,10 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Top-``k`` fitting products per input row (rank 1 = best; ties by graph order)."""
+        """Top-``k`` fitting products per input row (rank 1 = best; ties by graph order).
+
+        ``user_id`` is the contract's user key (``email_lower``): it is looked up by its
+        ``user_key`` (the snapshot holds no email) and returned as given."""
         if self._h is None:
             self._prepare()  # one full-graph forward, kept for later calls
         k = int(params["k"]) if params and "k" in params else DEFAULT_K
@@ -105,8 +113,8 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
             if vehicle is None or pd.isna(vehicle):
                 continue  # no vehicle: no recommendations (as in the pipeline)
             v = self._vehicle_row[vehicle]
-            own = None if user is None or pd.isna(user) or user not in self._user_row \
-                else self._user_row[user]
+            key = None if user is None or pd.isna(user) else user_key(str(user))
+            own = self._user_row[key] if key in self._user_row else None
             query = self._vehicle_queries[v] if own is None else self._user_query(own, v)
             fitting = self._fit_product[self._fit_start[v]:self._fit_start[v + 1]]
             scores = self._products[fitting] @ query
@@ -132,12 +140,15 @@ def requirements() -> list[str]:
 def save_recommender(path: str | Path, model_file: str | Path, graph_file: str | Path,
                      metadata: dict[str, Any]) -> Path:
     """Write the MLflow model folder at ``path`` (must not exist): pyfunc flavour, signature,
-    the state dict and graph snapshot as artifacts, ``metadata`` in ``MLmodel``."""
-    with warnings.catch_warnings():  # no input example: it would load the model once more
+    the state dict and the graph snapshot as artifacts (its user ids replaced by their one-way
+    keys: ``graph_file`` itself is left as it is), ``metadata`` in ``MLmodel``."""
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        keyed = save_keyed_graph(graph_file, Path(tmp) / Path(graph_file).name)
+        # no input example: it would load the model once more
         warnings.filterwarnings("ignore", message=".*input example was not provided")
         mlflow.pyfunc.save_model(
             path=str(path), python_model=HeteroGATRecommender(),
-            artifacts={"model": str(model_file), "graph": str(graph_file)},
+            artifacts={"model": str(model_file), "graph": str(keyed)},
             signature=SIGNATURE, pip_requirements=requirements(), metadata=metadata)
     return Path(path)
 

@@ -24,6 +24,7 @@ from holley_gnn_assets.failures import EmptyInputError, no_retry
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model import persistence as model_io
 from holley_gnn_assets.model.mlflow_model import ARTIFACT_PATH, save_recommender
+from holley_gnn_assets.model.user_keys import with_contract_user_ids
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.recommend.publish import NoChampionError
@@ -232,7 +233,10 @@ def embeddings(
     recommender = registry.load(chosen, artifacts.work_dir(context.run.run_id, "model"))
     context.log.info(f"scoring with {model_uri} (pyfunc, graph {recommender.bundle.fingerprint})")
     start = time.perf_counter()
-    emb: Embeddings = compute_embeddings(recommender.model, recommender.bundle, user_nodes)
+    # the model's graph names users by one-way keys (no email in MLflow): back to the
+    # contract's keys of this run's users, so the scores join to the warehouse's users
+    bundle = with_contract_user_ids(recommender.bundle, user_nodes["email_lower"])
+    emb: Embeddings = compute_embeddings(recommender.model, bundle, user_nodes)
     out_dir = artifacts.work_dir(context.run_id, "embeddings")
     emb.save(out_dir)
     prefix = embeddings_prefix(context.run_id)
