@@ -14,12 +14,14 @@ from dagster import AssetSelection, define_asset_job
 from holley_gnn_assets.defs.freshness import CHECK_KEY
 
 TRAINING_ASSETS = ["heterodata", "gnn_model"]
+PUBLISH_GROUP = "output"
 PUBLISH_ASSETS = ["champion_decision", "recommendations_table", "ab_assignment"]
+"""The ``output`` group's assets: what a publish run writes."""
 _NOT_IN_RUNS = AssetSelection.checks(CHECK_KEY)
 """The output's freshness check: its own sensor runs it right after each write
 (defs/freshness.py)."""
-_PUBLISH = AssetSelection.assets(*PUBLISH_ASSETS) - _NOT_IN_RUNS
-_PIPELINE = AssetSelection.all() - AssetSelection.assets(*PUBLISH_ASSETS) - _NOT_IN_RUNS
+_PUBLISH = AssetSelection.groups(PUBLISH_GROUP) - _NOT_IN_RUNS
+_PIPELINE = AssetSelection.all() - AssetSelection.groups(PUBLISH_GROUP) - _NOT_IN_RUNS
 """Every asset with its checks (external sources are not materializable) up to the evaluation."""
 
 full_retrain_job = define_asset_job(
