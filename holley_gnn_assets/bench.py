@@ -1,5 +1,6 @@
-"""``holley-gnn bench``: run the code location's ``full_retrain_job`` (the job ``holley-gnn run``
-executes) in process on a generated world, and report what each step cost.
+"""``holley-gnn bench``: run the code location's ``full_retrain_job`` and, when it succeeded, its
+``publish_job`` (the runs ``holley-gnn run`` executes) in process on a generated world, and
+report what each step cost.
 
 - The world is generated once per (scale, seed, signal) under
   ``HOLLEY_GNN_HOME/bench/<scale>_seed<N>_signal<S>/warehouse.duckdb`` (``--fresh`` rebuilds it).
@@ -248,7 +249,7 @@ def _print_summary(out: dict[str, Any]) -> None:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
               reuse: bool = True) -> int:
     """Generate (or reuse) the world, run the job, print the figures, write ``bench.json``."""
-    from holley_gnn_assets.runner import summarize
+    from holley_gnn_assets.runner import execute_publish, summarize_runs
 
     t_all = time.perf_counter()
     work = world_dir(scale, seed, signal)
@@ -257,13 +258,18 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
     started = time.time()
     with DagsterInstance.ephemeral() as instance, RssSampler() as rss:
         t_job = time.perf_counter()
-        result = run_job(work, instance)
+        results = [run_job(work, instance)]
+        if results[0].success:  # the output write is its own run (defs/publish_runs.py)
+            results.append(execute_publish(results[0].run_id, instance,
+                                           resources=bench_resources(work)))
         job_s = time.perf_counter() - t_job
-        steps = step_rows(instance, result.run_id, rss)
-    summary = summarize(result)
+        steps = [row for r in results for row in step_rows(instance, r.run_id, rss)]
+    result = results[0]
+    summary = summarize_runs(results)
     out = {
         "scale": scale, "seed": seed, "signal": signal, "world": world, "job": JOB,
-        "run_id": result.run_id, "success": result.success,
+        "run_id": result.run_id, "publish_run_id": summary["publish_run_id"],
+        "success": summary["success"],
         "failed_steps": summary["failed_steps"], "failed_checks": summary["failed_checks"],
         "steps": steps, "job_s": round(job_s, 2),
         "end_to_end_s": round(time.perf_counter() - t_all, 2),
@@ -278,4 +284,4 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
     path = home_dir() / "bench.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {path}")
-    return 0 if result.success else 1
+    return 0 if summary["success"] else 1
