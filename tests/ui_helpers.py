@@ -190,8 +190,9 @@ query Logs($runId: ID!) { logsForRun(runId: $runId, limit: 5000) { __typename
 """
 
 
-def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repository__") -> str:
-    """Launch ``job`` through GraphQL ``launchRun``; return the run id."""
+def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repository__",
+               tags: dict[str, str] | None = None) -> str:
+    """Launch ``job`` (with run ``tags``) through GraphQL ``launchRun``; return the run id."""
     params = {
         "selector": {
             "repositoryLocationName": location,
@@ -199,6 +200,7 @@ def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repo
             "jobName": job,
         },
         "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }
     out = ws.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
     if out["__typename"] != "LaunchRunSuccess":
