@@ -173,13 +173,14 @@ def summarize_runs(results: list[ExecuteInProcessResult]) -> dict[str, Any]:
     only when both succeeded; ``publish_run_id`` None when the pipeline run failed."""
     summary = summarize(results[0])
     summary["publish_run_id"] = None
+    summary["failed_steps"] = sorted(summary["failed_steps"])
     for result in results[1:]:
         more = summarize(result)
         summary["publish_run_id"] = more["run_id"]
         summary["success"] = summary["success"] and more["success"]
         summary["assets"].update(more["assets"])
         summary["failed_checks"] += more["failed_checks"]
-        summary["failed_steps"] += more["failed_steps"]
+        summary["failed_steps"] += sorted(more["failed_steps"])
         summary["step_errors"].update(more["step_errors"])
     return summary
 

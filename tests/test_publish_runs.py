@@ -136,3 +136,34 @@ def test_a_waiting_publish_run_keeps_its_source_runs_staging(instance) -> None:
                                 status=DagsterRunStatus.STARTING,
                                 tags={SOURCE_RUN_TAG: source.run_id}))
     assert run_suffix(source.run_id) in in_progress(instance)
+
+
+def test_the_run_summary_merges_the_pipeline_and_its_publish_run() -> None:
+    from dagster import job, op
+
+    from holley_gnn_assets.runner import summarize_runs
+
+    @op
+    def fine() -> None:
+        pass
+
+    @op
+    def refused() -> None:
+        raise Failure("source run x is FAILURE, not SUCCESS", allow_retries=False)
+
+    @job
+    def pipeline():
+        fine()
+
+    @job
+    def publishing():
+        refused()
+
+    first = pipeline.execute_in_process()
+    alone = summarize_runs([first])
+    assert alone["success"] and alone["publish_run_id"] is None and alone["failed_steps"] == []
+    second = publishing.execute_in_process(raise_on_error=False)
+    both = summarize_runs([first, second])
+    assert not both["success"] and both["run_id"] == first.run_id
+    assert both["publish_run_id"] == second.run_id and both["failed_steps"] == ["refused"]
+    assert both["step_errors"]["refused"] == "source run x is FAILURE, not SUCCESS"
