@@ -331,8 +331,9 @@ def test_ui_failed_qa_gate_shows_its_numbers(webserver: Webserver, tmp_path: Pat
             page.goto(f"{webserver.url}/assets/recommendations_table", wait_until="networkidle")
             page.get_by_text("Latest materialization").first.wait_for(state="visible",
                                                                       timeout=60_000)
-            published = _RUNS["publish:full_retrain_job"][:8]
-            page.get_by_text(published).first.wait_for(state="visible", timeout=60_000)
+            # its metadata is the publish run's: source_run names the successful pipeline run
+            page.get_by_text(_RUNS["full_retrain_job"]).first.wait_for(state="visible",
+                                                                       timeout=60_000)
             failed = page.get_by_text(re.compile(r"Failed in [0-9a-f]{8}"))
             assert failed.count() == 0, failed.first.inner_text()
             assert page.get_by_text(run_id[:8]).count() == 0  # the blocked run is not named

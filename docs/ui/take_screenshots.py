@@ -125,8 +125,8 @@ def shoot(page, url: str, out: Path) -> None:
 
     page.goto(url + "/assets/eval_report", wait_until="networkidle")
     settle(page)
+    page.get_by_placeholder("Filter metadata keys").first.fill("delta")  # the deltas first
     page.get_by_role("button", name="Plots").first.click()
-    page.get_by_placeholder("Filter metadata keys").first.fill("delta")
     page.get_by_text("cold_delta", exact=True).first.wait_for(state="visible", timeout=WAIT_MS)
     settle(page)
     save(page, out / "eval_report_plots_cold_delta.png", "eval_report Plots: delta history")
