@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from holley_gnn_assets.defs.publish_runs import SOURCE_RUN_TAG
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.recommend import publish
 from holley_gnn_assets.recommend.apply_rules import run_suffix
@@ -18,8 +19,6 @@ _ALIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
 def in_progress(instance: DagsterInstance) -> set[str]:
     """Staging suffixes of the instance's runs that may still read their staging tables: the
     runs alive, and the source runs of the publish runs alive (``defs/publish_runs.py``)."""
-    from holley_gnn_assets.defs.publish_runs import SOURCE_RUN_TAG
-
     runs = list(instance.get_runs(RunsFilter(statuses=_ALIVE)))
     sources = [instance.get_run_by_id(r.tags[SOURCE_RUN_TAG]) for r in runs
                if r.tags.get(SOURCE_RUN_TAG)]
