@@ -115,14 +115,20 @@ def bench_resources(work: Path) -> dict[str, Any]:
     }
 
 
-def run_job(work: Path, instance: DagsterInstance) -> ExecuteInProcessResult:
-    """Execute the code location's ``full_retrain_job`` in process with the bench resources."""
+def run_job(work: Path, instance: DagsterInstance) -> list[ExecuteInProcessResult]:
+    """Execute the code location's ``full_retrain_job`` in process with the bench resources,
+    then (when it succeeded) its ``publish_job`` with the same resources."""
     from holley_gnn_assets.definitions import defs
+    from holley_gnn_assets.runner import execute_publish
 
     job_def = defs.resolve_job_def(JOB)
     log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job_def.execute_in_process(run_config=log_config, instance=instance,
-                                      resources=bench_resources(work), raise_on_error=False)
+    resources = bench_resources(work)  # once: it empties the bench's stores
+    result = job_def.execute_in_process(run_config=log_config, instance=instance,
+                                        resources=resources, raise_on_error=False)
+    if not result.success:  # the output write is its own run (defs/publish_runs.py)
+        return [result]
+    return [result, execute_publish(result.run_id, instance, defs, resources)]
 
 
 def step_rows(instance: DagsterInstance, run_id: str, rss: RssSampler) -> list[dict[str, Any]]:
@@ -249,7 +255,7 @@ def _print_summary(out: dict[str, Any]) -> None:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
               reuse: bool = True) -> int:
     """Generate (or reuse) the world, run the job, print the figures, write ``bench.json``."""
-    from holley_gnn_assets.runner import execute_publish, summarize_runs
+    from holley_gnn_assets.runner import summarize_runs
 
     t_all = time.perf_counter()
     work = world_dir(scale, seed, signal)
@@ -258,10 +264,7 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
     started = time.time()
     with DagsterInstance.ephemeral() as instance, RssSampler() as rss:
         t_job = time.perf_counter()
-        results = [run_job(work, instance)]
-        if results[0].success:  # the output write is its own run (defs/publish_runs.py)
-            results.append(execute_publish(results[0].run_id, instance,
-                                           resources=bench_resources(work)))
+        results = run_job(work, instance)
         job_s = time.perf_counter() - t_job
         steps = [row for r in results for row in step_rows(instance, r.run_id, rss)]
     result = results[0]
