@@ -119,6 +119,10 @@ def test_only_a_successful_source_whose_values_are_stored_is_published(instance)
     failed = _run_of("sql_baseline_recommendations", 1, instance, fail=True)
     with pytest.raises(Failure, match=r"is FAILURE, not SUCCESS"):
         check_source(instance, failed, None)
+    # the whole graph in one run (the UI's "Materialize all"): its own blocking checks gate the
+    # step, so its status is not asked; the stored values still must be its own
+    with pytest.raises(Failure, match=rf"stored embeddings is from run {source}, not from "):
+        check_source(instance, failed, None, current_run_id=failed)
     # a later run stored its own scores: publishing the source now would mix two runs
     later = _run_of("gnn_recommendations", 2, instance)
     with pytest.raises(Failure, match=rf"stored gnn_recommendations is from run {later}, not "

@@ -29,7 +29,8 @@ def champion_decision(
     eval_report: dict[str, Any],
 ) -> Output[dict[str, Any]]:
     partition = context.partition_key if context.has_partition_key else None
-    source = check_source(context.instance, source_run_id(context), partition)
+    source = check_source(context.instance, source_run_id(context), partition,
+                          context.run.run_id)
     registry = mlflow.registry()
     decision = None
     if embeddings.get("candidate"):
