@@ -1,5 +1,6 @@
-"""``holley-gnn bench``: run the code location's ``full_retrain_job`` (the job ``holley-gnn run``
-executes) in process on a generated world, and report what each step cost.
+"""``holley-gnn bench``: run the code location's ``full_retrain_job`` and, when it succeeded, its
+``publish_job`` (the runs ``holley-gnn run`` executes) in process on a generated world, and
+report what each step cost.
 
 - The world is generated once per (scale, seed, signal) under
   ``HOLLEY_GNN_HOME/bench/<scale>_seed<N>_signal<S>/warehouse.duckdb`` (``--fresh`` rebuilds it).
@@ -114,19 +115,24 @@ def bench_resources(work: Path) -> dict[str, Any]:
     }
 
 
-def run_job(work: Path, instance: DagsterInstance) -> ExecuteInProcessResult:
-    """Execute the code location's ``full_retrain_job`` in process with the bench resources."""
+def run_job(work: Path, instance: DagsterInstance) -> list[ExecuteInProcessResult]:
+    """Execute the code location's ``full_retrain_job`` in process with the bench resources,
+    then (when it succeeded) its ``publish_job`` with the same resources."""
     from holley_gnn_assets.definitions import defs
     from holley_gnn_assets.defs.partitions import partition_key_of, run_date
+    from holley_gnn_assets.runner import execute_publish
     from holley_gnn_assets.settings import get_settings
 
     job_def = defs.resolve_job_def(JOB)
     resources = bench_resources(work)
     key = partition_key_of(run_date(get_settings(), warehouse=resources["warehouse"].get()))
     log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job_def.execute_in_process(run_config=log_config, instance=instance,
-                                      resources=resources, raise_on_error=False,
-                                      partition_key=key)
+    result = job_def.execute_in_process(run_config=log_config, instance=instance,
+                                        resources=resources, raise_on_error=False,
+                                        partition_key=key)
+    if not result.success:  # the output write is its own run (defs/publish_runs.py)
+        return [result]
+    return [result, execute_publish(result.run_id, instance, defs, resources)]
 
 
 def step_rows(instance: DagsterInstance, run_id: str, rss: RssSampler) -> list[dict[str, Any]]:
@@ -253,7 +259,7 @@ def _print_summary(out: dict[str, Any]) -> None:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
               reuse: bool = True) -> int:
     """Generate (or reuse) the world, run the job, print the figures, write ``bench.json``."""
-    from holley_gnn_assets.runner import summarize
+    from holley_gnn_assets.runner import summarize_runs
 
     t_all = time.perf_counter()
     work = world_dir(scale, seed, signal)
@@ -262,13 +268,15 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
     started = time.time()
     with DagsterInstance.ephemeral() as instance, RssSampler() as rss:
         t_job = time.perf_counter()
-        result = run_job(work, instance)
+        results = run_job(work, instance)
         job_s = time.perf_counter() - t_job
-        steps = step_rows(instance, result.run_id, rss)
-    summary = summarize(result)
+        steps = [row for r in results for row in step_rows(instance, r.run_id, rss)]
+    result = results[0]
+    summary = summarize_runs(results)
     out = {
         "scale": scale, "seed": seed, "signal": signal, "world": world, "job": JOB,
-        "run_id": result.run_id, "success": result.success,
+        "run_id": result.run_id, "publish_run_id": summary["publish_run_id"],
+        "success": summary["success"],
         "failed_steps": summary["failed_steps"], "failed_checks": summary["failed_checks"],
         "steps": steps, "job_s": round(job_s, 2),
         "end_to_end_s": round(time.perf_counter() - t_all, 2),
@@ -283,4 +291,4 @@ def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
     path = home_dir() / "bench.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {path}")
-    return 0 if result.success else 1
+    return 0 if summary["success"] else 1

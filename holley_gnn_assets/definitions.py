@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dagster import DefaultSensorStatus, Definitions
 
-from holley_gnn_assets.defs import alert_sensors, checks, freshness, schedules, sources
+from holley_gnn_assets.defs import (
+    alert_sensors,
+    checks,
+    freshness,
+    publish_runs,
+    schedules,
+    sources,
+)
 from holley_gnn_assets.defs.assets import (
     ab_test,
+    champion,
     evaluation,
     exports,
     model,
@@ -20,7 +28,7 @@ from holley_gnn_assets.defs.assets import (
     run_window,
 )
 from holley_gnn_assets.defs.executor import executor_from_settings
-from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
+from holley_gnn_assets.defs.jobs import full_retrain_job, publish_job, score_job
 from holley_gnn_assets.defs.resources import pipeline_resources
 from holley_gnn_assets.settings import Settings, get_settings
 
@@ -34,12 +42,13 @@ def build_defs(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[sources.warehouse_sources, run_window.run_window, *exports.export_assets,
                 *model.model_assets, *recommendations.recommendation_assets, evaluation.eval_report,
-                *outputs, *ab_test.ab_test_assets],
+                champion.champion_decision, *outputs, *ab_test.ab_test_assets],
         asset_checks=[*recommendations.qa_checks, *checks.regression_checks,
                       freshness.build_freshness_check(max_age)],
-        jobs=[full_retrain_job, score_job, sources.observe_sources_job],
+        jobs=[full_retrain_job, score_job, publish_job, sources.observe_sources_job],
         schedules=schedules.all_schedules(settings),
         sensors=[*schedules.all_sensors(settings), *alert_sensors.all_sensors(settings),
+                 publish_runs.build_publish_sensor(DefaultSensorStatus.RUNNING),
                  freshness.build_freshness_sensor(max_age, DefaultSensorStatus.RUNNING)],
         resources=pipeline_resources(settings),
         executor=executor_from_settings(settings),

@@ -40,6 +40,9 @@ def local_instance(settings: Settings | None = None) -> DagsterInstance:
     return DagsterInstance.from_config(str(prepare_instance_dir(settings)))
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None = None,
                 defs: Definitions | None = None, partition_key: str | None = None,
                 tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
@@ -55,10 +58,46 @@ def execute_job(job: str = "full_retrain_job", instance: DagsterInstance | None 
     job_def = defs.resolve_job_def(job)
     if partition_key is None:
         partition_key = partition_key_of(run_date(get_settings()), job_def.partitions_def)
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job_def.execute_in_process(instance=instance or local_instance(), run_config=quiet,
+    return job_def.execute_in_process(instance=instance or local_instance(), run_config=QUIET,
                                       raise_on_error=False, partition_key=partition_key,
                                       tags=tags)
+
+
+def execute_publish(source_run_id: str, instance: DagsterInstance,
+                    defs: Definitions | None = None,
+                    resources: dict[str, Any] | None = None) -> ExecuteInProcessResult:
+    """Execute ``publish_job`` in-process for the successful pipeline run ``source_run_id``
+    (its tag and partition key: ``defs/publish_runs.py``)."""
+    from holley_gnn_assets.defs.publish_runs import publish_partition_key, publish_tags
+
+    if defs is None:
+        from holley_gnn_assets.definitions import build_defs
+
+        defs = build_defs(get_settings())
+    source = instance.get_run_by_id(source_run_id)
+    if source is None:
+        raise ValueError(f"run {source_run_id} is not in the Dagster instance: nothing to publish")
+    return defs.resolve_job_def("publish_job").execute_in_process(
+        instance=instance, run_config=QUIET, tags=publish_tags(source),
+        partition_key=publish_partition_key(source), resources=resources,
+        raise_on_error=False)
+
+
+def run_and_publish(job: str, instance: DagsterInstance, defs: Definitions | None = None,
+                    partition_key: str | None = None) -> list[ExecuteInProcessResult]:
+    """The pipeline run of ``job``, then (when it succeeded) its publish run, in-process; the
+    pipeline run is tagged as published by this caller, so ``publish_sensor`` skips it."""
+    from holley_gnn_assets.defs.publish_runs import PUBLISHED_BY_TAG
+
+    if defs is None:  # the same definitions for both runs, from the settings of this call
+        from holley_gnn_assets.definitions import build_defs
+
+        defs = build_defs(get_settings())
+    result = execute_job(job, instance=instance, defs=defs, partition_key=partition_key,
+                         tags={PUBLISHED_BY_TAG: "holley-gnn run"})
+    if not result.success:
+        return [result]
+    return [result, execute_publish(result.run_id, instance, defs)]
 
 
 def mark_stale_runs_failed(instance: DagsterInstance) -> list[str]:
@@ -143,6 +182,23 @@ def summarize(result: ExecuteInProcessResult) -> dict[str, Any]:
             "step_errors": step_errors(result)}
 
 
+def summarize_runs(results: list[ExecuteInProcessResult]) -> dict[str, Any]:
+    """The pipeline run's summary (the first result) merged with its publish run's: success
+    only when both succeeded; ``publish_run_id`` None when the pipeline run failed."""
+    summary = summarize(results[0])
+    summary["publish_run_id"] = None
+    summary["failed_steps"] = sorted(summary["failed_steps"])
+    for result in results[1:]:
+        more = summarize(result)
+        summary["publish_run_id"] = more["run_id"]
+        summary["success"] = summary["success"] and more["success"]
+        summary["assets"].update(more["assets"])
+        summary["failed_checks"] += more["failed_checks"]
+        summary["failed_steps"] += sorted(more["failed_steps"])
+        summary["step_errors"].update(more["step_errors"])
+    return summary
+
+
 def run_pipeline(job: str = "full_retrain_job", as_of: dt.date | None = None) -> int:
     """``holley-gnn run``: one run at a time per home and warehouse (run_lock); stale runs of
     the instance marked failed; the run's date (partition key) resolved once (``as_of``, else
@@ -165,7 +221,7 @@ def run_pipeline(job: str = "full_retrain_job", as_of: dt.date | None = None) ->
                 print(message)
             key = partition_key_of(run_date(settings, as_of))
             print(f"job {job}: as-of date {key} (the run's partition key)", flush=True)
-            result = execute_job(job, instance=instance, partition_key=key)
+            results = run_and_publish(job, instance, partition_key=key)
     except RunLockedError as exc:
         print(f"holley-gnn run: {exc}")
         return 75  # EX_TEMPFAIL
@@ -175,10 +231,13 @@ def run_pipeline(job: str = "full_retrain_job", as_of: dt.date | None = None) ->
     except PermanentError as exc:  # a lost model store: nothing runs
         print(f"holley-gnn run: {type(exc).__name__}: {exc}")
         return 1
-    summary = summarize(result)
+    summary = summarize_runs(results)
+    promote = summary["assets"].get("champion_decision", {}).get("promote")
     print("\n=== holley-gnn run summary ===")
     print(f"job {job}, run {summary['run_id']}, as-of {key}: "
-          f"{'SUCCESS' if summary['success'] else 'FAILED'}")
+          f"{'SUCCESS' if summary['success'] else 'FAILED'}"
+          + (f" (published by publish_job run {summary['publish_run_id']})"
+             if summary["publish_run_id"] else ""))
     for key, meta in summary["assets"].items():
         rows = meta.get("dagster/row_count")
         extra = ""
@@ -187,7 +246,7 @@ def run_pipeline(job: str = "full_retrain_job", as_of: dt.date | None = None) ->
                      f"{float(meta.get('best_val_mrr', 0)):.4f} device={meta.get('device')} "
                      f"{meta.get('wall_seconds')}s")
         if key == "eval_report":
-            extra = f" decision={meta.get('decision')} promote={meta.get('promote')}"
+            extra = f" decision={meta.get('decision')} promote={promote}"
             if meta.get("test_window_days") is not None:
                 extra += (f" test_window={meta['test_window_days']}d "
                           f"({meta.get('test_window_reason')})")

@@ -376,9 +376,9 @@ def test_freshness_check_is_not_part_of_the_writing_runs_and_the_asset_has_a_pol
     from holley_gnn_assets.defs.freshness import OUTPUT
 
     defs = build_defs()
-    for name in ("full_retrain_job", "score_job"):
+    assert "recommendations_table" in defs.resolve_job_def("publish_job").graph.node_dict
+    for name in ("full_retrain_job", "score_job", "publish_job"):
         nodes = defs.resolve_job_def(name).graph.node_dict
-        assert "recommendations_table" in nodes
         assert not [n for n in nodes if "freshness_check" in n], name
     spec = defs.resolve_assets_def(OUTPUT).specs_by_key[OUTPUT]
     assert spec.freshness_policy.fail_window.to_timedelta().days == 7

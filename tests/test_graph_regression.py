@@ -73,7 +73,7 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
     shutil.copy(tiny_signal_warehouse, warehouse)
     mp = pipeline_env(home, warehouse, _config(home, "fast.yaml"))
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.runner import execute_job
+    from holley_gnn_assets.runner import run_and_publish
     from holley_gnn_assets.settings import get_settings
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -82,7 +82,8 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
     out: dict = {"fitment_rows": len(full)}
     with DagsterInstance.ephemeral() as instance:
         def run(name: str) -> None:
-            out[name] = execute_job("full_retrain_job", instance=instance, defs=defs)
+            out[name], *published = run_and_publish("full_retrain_job", instance, defs)
+            out[f"{name}_publish"] = published[0] if published else None
             out[f"{name}_output"] = _output(warehouse)
 
         def graph_only(name: str, with_defs=defs) -> None:  # the graph, its inputs, its check
@@ -119,7 +120,8 @@ def test_first_run_passes_with_nothing_to_compare(scenario):
     meta = _meta(check)
     assert meta["verdict"] == "nothing_to_compare" and meta["compared_with_run"] == "none"
     assert meta["reason"].startswith("first run")
-    assert "recommendations_table" in _materialized(result)
+    assert scenario["first_publish"].success
+    assert "recommendations_table" in _materialized(scenario["first_publish"])
     assert len(scenario["first_output"]) > 100
     graph = next(ev for ev in result.get_asset_materialization_events()
                  if ev.asset_key == AssetKey("heterodata")).materialization.metadata
@@ -143,6 +145,7 @@ def test_fitment_cut_to_a_tenth_blocks_the_output(scenario):
     written = _materialized(result)
     assert "heterodata" in written
     assert not written & {"gnn_model", "gnn_recommendations", "recommendations_table"}
+    assert scenario["tenth_publish"] is None  # a blocked run is never published
     pd.testing.assert_frame_equal(scenario["tenth_output"], scenario["first_output"])
 
 

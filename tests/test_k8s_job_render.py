@@ -300,7 +300,8 @@ def test_untagged_steps_get_the_executor_defaults(node: str) -> None:
     """The output step and a check step, without op tags, request k8s.step_cpu/step_memory."""
     defs, step_config, per_step = prod_defs_and_step_config()
     k8s = get_settings().config.k8s
-    raw = defs.get_job_def("full_retrain_job").graph.node_named(node).definition.tags
+    in_job = "publish_job" if node == "recommendations_table" else "full_retrain_job"
+    raw = defs.get_job_def(in_job).graph.node_named(node).definition.tags
     assert K8S_CONFIG_TAG not in raw and node not in per_step  # the executor's default
     job = render_step_job(json_tags(raw), step_config)
     resources = container_of(job).resources
@@ -338,8 +339,8 @@ def json_tags(tags: Mapping[str, str]) -> dict[str, Any]:
 def test_retry_policies_from_the_settings() -> None:
     defs, _, _ = prod_defs_and_step_config()
     retries = get_settings().config.retries
-    job = defs.get_job_def("full_retrain_job")
     policies = {node: job.graph.node_named(node).definition.retry_policy
+                for job in map(defs.get_job_def, ("full_retrain_job", "publish_job"))
                 for node in job.graph.node_dict}
     warehouse_steps = ["node_tables", "edge_tables", "test_tables", "gnn_recommendations",
                        "sql_baseline_recommendations", "recommendations_table"]

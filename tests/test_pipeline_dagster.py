@@ -30,18 +30,20 @@ LIFT_POOL = 7
 
 @pytest.fixture(scope="module")
 def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Run full_retrain_job once on the tiny world with an isolated home and instance."""
+    """Run full_retrain_job then its publish_job once on the tiny world with an isolated home
+    and instance (as ``holley-gnn run`` does)."""
     home = tmp_path_factory.mktemp("home")
     warehouse = private_warehouse(home, tiny_signal_warehouse)
     mp = pipeline_env(home, warehouse, _fast_config(home))
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.runner import execute_job
+    from holley_gnn_assets.runner import run_and_publish
 
     defs = build_defs()
     instance = DagsterInstance.ephemeral()
-    result = execute_job("full_retrain_job", instance=instance, defs=defs)
+    result, *published = run_and_publish("full_retrain_job", instance, defs)
     yield {"home": home, "defs": defs, "instance": instance, "result": result,
-           "warehouse": warehouse, "key": result.dagster_run.tags["dagster/partition"]}
+           "publish": published[0] if published else None, "warehouse": warehouse,
+           "key": result.dagster_run.tags["dagster/partition"]}
     mp.undo()
 
 
@@ -144,6 +146,14 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     emb = pipeline_run["instance"].get_latest_materialization_event(
         AssetKey("embeddings")).asset_materialization
     assert emb.metadata["model_uri"].value == f"models:/holley-gnn-heterogat/{champion['version']}"
+    # written by the publish run of this run, after the champion decision, its own step
+    publish = pipeline_run["publish"]
+    assert publish.success and publish.dagster_run.tags["holley-gnn/source_run"] == result.run_id
+    decided = {ev.asset_key.to_user_string(): ev.materialization.metadata
+               for ev in publish.get_asset_materialization_events()}
+    assert {"champion_decision", "recommendations_table"} <= set(decided)
+    assert decided["champion_decision"]["promote"].value == "yes"  # the first measured model
+    assert decided["champion_decision"]["source_run"].value == result.run_id
     # no email addresses anywhere in MLflow params/metrics/tags
     for r in runs:
         blob = json.dumps([r.data.params, r.data.tags, r.data.metrics])
@@ -271,27 +281,35 @@ def _faulty_recs(kind: str, recs: pd.DataFrame, products: pd.DataFrame,
     return recs
 
 
-@pytest.mark.parametrize("check", ["excluded_products", "price_floor", "https_images",
-                                   "duplicate_skus", "purchased_recently"])
-def test_injected_fault_blocks_output(pipeline_run, check):
-    assert pipeline_run["result"].success
-    home, wh = pipeline_run["home"], pipeline_run["warehouse"]
-    before = _output(wh)
+def _corrupted_gnn_asset(pipeline_run, check: str):
+    """A ``gnn_recommendations`` that stages the fixture run's GNN rows with one ``check``
+    fault (the good rows are read now: a later run's start may drop that staging table)."""
+    home = pipeline_run["home"]
     tables, key = home / "tables", pipeline_run["key"]
     staged = pd.read_pickle(tables / "gnn_recommendations" / f"{key}.pkl")
     products = pd.read_parquet(tables / "product_nodes" / f"{key}.parquet")
     purchases = pd.read_parquet(tables / "user_purchases" / f"{key}.parquet")
     as_of = json.loads((home / "eval_report.json").read_text())["as_of"]
+    with duckdb.connect(str(pipeline_run["warehouse"]), read_only=True) as con:
+        good = con.execute(f"SELECT * FROM {staged['table']}").df()
+    bad = _faulty_recs(check, good, products, purchases, as_of)
 
     @asset(name="gnn_recommendations", group_name="scoring", partitions_def=DAILY)
     def corrupted(warehouse: WarehouseResource) -> dict:
-        w = warehouse.get()
-        good = w.read_output_table(staged["dataset"], staged["name"])
-        bad = _faulty_recs(check, good, products, purchases, as_of)
-        w.load_table(bad, staged["dataset"], "recs_gnn_faulty", OUTPUT_TYPES)
+        warehouse.get().load_table(bad, staged["dataset"], "recs_gnn_faulty", OUTPUT_TYPES)
         return {**staged, "name": "recs_gnn_faulty",
                 "table": f"{staged['dataset']}.recs_gnn_faulty"}
 
+    return corrupted
+
+
+@pytest.mark.parametrize("check", ["excluded_products", "price_floor", "https_images",
+                                   "duplicate_skus", "purchased_recently"])
+def test_injected_fault_blocks_output(pipeline_run, check):
+    assert pipeline_run["result"].success
+    wh = pipeline_run["warehouse"]
+    before = _output(wh)
+    corrupted = _corrupted_gnn_asset(pipeline_run, check)
     defs = pipeline_run["defs"]
     checks = list(defs.asset_checks)
     result = materialize(
@@ -322,3 +340,46 @@ def test_injected_fault_blocks_output(pipeline_run, check):
     tag = pipeline_run["instance"].get_run_by_id(result.run_id).tags[BLOCKED_TAG]
     assert tag.startswith("gnn_recommendations:") and " failing=" in tag
     assert f" threshold=0 population={numbers['population']}" in tag
+
+
+def test_a_blocked_run_never_plans_the_output(pipeline_run):
+    """score_job blocked by a QA gate (one http:// image in the GNN's staged rows) fails naming
+    its gate and plans none of the publish assets: no ASSET_MATERIALIZATION_PLANNED for
+    ``recommendations_table`` in that run (so the UI keeps "Materialized"), the output's latest
+    materialization and rows are unchanged, and a publish run of the blocked run is refused."""
+    from dagster import DagsterEventType, Definitions
+
+    from holley_gnn_assets.defs.assets.recommendations import BLOCKED_TAG
+    from holley_gnn_assets.defs.jobs import PUBLISH_ASSETS, publish_job, score_job
+    from holley_gnn_assets.runner import execute_job, execute_publish, step_errors
+
+    instance, wh, defs = pipeline_run["instance"], pipeline_run["warehouse"], pipeline_run["defs"]
+    output = AssetKey("recommendations_table")
+    before = instance.fetch_materializations(output, limit=1).records[0]
+    assert before.run_id == pipeline_run["publish"].run_id
+    rows_before = _output(wh)
+    blocked = Definitions(
+        assets=[*_assets_without(defs, "gnn_recommendations"),
+                _corrupted_gnn_asset(pipeline_run, "https_images")],
+        asset_checks=list(defs.asset_checks), jobs=[score_job, publish_job],
+        resources=defs.resources)
+    result = execute_job("score_job", instance=instance, defs=blocked,
+                         partition_key=pipeline_run["key"])
+    assert not result.success
+    failed = {ev.check_name for ev in result.get_asset_check_evaluations() if not ev.passed}
+    assert "https_images" in failed  # (earlier fault tests' rows may fail other gates too)
+    tag = instance.get_run_by_id(result.run_id).tags[BLOCKED_TAG]
+    assert tag.startswith("gnn_recommendations:") and " failing=" in tag, tag
+    planned = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000).records}
+    assert AssetKey("gnn_recommendations") in planned  # the query sees this run's plans
+    assert not planned & {AssetKey(name) for name in PUBLISH_ASSETS}, planned
+    assert instance.fetch_materializations(output, limit=1).records[0].storage_id \
+        == before.storage_id
+    pd.testing.assert_frame_equal(_output(wh), rows_before)
+    refused = execute_publish(result.run_id, instance, blocked)
+    assert not refused.success
+    assert "is FAILURE, not SUCCESS" in step_errors(refused)["champion_decision"]
+    assert instance.fetch_materializations(output, limit=1).records[0].storage_id \
+        == before.storage_id
+    pd.testing.assert_frame_equal(_output(wh), rows_before)

@@ -71,16 +71,16 @@ def _with_resources(resources: dict[str, Any]) -> Definitions:
 
 
 def _run(defs: Definitions, home: Path, mp: pytest.MonkeyPatch,
-         partition_key: str) -> tuple[Any, float]:
-    """Execute full_retrain_job in-process for ``partition_key`` with ``home`` as
-    HOLLEY_GNN_HOME; (result, seconds)."""
-    from holley_gnn_assets.runner import execute_job
+         partition_key: str) -> tuple[list[Any], float]:
+    """Execute full_retrain_job for ``partition_key`` then its publish_job in-process with
+    ``home`` as HOLLEY_GNN_HOME; ([pipeline result, publish result], seconds)."""
+    from holley_gnn_assets.runner import run_and_publish
 
     mp.setenv("HOLLEY_GNN_HOME", str(home))
     start = time.perf_counter()
-    result = execute_job("full_retrain_job", instance=DagsterInstance.ephemeral(), defs=defs,
-                         partition_key=partition_key)
-    return result, time.perf_counter() - start
+    results = run_and_publish("full_retrain_job", DagsterInstance.ephemeral(), defs,
+                              partition_key=partition_key)
+    return results, time.perf_counter() - start
 
 
 def _user_key(email: str) -> str:
@@ -186,8 +186,8 @@ def emulator_run(
             "artifacts": ArtifactsResource(location=f"gs://{bucket}/{prefix}", gcs_token="anon"),
         })  # fmt: skip
         with emulator_env(bq_emulator, gcs_emulator):
-            bq_result, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp,
-                                                            as_of.isoformat())
+            bq_runs, timings["bigquery_gcs_run_s"] = _run(production, tmp / "home_bq", mp,
+                                                          as_of.isoformat())
 
         embedded = _with_resources({
             "io_manager": TablesIOManager(base_path=str(tmp / "home_duck" / "tables")),
@@ -196,8 +196,8 @@ def emulator_run(
             "mlflow": MlflowTracking(),
             "artifacts": ArtifactsResource(location=str(tmp / "home_duck" / "artifacts")),
         })  # fmt: skip
-        duck_result, timings["duckdb_local_run_s"] = _run(embedded, tmp / "home_duck", mp,
-                                                          as_of.isoformat())
+        duck_runs, timings["duckdb_local_run_s"] = _run(embedded, tmp / "home_duck", mp,
+                                                        as_of.isoformat())
     finally:
         mp.undo()
 
@@ -206,7 +206,8 @@ def emulator_run(
     print("\ntimings: " + ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
     try:
         yield {
-            "bq_result": bq_result, "duck_result": duck_result, "duck_path": duck_path,
+            "bq_result": bq_runs[0], "duck_result": duck_runs[0], "duck_path": duck_path,
+            "publish_results": [*bq_runs[1:], *duck_runs[1:]],
             "client": client, "bucket": bucket, "prefix": prefix, "blobs": blobs,
             "table_id": f"{project}.{out_ds}.{out_table}", "output": (out_ds, out_table),
             "timings": timings,
@@ -224,7 +225,9 @@ def test_production_resources_match_the_embedded_default(emulator_run) -> None: 
     bq_result, duck_result = emulator_run["bq_result"], emulator_run["duck_result"]
     assert bq_result.success, f"emulator run failed steps: {bq_result.get_failed_step_keys()}"
     assert duck_result.success, f"DuckDB run failed steps: {duck_result.get_failed_step_keys()}"
-    for result in (bq_result, duck_result):
+    assert len(emulator_run["publish_results"]) == 2  # each successful run is published
+    for result in emulator_run["publish_results"]:
+        assert result.success, f"publish run failed steps: {result.get_failed_step_keys()}"
         written = {tuple(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
         assert ("recommendations_table",) in written
 

@@ -3,7 +3,8 @@
 Starts ``dagster-webserver -w workspace.yaml`` on a free 127.0.0.1 port with a temporary
 DAGSTER_HOME (DefaultRunCoordinator: runs start without a daemon), HOLLEY_GNN_HOME and a tiny
 synthetic warehouse; checks the asset graph and the asset checks are visible in the UI; launches
-``full_retrain_job`` through GraphQL ``launchRun`` and waits for success; saves a screenshot of
+``full_retrain_job`` and its ``publish_job`` through GraphQL ``launchRun`` and waits for success;
+saves a screenshot of
 the asset graph to ``$HOLLEY_GNN_TEST_ARTIFACTS`` (or the test's tmp dir) and
 ``/tmp/holley_ui_asset_graph.png``.
 
@@ -15,6 +16,7 @@ samples (and the tiny world's test-click floor), so it exercises every asset in 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from ui_helpers import (
     wait_for_server,
 )
 
+from holley_gnn_assets.defs.publish_runs import SOURCE_RUN_TAG
 from holley_gnn_assets.runner import FAILURE_PREFIX
 from holley_gnn_assets.settings import REPO_DIR, load_config
 
@@ -70,15 +73,24 @@ _RUNS: dict[str, str] = {}
 
 
 def _successful_run(ws: Webserver, job: str) -> str:
-    """The id of a successful run of ``job`` (launched through GraphQL the first time)."""
+    """The id of a successful run of ``job`` (launched through GraphQL the first time), then
+    of its publish_job run, tagged with the source run as ``publish_sensor`` does under the
+    daemon (the test's webserver runs no daemon)."""
     if job not in _RUNS:
-        run_id = launch_job(ws, LOCATION, job)
-        status = wait_for_run(ws, run_id, RUN_TIMEOUT_S)
-        assert status == "SUCCESS", (
-            f"{job} run {run_id} ended {status}:\n" + "\n".join(run_errors(ws, run_id))
-            + f"\n--- webserver log ---\n{ws.log_tail(3000)}")
+        run_id = _wait_success(ws, launch_job(ws, LOCATION, job), job)
+        _RUNS[f"publish:{job}"] = _wait_success(
+            ws, launch_job(ws, LOCATION, "publish_job", tags={SOURCE_RUN_TAG: run_id}),
+            "publish_job")
         _RUNS[job] = run_id
     return _RUNS[job]
+
+
+def _wait_success(ws: Webserver, run_id: str, job: str) -> str:
+    status = wait_for_run(ws, run_id, RUN_TIMEOUT_S)
+    assert status == "SUCCESS", (
+        f"{job} run {run_id} ended {status}:\n" + "\n".join(run_errors(ws, run_id))
+        + f"\n--- webserver log ---\n{ws.log_tail(3000)}")
+    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +294,8 @@ def _gate_numbers(dagster_home: Path, run_id: str, check: str) -> dict[str, int]
 
 def test_ui_failed_qa_gate_shows_its_numbers(webserver: Webserver, tmp_path: Path) -> None:
     """Most image URLs http://: score_job is blocked by users_with_recs; the run's error names
-    the gate; the check's page shows failing, threshold and population as numbers."""
+    the gate; the check's page shows failing, threshold and population as numbers; the output
+    asset's page still shows the publish run's materialization, not "Failed"."""
     _successful_run(webserver, "full_retrain_job")  # a champion for score_job to score with
     warehouse = _WORLD["warehouse"]
     backup = warehouse.with_suffix(".before_fault")
@@ -313,6 +326,18 @@ def test_ui_failed_qa_gate_shows_its_numbers(webserver: Webserver, tmp_path: Pat
                 cell.first.wait_for(state="visible", timeout=60_000)
                 assert str(value) in cell.first.inner_text(), (key, cell.first.inner_text())
             page.screenshot(path=str(_artifact_dir(tmp_path) / "holley_ui_failed_gate.png"),
+                            full_page=True)
+            # the output was never planned by the blocked run: its page does not read Failed
+            page.goto(f"{webserver.url}/assets/recommendations_table", wait_until="networkidle")
+            page.get_by_text("Latest materialization").first.wait_for(state="visible",
+                                                                      timeout=60_000)
+            # its metadata is the publish run's: source_run names the successful pipeline run
+            page.get_by_text(_RUNS["full_retrain_job"]).first.wait_for(state="visible",
+                                                                       timeout=60_000)
+            failed = page.get_by_text(re.compile(r"Failed in [0-9a-f]{8}"))
+            assert failed.count() == 0, failed.first.inner_text()
+            assert page.get_by_text(run_id[:8]).count() == 0  # the blocked run is not named
+            page.screenshot(path=str(_artifact_dir(tmp_path) / "holley_ui_output_after_block.png"),
                             full_page=True)
         finally:
             browser.close()

@@ -191,9 +191,9 @@ query Logs($runId: ID!) { logsForRun(runId: $runId, limit: 5000) { __typename
 
 
 def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repository__",
-               partition: str = "2026-11-01") -> str:
-    """Launch ``job`` for ``partition`` (its as-of date; default: the synthetic worlds')
-    through GraphQL ``launchRun``; return the run id."""
+               partition: str = "2026-11-01", tags: dict[str, str] | None = None) -> str:
+    """Launch ``job`` for ``partition`` (its as-of date; default: the synthetic worlds'), with
+    run ``tags``, through GraphQL ``launchRun``; return the run id."""
     params = {
         "selector": {
             "repositoryLocationName": location,
@@ -201,7 +201,9 @@ def launch_job(ws: Webserver, location: str, job: str, repository: str = "__repo
             "jobName": job,
         },
         "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+        "executionMetadata": {"tags": [
+            {"key": k, "value": v}
+            for k, v in {"dagster/partition": partition, **(tags or {})}.items()]},
     }
     out = ws.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
     if out["__typename"] != "LaunchRunSuccess":

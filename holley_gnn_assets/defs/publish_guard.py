@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from holley_gnn_assets.defs.publish_runs import SOURCE_RUN_TAG
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.recommend import publish
 from holley_gnn_assets.recommend.apply_rules import run_suffix
@@ -16,9 +17,12 @@ _ALIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
 
 
 def in_progress(instance: DagsterInstance) -> set[str]:
-    """Staging suffixes of the instance's runs that may still read their staging tables."""
-    runs = instance.get_runs(RunsFilter(statuses=_ALIVE))
-    return {run_suffix(r.root_run_id or r.run_id) for r in runs}
+    """Staging suffixes of the instance's runs that may still read their staging tables: the
+    runs alive, and the source runs of the publish runs alive (``defs/publish_runs.py``)."""
+    runs = list(instance.get_runs(RunsFilter(statuses=_ALIVE)))
+    sources = [instance.get_run_by_id(r.tags[SOURCE_RUN_TAG]) for r in runs
+               if r.tags.get(SOURCE_RUN_TAG)]
+    return {run_suffix(r.root_run_id or r.run_id) for r in [*runs, *sources] if r is not None}
 
 
 def guard_start(instance: DagsterInstance, pipeline: PipelineSettings,

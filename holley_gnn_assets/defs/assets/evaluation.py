@@ -1,6 +1,6 @@
 """The offline evaluation: every arm's ranked lists at the cutoff (same SQL rules), metrics per
-tier with vehicle-clustered intervals, the decision, and whether the candidate model should be
-promoted (the alias moves in ``recommendations_table``, after the output write)."""
+tier with vehicle-clustered intervals and the decision. Whether the candidate model is promoted
+is its own step in the publish run (``champion_decision``, ``defs/assets/champion.py``)."""
 
 
 import json
@@ -24,7 +24,6 @@ from holley_gnn_assets.evaluation.reference_arms import recent_pop, recent_pop_s
 from holley_gnn_assets.evaluation.ui_metadata import (
     chart_markdown,
     decision_table,
-    promotion_text,
     trend_values,
 )
 from holley_gnn_assets.recommend.apply_rules import run_suffix
@@ -34,7 +33,8 @@ from holley_gnn_assets.time_windows import TimeWindows
 
 @asset(group_name="evaluation", kinds={"python", "sql"},
        op_tags=cpu_op_tags("4", "16Gi"), partitions_def=DAILY,
-       description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; promotion.")
+       description="GNN vs SQL on held-out clicks, per tier, with clustered intervals; the "
+                   "decision (promotion: champion_decision).")
 def eval_report(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
@@ -86,22 +86,6 @@ def eval_report(
     (home / "eval_report.md").write_text(markdown)
     plot = plot_tiers(report, home / "eval_tiers.png")
 
-    registry = mlflow.registry()
-    cold = report["tiers"].get("cold", {})
-    cold_hr = (cold.get("gnn") or {}).get("hit_rate@4") if cold.get("n_users") else None
-    decision = None
-    if embeddings.get("candidate"):
-        decision = registry.decide(embeddings["model_version"], cold_hr,
-                                   float(cfg["eval"]["promotion_tolerance"]))
-        context.log.info(f"promotion: {decision.reason}")
-    champion = registry.champion()
-    report["promotion"] = {
-        "candidate_version": embeddings["model_version"] if embeddings.get("candidate") else None,
-        "candidate": embeddings["model_run_id"] if embeddings.get("candidate") else None,
-        "promote": bool(decision.promoted) if decision else None,
-        "reason": decision.reason if decision else "score-only run: model already chosen",
-        "champion_version": champion["version"] if champion else None,
-    }
     (home / "eval_report.json").write_text(json.dumps(report, indent=2, default=str))
 
     history, comparison = _compare_with_previous_runs(mlflow, cfg)
@@ -119,16 +103,13 @@ def eval_report(
     mlflow.log_artifact(run_id, home / "eval_report.json")
     mlflow.log_artifact(run_id, home / "eval_report.md")
     mlflow.end_run(run_id)
-    output_ok = decision is None or decision.promoted
     return Output(
-        {**report, "output_allowed": output_ok},
+        report,
         metadata={
             # first what the run decided (a table shown inline), then the chart (a data URI:
             # the UI opens no local file), then the numbers the Plots tab charts over runs
             "decision": str(report.get("decision")),
             "decision_reason": str(report.get("decision_reason")),
-            "promote": promotion_text(report["promotion"]),
-            "promotion_reason": report["promotion"]["reason"],
             "per_tier": decision_table(report),
             "chart": MetadataValue.md(chart_markdown(plot)),
             **{key: MetadataValue.float(value) for key, value in trend_values(report).items()},

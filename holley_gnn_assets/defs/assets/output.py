@@ -1,5 +1,6 @@
-"""The output table: the GNN's staged rows copied over ``output.dataset.table``, only after
-every blocking check passed and only when the evaluation allows it, as one guarded step with
+"""The output table: the GNN's staged rows copied over ``output.dataset.table`` in the publish
+run of a pipeline run whose blocking checks all passed (``defs/publish_runs.py``), only when
+``champion_decision`` allows it, as one guarded step with
 the champion alias (``recommend/publish.py``): the table replace and its publish-log row in one
 transaction, then the alias; a crash between any two steps is reconciled at the next start,
 so the table and the registry never disagree for longer than until the next run starts."""
@@ -9,7 +10,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.partitions import DAILY
@@ -23,17 +24,18 @@ from holley_gnn_assets.recommend import publish
        partitions_def=DAILY,
        retry_policy=warehouse_retry_policy(), deps=["sql_baseline_recommendations"],
        description="The recommendations table (same schema as the SQL pipeline's), replaced in "
-                   "the warehouse in one statement only after every blocking check passed.")
+                   "the warehouse in one statement by the publish run of a pipeline run whose "
+                   "blocking checks all passed.")
 def recommendations_table(
     context: AssetExecutionContext,
     pipeline: PipelineSettings,
     warehouse: WarehouseResource,
     mlflow: MlflowTracking,
     gnn_recommendations: dict[str, Any],
-    eval_report: dict[str, Any],
+    champion_decision: dict[str, Any],
 ):
-    promotion = eval_report.get("promotion") or {}
-    if not eval_report.get("output_allowed", False):
+    promotion = champion_decision
+    if not promotion["output_allowed"]:
         context.log.warning(f"not written: {promotion.get('reason')}; the output table keeps "
                             "the previous model's recommendations")
         return
@@ -45,7 +47,7 @@ def recommendations_table(
             context.log.warning(message)
         version, promote = _version_to_publish(mlflow, promotion)
         champion = publish.publish(wh, cfg, mlflow.registry(), gnn_recommendations, version,
-                                   promote, context.run.run_id)
+                                   promote, promotion["source_run_id"])
     if champion:
         context.log.info(f"model version {champion} is the champion now")
     target = wh.table_id(cfg["output"]["dataset"], cfg["output"]["table"])
@@ -58,7 +60,8 @@ def recommendations_table(
         "from_staged": gnn_recommendations["table"],
         "written_at": dt.datetime.now(dt.UTC).isoformat(),
         "seconds": round(time.perf_counter() - start, 2),
-        "decision": str(eval_report.get("decision")),
+        "decision": str(promotion["decision"]),
+        "source_run": MetadataValue.dagster_run(promotion["source_run_id"]),
     })
 
 
