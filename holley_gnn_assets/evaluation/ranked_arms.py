@@ -2,7 +2,8 @@
 
 The GNN's and the SQL baseline's score tables are already in the staging dataset (their
 assets wrote them); the reference arms' score tables are written here. Each arm is then ranked
-by ``sql/rules/recommend.sql`` for the users of the test window only.
+by ``sql/rules/recommend.sql`` for the users of the test window only, all arms in one
+warehouse session (the CTEs no arm changes computed once).
 """
 
 from __future__ import annotations
@@ -36,12 +37,9 @@ def ranked_arms(
     under; ``recent``: ``recent_pop``'s scores and window, when the caller has them."""
     staged_runs = staged_runs or {}
     warehouse.validate_contract()
-    arms = {arm: apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
-                                          run=staged_runs.get(arm, ""))
-            for arm in ("gnn", "sql")}
+    specs = {arm: apply_rules.ArmScores(staged_runs.get(arm, "")) for arm in ("gnn", "sql")}
     for arm, scores in reference_scores(tables, cfg, warehouse.read_truth(),
                                          lookalikes, recent).items():
         apply_rules.write_scores(warehouse, cfg, arm, scores, run=run)
-        arms[arm] = apply_rules.ranked_lists(warehouse, cfg, windows, arm, windows.cutoff,
-                                             global_scores=REFERENCE_ARMS[arm], run=run)
-    return arms
+        specs[arm] = apply_rules.ArmScores(run, REFERENCE_ARMS[arm])
+    return apply_rules.ranked_lists_of_arms(warehouse, cfg, windows, specs, windows.cutoff)

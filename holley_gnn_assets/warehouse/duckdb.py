@@ -163,7 +163,15 @@ class DuckDBWarehouse(Warehouse):
         the session; the statements then read it by name. Same SQL and same results as
         running each statement with the CTEs prepended, without recomputing them.
         """
-        out: dict[str, pd.DataFrame] = {}
+        return self.query_named_per_key(shared, {"": ({}, statements)})[""]
+
+    def query_named_per_key(
+        self, shared: Mapping[str, str],
+        per_key: Mapping[str, tuple[Mapping[str, str], Mapping[str, str]]],
+    ) -> dict[str, dict[str, pd.DataFrame]]:
+        """``query_named`` for several keys in one session: the ``shared`` CTEs become TEMP
+        tables once; each key's own CTEs replace the previous key's before its statements."""
+        out: dict[str, dict[str, pd.DataFrame]] = {}
         step = ""
         with self._connect() as con:
             try:
@@ -171,9 +179,16 @@ class DuckDBWarehouse(Warehouse):
                     step = f"shared CTE {name}"
                     _check_name(name, "shared CTE")
                     con.execute(f"CREATE TEMP TABLE {name} AS {to_duckdb(body)}")
-                for name, sql in statements.items():
-                    step = f"statement {name}"
-                    out[name] = con.execute(to_duckdb(sql)).df()
+                for key, (ctes, statements) in per_key.items():
+                    where = f" ({key})" if key else ""
+                    for name, body in ctes.items():
+                        step = f"CTE {name}{where}"
+                        _check_name(name, "CTE")
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {to_duckdb(body)}")
+                    out[key] = {}
+                    for name, sql in statements.items():
+                        step = f"statement {name}{where}"
+                        out[key][name] = con.execute(to_duckdb(sql)).df()
             except duckdb.Error as exc:  # never a bare driver error: name what failed
                 raise _kind(exc)(f"{step}: {_explain(exc, self.path)}") from exc
         return out
