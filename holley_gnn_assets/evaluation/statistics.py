@@ -7,6 +7,7 @@ design effect measured the same way.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -85,10 +86,16 @@ def headroom_share(
     return share, (float(lo), float(hi))
 
 
+@functools.lru_cache(maxsize=4)
 def _cluster_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, c] bootstrap weights: how often each of ``c`` clusters is drawn per resample."""
+    """[n_boot, c] bootstrap weights: how often each of ``c`` clusters is drawn per resample.
+
+    Cached (read-only): a report draws the same weights for every arm of a tier (one draw
+    of 1,300 clusters x 2,000 resamples took 0.15 s, 64 of them most of ``evaluate``)."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+    w = rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+    w.setflags(write=False)
+    return w
 
 
 def _cluster_sums(d: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
