@@ -337,8 +337,8 @@ def _arrow(df: pd.DataFrame, schema: Mapping[str, str], target: str) -> pa.Table
             if kind == "float64":
                 arrays[col] = pa.array(pd.to_numeric(values, errors="raise"), type=pa.float64())
             else:
-                arrays[col] = pa.array(values.astype(object).where(values.notna(), None),
-                                       type=pa.string())
+                # from_pandas: NaN and None are nulls (no masked copy of the column first)
+                arrays[col] = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
         except (ValueError, TypeError, pa.ArrowException) as exc:
             raise WarehouseError(f"{target}: column {col} must be {kind}: {exc}") from exc
     return pa.table(arrays)
@@ -352,8 +352,10 @@ def _select_list(schema: Mapping[str, str]) -> str:
 
 
 def _swap_statements(target: str, staging: str) -> list[str]:
-    """The statements run inside the swap transaction (a seam for fault-injection tests)."""
-    return [f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staging}", f"DROP TABLE {staging}"]
+    """The statements run inside the swap transaction (a seam for fault-injection tests): the
+    staged table takes the target's name (a rename: the rows are not copied again)."""
+    return [f"DROP TABLE IF EXISTS {target}",
+            f"ALTER TABLE {staging} RENAME TO {target.rsplit('.', 1)[-1]}"]
 
 
 def _kind(exc: duckdb.Error) -> type[WarehouseError]:
