@@ -379,3 +379,48 @@ def test_non_finite_scores_are_named_before_any_rule(micro: DuckDBWarehouse, bad
                            "sku": ["A1", "A2"], "score": [1.0, bad]})
     with pytest.raises(apply_rules.ScoreTableError, match="arm 'gnn'"):
         apply_rules.write_scores(micro, cfg, "gnn", scores)
+
+
+class _RecordingWarehouse(DuckDBWarehouse):
+    """A real DuckDB warehouse that records, per session, the CTEs computed once for every
+    arm and each arm's own."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.sessions: list[tuple[list[str], dict[str, list[str]]]] = []
+
+    def query_named_per_key(self, shared, per_key):  # noqa: ANN001, ANN201 (a test seam)
+        self.sessions.append((list(shared), {k: list(c) for k, (c, _) in per_key.items()}))
+        return super().query_named_per_key(shared, per_key)
+
+
+def test_arms_ranked_in_one_session_equal_each_arm_alone(micro: DuckDBWarehouse) -> None:
+    """Several arms in one session (the arm-independent CTEs computed once) give each arm the
+    lists it gets alone, for the test users and for everyone; a CTE that reads the arm's
+    scores or global flag is never shared."""
+    from holley_gnn_assets.evaluation.reference_arms import reference_scores
+
+    cfg = load_config()
+    windows = TimeWindows.from_config(cfg, AS_OF)
+    tables = run_exports(micro, cfg, windows)
+    build_sql_scores(micro, cfg, windows)
+    apply_rules.write_scores(micro, cfg, "gnn", gnn_like_scores(tables, 1))
+    apply_rules.write_scores(micro, cfg, "global_pop", reference_scores(tables, cfg)["global_pop"])
+    arms = {"sql": apply_rules.ArmScores(), "gnn": apply_rules.ArmScores(),
+            "global_pop": apply_rules.ArmScores(global_scores=True)}
+    recording = _RecordingWarehouse(micro.path)
+    for test_users_only in (True, False):
+        together = apply_rules.ranked_lists_of_arms(recording, cfg, windows, arms, CUTOFF,
+                                                    test_users_only=test_users_only)
+        for arm, spec in arms.items():
+            alone = apply_rules.ranked_lists(micro, cfg, windows, arm, CUTOFF,
+                                             global_scores=spec.global_scores,
+                                             test_users_only=test_users_only)
+            pd.testing.assert_frame_equal(together[arm], alone)
+    assert together["gnn"]["email_lower"].nunique() >= 5  # everyone (the micro world has no
+    assert not together["gnn"].equals(together["sql"])    # test-window user at this cutoff)
+    shared, own = recording.sessions[-1]
+    assert {"users", "products", "fitment", "order_rows", "test_window_users"} <= set(shared)
+    per_arm = {"rec_users", "rec_group_scored", "rec_own_scored", "rec_ranked"}
+    assert not per_arm & set(shared)
+    assert all(per_arm <= set(ctes) for ctes in own.values())
