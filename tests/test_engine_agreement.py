@@ -379,4 +379,3 @@ def test_non_finite_scores_are_named_before_any_rule(micro: DuckDBWarehouse, bad
                            "sku": ["A1", "A2"], "score": [1.0, bad]})
     with pytest.raises(apply_rules.ScoreTableError, match="arm 'gnn'"):
         apply_rules.write_scores(micro, cfg, "gnn", scores)
-
