@@ -86,14 +86,29 @@ def headroom_share(
     return share, (float(lo), float(hi))
 
 
-@functools.lru_cache(maxsize=4)
+# bootstrap weights kept for reuse up to this many entries (64 MB); larger draws are redrawn
+CACHED_WEIGHTS = 8_000_000
+
+
 def _cluster_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
     """[n_boot, c] bootstrap weights: how often each of ``c`` clusters is drawn per resample.
 
-    Cached (read-only): a report draws the same weights for every arm of a tier (one draw
-    of 1,300 clusters x 2,000 resamples took 0.15 s, 64 of them most of ``evaluate``)."""
+    The same draw for the same (c, n_boot, seed): a report draws it for every arm of a tier
+    (1,300 clusters x 2,000 resamples took 0.15 s, 64 draws most of ``evaluate``), so draws
+    up to CACHED_WEIGHTS entries are kept (read-only)."""
+    if c * n_boot > CACHED_WEIGHTS:
+        return _draw_weights(c, n_boot, seed)
+    return _kept_weights(c, n_boot, seed)
+
+
+def _draw_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    w = rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+    return rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def _kept_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
+    w = _draw_weights(c, n_boot, seed)
     w.setflags(write=False)
     return w
 
