@@ -270,9 +270,12 @@ def _tier_report(
     ev: dict,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # a user's metrics read only that user's rows: measured once, then each tier's rows taken
+    every = _arm_block(arms, truth_events, _tier_users(users, eval_ids, "all"))
     for tier in TIERS:
         tu = _tier_users(users, eval_ids, tier)
-        pus = _arm_block(arms, truth_events, tu)
+        pus = {name: pu[pu["email_lower"].isin(tu["email_lower"])].reset_index(drop=True)
+               for name, pu in every.items()}
         block: dict[str, Any] = {"n_users": int(len(tu))}
         for name, pu in pus.items():
             block[name] = mean_metrics(pu)

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -118,8 +118,7 @@ def rules_params(
     return params
 
 
-def _check_scores_in_warehouse(warehouse: Warehouse, params: dict[str, Any], arm: str) -> None:
-    row = warehouse.run_named(RULES_SQL, params, ["score_problems"])["score_problems"]
+def _raise_score_problems(row: pd.DataFrame, params: Mapping[str, Any], arm: str) -> None:
     counts = {k: int(v) for k, v in row.iloc[0].items()}
     problems = {k: v for k, v in counts.items() if k != "score_rows" and v}
     if problems:
@@ -127,6 +126,19 @@ def _check_scores_in_warehouse(warehouse: Warehouse, params: dict[str, Any], arm
             f"score table {params['scores'].value} (arm {arm!r}) has {problems} of "
             f"{counts['score_rows']} rows: no rule runs on it"
         )
+
+
+def _check_scores_in_warehouse(warehouse: Warehouse, params: dict[str, Any], arm: str) -> None:
+    row = warehouse.run_named(RULES_SQL, params, ["score_problems"])["score_problems"]
+    _raise_score_problems(row, params, arm)
+
+
+class ArmScores(NamedTuple):
+    """Where an arm's score table is: the run that staged it, and whether its scores are
+    global (no fitment rule: ``global_pop``)."""
+
+    run: str = ""
+    global_scores: bool = False
 
 
 def ranked_lists(
@@ -143,14 +155,39 @@ def ranked_lists(
     """The arm's ranked lists [email_lower, rank, sku, score] (up to rules.rank_depth) of the
     users with a click or site event in the test window (what evaluation reads), or of every
     user with a vehicle."""
-    params = rules_params(warehouse, cfg, windows, arm, scoring_date,
-                          test_users_only=test_users_only, global_scores=global_scores, run=run)
-    _check_scores_in_warehouse(warehouse, params, arm)
+    return ranked_lists_of_arms(warehouse, cfg, windows, {arm: ArmScores(run, global_scores)},
+                                scoring_date, test_users_only=test_users_only)[arm]
+
+
+def ranked_lists_of_arms(
+    warehouse: Warehouse,
+    cfg: Mapping[str, Any],
+    windows: TimeWindows,
+    arms: Mapping[str, ArmScores],
+    scoring_date: dt.date,
+    *,
+    test_users_only: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """``ranked_lists`` of several arms: every score table is checked first, then the rules
+    run once per arm in one warehouse session, the arm-independent CTEs (users, products,
+    fitment, purchases, test users) computed once for all arms."""
+    params = {arm: rules_params(warehouse, cfg, windows, arm, scoring_date,
+                                test_users_only=test_users_only,
+                                global_scores=spec.global_scores, run=spec.run)
+              for arm, spec in arms.items()}
+    checks = warehouse.run_named_per_key(RULES_SQL, params, ["score_problems"])
+    for arm, frames in checks.items():
+        _raise_score_problems(frames["score_problems"], params[arm], arm)
     t0 = time.perf_counter()
-    ranked = warehouse.run_named(RULES_SQL, params, ["ranked"])["ranked"]
-    out = ranked[RANKED_COLUMNS].astype({"rank": "int64", "score": "float64"})
-    out = out.sort_values(["email_lower", "rank"], kind="stable").reset_index(drop=True)
-    log.info("%s: ranked lists of %d test users in %.1fs", arm, out["email_lower"].nunique(),
+    frames = warehouse.run_named_per_key(RULES_SQL, params, ["ranked"])
+    out: dict[str, pd.DataFrame] = {}
+    for arm in arms:
+        ranked = frames[arm]["ranked"][RANKED_COLUMNS].astype({"rank": "int64",
+                                                                "score": "float64"})
+        out[arm] = ranked.sort_values(["email_lower", "rank"],
+                                      kind="stable").reset_index(drop=True)
+    log.info("%s: ranked lists of %d test users in %.1fs", ", ".join(arms),
+             max((df["email_lower"].nunique() for df in out.values()), default=0),
              time.perf_counter() - t0)
     return out
 

@@ -16,7 +16,14 @@ from typing import Any
 import pandas as pd
 
 from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
-from holley_gnn_assets.warehouse.sql import Ident, load_sql, parse_sql_file, render, with_ctes
+from holley_gnn_assets.warehouse.sql import (
+    Ident,
+    _strip_comments,
+    load_sql,
+    parse_sql_file,
+    render,
+    with_ctes,
+)
 
 # dataset role -> table -> required columns (extra columns are ignored)
 SOURCE_CONTRACT: dict[str, dict[str, list[str]]] = {
@@ -102,6 +109,45 @@ class Warehouse(abc.ABC):
                                                 if _uses(sql, n, shared)]))
             for name, sql in statements.items()
         }
+
+    def query_named_per_key(
+        self, shared: Mapping[str, str],
+        per_key: Mapping[str, tuple[Mapping[str, str], Mapping[str, str]]],
+    ) -> dict[str, dict[str, pd.DataFrame]]:
+        """For each key, run its rendered SELECTs (``per_key[key] = (ctes, statements)``) with
+        the ``shared`` CTEs (alike for every key) and its own CTEs (both name -> body, in
+        dependency order). Default: one ``query_named`` per key."""
+        return {key: self.query_named(statements, {**shared, **ctes})
+                for key, (ctes, statements) in per_key.items()}
+
+    def run_named_per_key(
+        self, relative_path: str, params: Mapping[str, Mapping[str, Any]], names: Iterable[str]
+    ) -> dict[str, dict[str, pd.DataFrame]]:
+        """Run named statements of a SQL file once per key of ``params`` (each key its own
+        placeholders: an arm's score table, say). A CTE that renders alike for every key and
+        uses no key's own CTE is computed once for all keys; the results are the same as one
+        ``run_named`` per key."""
+        parsed = parse_sql_file(load_sql(relative_path))
+        names = list(names)
+        for name in names:
+            if name not in parsed.statements:
+                raise WarehouseError(f"{relative_path} has no statement '-- name: {name}'")
+        needed = [n for n in parsed.ctes if any(n in parsed.needs[name] for name in names)]
+        code = {n: _strip_comments(parsed.ctes[n]) for n in needed}  # comments never differ
+        rendered = {key: {n: render(code[n], p) for n in needed} for key, p in params.items()}
+        shared: dict[str, str] = {}
+        for i, n in enumerate(needed):  # file order: a CTE reads only the ones above it
+            bodies = {cte[n] for cte in rendered.values()}
+            own = [m for m in needed[:i] if m not in shared]
+            if len(bodies) == 1 and not any(re.search(rf"\b{m}\b", code[n]) for m in own):
+                shared[n] = bodies.pop()
+        per_key = {
+            key: ({n: body for n, body in rendered[key].items() if n not in shared},
+                  {name: render(parsed.statements[name], p) for name in names})
+            for key, p in params.items()}
+        frames = self.query_named_per_key(shared, per_key)
+        return {key: {name: frames[key][name].reset_index(drop=True) for name in names}
+                for key in params}
 
     def run_named(
         self, relative_path: str, params: Mapping[str, Any], names: Iterable[str]

@@ -163,7 +163,15 @@ class DuckDBWarehouse(Warehouse):
         the session; the statements then read it by name. Same SQL and same results as
         running each statement with the CTEs prepended, without recomputing them.
         """
-        out: dict[str, pd.DataFrame] = {}
+        return self.query_named_per_key(shared, {"": ({}, statements)})[""]
+
+    def query_named_per_key(
+        self, shared: Mapping[str, str],
+        per_key: Mapping[str, tuple[Mapping[str, str], Mapping[str, str]]],
+    ) -> dict[str, dict[str, pd.DataFrame]]:
+        """``query_named`` for several keys in one session: the ``shared`` CTEs become TEMP
+        tables once; each key's own CTEs replace the previous key's before its statements."""
+        out: dict[str, dict[str, pd.DataFrame]] = {}
         step = ""
         with self._connect() as con:
             try:
@@ -171,9 +179,16 @@ class DuckDBWarehouse(Warehouse):
                     step = f"shared CTE {name}"
                     _check_name(name, "shared CTE")
                     con.execute(f"CREATE TEMP TABLE {name} AS {to_duckdb(body)}")
-                for name, sql in statements.items():
-                    step = f"statement {name}"
-                    out[name] = con.execute(to_duckdb(sql)).df()
+                for key, (ctes, statements) in per_key.items():
+                    where = f" ({key})" if key else ""
+                    for name, body in ctes.items():
+                        step = f"CTE {name}{where}"
+                        _check_name(name, "CTE")
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {to_duckdb(body)}")
+                    out[key] = {}
+                    for name, sql in statements.items():
+                        step = f"statement {name}{where}"
+                        out[key][name] = con.execute(to_duckdb(sql)).df()
             except duckdb.Error as exc:  # never a bare driver error: name what failed
                 raise _kind(exc)(f"{step}: {_explain(exc, self.path)}") from exc
         return out
@@ -322,8 +337,8 @@ def _arrow(df: pd.DataFrame, schema: Mapping[str, str], target: str) -> pa.Table
             if kind == "float64":
                 arrays[col] = pa.array(pd.to_numeric(values, errors="raise"), type=pa.float64())
             else:
-                arrays[col] = pa.array(values.astype(object).where(values.notna(), None),
-                                       type=pa.string())
+                # from_pandas: NaN and None are nulls (no masked copy of the column first)
+                arrays[col] = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
         except (ValueError, TypeError, pa.ArrowException) as exc:
             raise WarehouseError(f"{target}: column {col} must be {kind}: {exc}") from exc
     return pa.table(arrays)
@@ -337,8 +352,10 @@ def _select_list(schema: Mapping[str, str]) -> str:
 
 
 def _swap_statements(target: str, staging: str) -> list[str]:
-    """The statements run inside the swap transaction (a seam for fault-injection tests)."""
-    return [f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {staging}", f"DROP TABLE {staging}"]
+    """The statements run inside the swap transaction (a seam for fault-injection tests): the
+    staged table takes the target's name (a rename: the rows are not copied again)."""
+    return [f"DROP TABLE IF EXISTS {target}",
+            f"ALTER TABLE {staging} RENAME TO {target.rsplit('.', 1)[-1]}"]
 
 
 def _kind(exc: duckdb.Error) -> type[WarehouseError]:

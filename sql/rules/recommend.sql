@@ -49,7 +49,8 @@ FROM {{ scores }} AS s
 JOIN rec_users AS u ON u.email_lower = s.email_lower
 
 -- cte: rec_group_scored
--- each group's candidates (step 1), ranked once by score: n_candidates counts them all
+-- each group with a ranked user: its candidates (step 1), ranked once by score;
+-- n_candidates counts them all
 SELECT
   grp, sku, base_sku, part_type, score,
   ROW_NUMBER() OVER (PARTITION BY grp ORDER BY score DESC, sku ASC) AS crn,
@@ -61,6 +62,7 @@ FROM (
     FROM {{ scores }}
     WHERE email_lower IS NULL
   ) AS s
+  JOIN (SELECT DISTINCT grp FROM rec_users) AS g ON g.grp = s.grp
   JOIN products AS p ON p.sku = s.sku
   LEFT JOIN fitment AS f ON f.vehicle_id = s.grp AND f.sku = s.sku
   WHERE p.eligible AND ({{ global_scores }} OR f.sku IS NOT NULL)
@@ -116,12 +118,17 @@ WHERE EXISTS (
 )
 
 -- cte: rec_own_scored
--- users with their own score rows: their candidates (step 1), ranked once by score
+-- users with their own score rows: their candidates (step 1), ranked once by score (the
+-- score rows are cut to those users first: most arms have none)
 SELECT
   u.email_lower, p.sku, p.base_sku, p.part_type, s.score,
   ROW_NUMBER() OVER (PARTITION BY u.email_lower ORDER BY s.score DESC, p.sku ASC) AS crn,
   COUNT(*) OVER (PARTITION BY u.email_lower) AS n_candidates
-FROM {{ scores }} AS s
+FROM (
+  SELECT email_lower, sku, score
+  FROM {{ scores }}
+  WHERE email_lower IN (SELECT email_lower FROM rec_own_users)
+) AS s
 JOIN rec_users AS u ON u.email_lower = s.email_lower
 JOIN products AS p ON p.sku = s.sku
 LEFT JOIN fitment AS f ON f.vehicle_id = u.vehicle_id AND f.sku = s.sku

@@ -69,7 +69,8 @@ def eval_report(
     arms = ranked_arms(wh, cfg, windows, tables, pool,
                        {"gnn": gnn_recommendations["run"],
                         "sql": sql_baseline_recommendations["run"]},
-                       run_suffix(context.run.root_run_id or context.run.run_id), recent)
+                       run_suffix(context.run.root_run_id or context.run.run_id), recent,
+                       evaluation.test_window_users(test_clicks, test_events))
     rank_s = time.perf_counter() - start
     report = evaluation.evaluate(arms, user_nodes, test_clicks, test_events, cfg,
                                  as_of=windows.as_of, cutoff=windows.cutoff, windows=windows)
