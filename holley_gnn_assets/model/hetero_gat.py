@@ -59,6 +59,7 @@ from holley_gnn_assets.graph.types import (
     TIER_INDEX,
     WEIGHTED_EDGE_TYPES,
 )
+from holley_gnn_assets.model.chunked import layer_in_chunks
 from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
 
 
@@ -276,23 +277,30 @@ class HeteroGAT(nn.Module):
         Layer l reads the rows of its input (``x_dict`` / the previous layer's output) and
         writes the rows ``block.keep`` selects (all rows when None). Each destination gets
         the sum over edge types of GATConv(x_src, x_dst) plus one skip linear of its own input.
+        A full layer without autograd runs in chunks of destination rows (``model/chunked.py``).
         """
         h = x_dict
-        for i, (conv, block) in enumerate(zip(self.convs, blocks, strict=True)):
-            if block.keep is None:
-                h_dst = h
+        for i, block in zip(range(len(self.convs)), blocks, strict=True):
+            if block.keep is None and not torch.is_grad_enabled():  # model/chunked.py
+                h = layer_in_chunks(lambda x, b, i=i: self._layer(i, x, b), h, block)
             else:
-                h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
-            pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
-            out = conv(pairs, block.edge_index, edge_attr_dict=block.edge_attr)
-            out = {
-                k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
-                for k in h_dst
-            }
-            if i < len(self.convs) - 1:
-                out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
-            h = out
+                h = self._layer(i, h, block)
         return h
+
+    def _layer(self, i: int, h: dict[str, Tensor], block: Block) -> dict[str, Tensor]:
+        if block.keep is None:
+            h_dst = h
+        else:
+            h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
+        pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
+        out = self.convs[i](pairs, block.edge_index, edge_attr_dict=block.edge_attr)
+        out = {
+            k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
+            for k in h_dst
+        }
+        if i < len(self.convs) - 1:
+            out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
+        return out
 
     def forward(
         self,
