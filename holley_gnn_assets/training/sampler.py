@@ -15,7 +15,7 @@ starting from the nodes the batch needs (its users, their vehicles, positive and
 products) and going back layer by layer, at most ``fanout[l]`` incoming edges per destination
 node and edge type; each layer transforms only the rows it needs (``Block.keep``). An epoch has
 at most ``max_steps_per_epoch`` steps: at full scale (~21K supervision edges an epoch) the step
-batch grows from ``batch_size`` 1024 to ~2.7K, since a step's cost is mostly fixed (dense
+batch grows from ``batch_size`` 1024 to ~3.5K, since a step's cost is mostly fixed (dense
 transforms of ~25K product rows). The step batch stops at ``max_step_batch``: a larger epoch
 trains on a random ``max_steps_per_epoch x max_step_batch`` of its supervision edges (the rest
 stay out of message passing that epoch), so a step's memory does not grow with the users.
