@@ -43,3 +43,14 @@ def test_disabled_is_a_no_op() -> None:
     with reuse_freed_memory(enabled=False) as active:
         assert not active
         assert _alloc_free(256 * MB) < 64 * MB
+
+
+def test_release_gives_freed_heap_back_inside_reuse() -> None:
+    from holley_gnn_assets.training.heap import release_freed_memory
+
+    with reuse_freed_memory():
+        kept = _alloc_free(256 * MB)
+        assert kept > 200 * MB
+        before = _rss()
+        release_freed_memory()
+        assert before - _rss() > 200 * MB

@@ -10,10 +10,9 @@ Inputs per node type (all projected to ``embedding_dim`` before message passing)
 Message passing: ``layers`` x HeteroConv with one GATConv per edge type (``heads`` heads,
 ``hidden_dim`` = heads x (hidden_dim/heads) concatenated in the inner layers, ``embedding_dim``
 = heads x (embedding_dim/heads) in the last), ``add_self_loops=False``, HeteroConv ``sum``
-aggregation, plus ONE skip linear per node type and layer (a GATConv on a bipartite edge type
-drops the destination's own features; GATConv(residual=True) would add one redundant linear per
-edge type, a third of the dense cost at full scale). Edge weights enter the attention as 1-dim
-``edge_attr`` on the weighted edge types. Layers can run on a sampled, trimmed block
+aggregation, plus ONE skip linear per node type and layer (bipartite GATConvs drop the
+destination's own features; ``residual=True`` would cost a linear per edge type). Edge weights
+enter the attention as 1-dim ``edge_attr`` on the weighted edge types. Layers can run on a sampled, trimmed block
 (``Block.keep``): only the rows a batch needs are transformed. In-channels are explicit
 tuples, so there are no lazy parameters (no warm-up forward is needed before the optimizers).
 
@@ -33,10 +32,9 @@ say ranks like SQL. Serving keeps a plain dot product: ``query_vectors`` = [user
 ``product_vectors`` = [scale x product, w x log1p(order_count)]. ``model.product_bias`` adds a
 learned b(product) to that column (zero at init).
 
-Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means over
-owners' interactions, fitment look-alike vehicles, fitting products (vehicle rows) and own
-interactions (user rows), each through one linear, added to the layer-0 inputs next to
-attention. ``model.attention_fitment: false`` leaves the fitment edges out of the attention.
+Propagation (``model.propagation``, ``model/propagation.py``): LightGCN-style means (owners'
+interactions, look-alike vehicles, fitting products, own interactions), each through one linear,
+added to the layer-0 inputs. ``model.attention_fitment: false``: no fitment edges in attention.
 """
 
 from __future__ import annotations
@@ -59,6 +57,7 @@ from holley_gnn_assets.graph.types import (
     TIER_INDEX,
     WEIGHTED_EDGE_TYPES,
 )
+from holley_gnn_assets.model.chunked import layer_in_chunks
 from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
 from holley_gnn_assets.settings_schema import ModelConfig
 from holley_gnn_assets.settings_validation import typed
@@ -283,23 +282,30 @@ class HeteroGAT(nn.Module):
         Layer l reads the rows of its input (``x_dict`` / the previous layer's output) and
         writes the rows ``block.keep`` selects (all rows when None). Each destination gets
         the sum over edge types of GATConv(x_src, x_dst) plus one skip linear of its own input.
+        A full layer without autograd runs in chunks of destination rows (``model/chunked.py``).
         """
         h = x_dict
-        for i, (conv, block) in enumerate(zip(self.convs, blocks, strict=True)):
-            if block.keep is None:
-                h_dst = h
+        for i, block in zip(range(len(self.convs)), blocks, strict=True):
+            if block.keep is None and not torch.is_grad_enabled():  # model/chunked.py
+                h = layer_in_chunks(lambda x, b, i=i: self._layer(i, x, b), h, block)
             else:
-                h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
-            pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
-            out = conv(pairs, block.edge_index, edge_attr_dict=block.edge_attr)
-            out = {
-                k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
-                for k in h_dst
-            }
-            if i < len(self.convs) - 1:
-                out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
-            h = out
+                h = self._layer(i, h, block)
         return h
+
+    def _layer(self, i: int, h: dict[str, Tensor], block: Block) -> dict[str, Tensor]:
+        if block.keep is None:
+            h_dst = h
+        else:
+            h_dst = {k: v[block.keep[k]] if k in block.keep else v for k, v in h.items()}
+        pairs = {et: (h[et[0]], h_dst[et[2]]) for et in block.edge_index}
+        out = self.convs[i](pairs, block.edge_index, edge_attr_dict=block.edge_attr)
+        out = {
+            k: out[k] + self.skips[i][k](h_dst[k]) if k in out else self.skips[i][k](h_dst[k])
+            for k in h_dst
+        }
+        if i < len(self.convs) - 1:
+            out = {k: F.dropout(F.elu(v), self.dropout, self.training) for k, v in out.items()}
+        return out
 
     def forward(
         self,

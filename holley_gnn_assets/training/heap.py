@@ -9,12 +9,19 @@ for a block and restores the glibc default values afterwards (glibc's dynamic mm
 stays off once mallopt was called), then returns the freed heap to the OS (``malloc_trim``).
 Elsewhere (macOS, musl) it does nothing. The settings are process-wide: other threads'
 allocations meanwhile follow them.
+
+``release_freed_memory`` returns the free heap pages to the OS at a phase boundary (the loop
+calls it after each epoch's steps and after each validation): without it the heap keeps the
+high-water mark of every phase at once (broad_100k, 40K own-node users: 3.19 GB kept vs
+2.42 GB trimmed after each phase; with ``reuse_freed_memory`` off glibc's dynamic mmap
+threshold still left 1.5 GB of a 2.2 GB RSS free in the heap after an epoch).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +35,7 @@ DEFAULT_MMAP_MAX = 65536
 KEEP_TRIM_THRESHOLD = -1  # mallopt(3): -1 disables trimming completely
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if not name:
@@ -57,4 +65,11 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[bool]:
     finally:
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+def release_freed_memory() -> None:
+    """Give the heap's free pages back to the OS now (``malloc_trim(0)``; glibc only)."""
+    libc = _glibc()
+    if libc is not None:
         libc.malloc_trim(0)

@@ -44,6 +44,7 @@ from holley_gnn_assets.settings_schema import PipelineConfig
 from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training import checkpoints as ck
 from holley_gnn_assets.training.early_stopping import EarlyStopping
+from holley_gnn_assets.training.heap import release_freed_memory
 from holley_gnn_assets.training.lift_weight import LiftChoice, choose_lift
 from holley_gnn_assets.training.runtime import resolve_device, training_runtime
 from holley_gnn_assets.training.sampler import NoInteractionsError, TrainingSetup
@@ -86,6 +87,8 @@ def _epoch(
     """One pass over this epoch's supervision edges; returns the mean training loss."""
     model.train()
     sup_idx, sup_cold, message = st.epoch_split(rng)
+    n_sup = st.epoch_edges(len(sup_idx))  # already shuffled: a prefix is a random subset
+    sup_idx, sup_cold = sup_idx[:n_sup], sup_cold[:n_sup]
     prop = st.propagation(model.propagation, message)
     count = st.data["product"].order_count
     total, n_seen = 0.0, 0
@@ -215,11 +218,13 @@ def _train(
             break
         t0 = time.perf_counter()
         train_loss = _epoch(model, st, optimizers, rng, float(tr.grad_clip), epoch)
+        release_freed_memory()  # the steps' freed heap: not kept beside validation's
         scored = model
         if average is not None:
             average.update_parameters(model)
             scored = average.module
         metrics = evaluate(scored, st)
+        release_freed_memory()
         row = {"epoch": epoch, "train_loss": train_loss, **metrics}
         row["seconds"] = time.perf_counter() - t0
         history.append(row)

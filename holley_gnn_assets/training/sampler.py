@@ -15,8 +15,11 @@ starting from the nodes the batch needs (its users, their vehicles, positive and
 products) and going back layer by layer, at most ``fanout[l]`` incoming edges per destination
 node and edge type; each layer transforms only the rows it needs (``Block.keep``). An epoch has
 at most ``max_steps_per_epoch`` steps: at full scale (~21K supervision edges an epoch) the step
-batch grows from ``batch_size`` 1024 to ~2.7K, since a step's cost is mostly fixed (dense
-transforms of ~25K product rows). Validation and serving use the full graph.
+batch grows from ``batch_size`` 1024 to ~3.5K, since a step's cost is mostly fixed (dense
+transforms of ~25K product rows). The step batch stops at ``max_step_batch``: a larger epoch
+trains on a random ``max_steps_per_epoch x max_step_batch`` of its supervision edges (the rest
+stay out of message passing that epoch), so a step's memory does not grow with the users.
+Validation and serving use the full graph.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class TrainingSetup:
         self.fanout = list(tr.fanout)
         self.batch_size = tr.batch_size
         self.max_steps = tr.max_steps_per_epoch
+        self.max_step_batch = tr.max_step_batch
         self.cold_share = float(tr.simulated_cold_share)
         self.loss = tr.loss
         self.edge_types = attention_edge_types(config.model)
@@ -187,10 +191,20 @@ class TrainingSetup:
 
     def step_batch(self, n_sup: int) -> int:
         """Supervision edges per step: ``batch_size``, grown so an epoch has at most
-        ``max_steps_per_epoch`` steps (null: no cap)."""
+        ``max_steps_per_epoch`` steps (null: no cap), but at most ``max_step_batch``."""
         if not self.max_steps:
             return self.batch_size
-        return max(self.batch_size, math.ceil(n_sup / int(self.max_steps)))
+        grown = max(self.batch_size, math.ceil(n_sup / int(self.max_steps)))
+        return min(grown, int(self.max_step_batch)) if self.max_step_batch else grown
+
+    def epoch_edges(self, n_sup: int) -> int:
+        """How many of an epoch's (shuffled) supervision edges it trains on: all, unless
+        ``max_steps_per_epoch`` steps of ``max_step_batch`` hold fewer. A step's memory then
+        follows ``max_step_batch x negatives_per_positive x embedding_dim`` whatever the
+        number of users (broad_100k: ~113K supervision edges made 19K-edge steps, +1.2 GB)."""
+        if not self.max_steps or not self.max_step_batch:
+            return n_sup
+        return min(n_sup, int(self.max_steps) * int(self.max_step_batch))
 
     def epoch_split(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, MessageEdges]:
         """This epoch's supervision edges (shuffled), whether each is scored in cold mode, and
