@@ -1,6 +1,4 @@
-"""HeteroGAT recommender (spec section 2, "Model"), pure torch / PyG.
-
-Inputs per node type (all projected to ``embedding_dim`` before message passing):
+"""HeteroGAT recommender (spec section 2, "Model"), pure torch / PyG. Inputs per node type (all projected to ``embedding_dim`` before message passing):
 - user: tier embedding + linear(standardised log activity counts). There is NO per-user ID
   table: an untrained per-user row must never reach cold users or vehicles.
 - product: MLP(part-type embedding (``part_type_dim``) + price, missing flag, log_popularity,
@@ -12,9 +10,9 @@ Message passing: ``layers`` x HeteroConv with one GATConv per edge type (``heads
 = heads x (embedding_dim/heads) in the last), ``add_self_loops=False``, HeteroConv ``sum``
 aggregation, plus ONE skip linear per node type and layer (bipartite GATConvs drop the
 destination's own features; ``residual=True`` would cost a linear per edge type). Edge weights
-enter the attention as 1-dim ``edge_attr`` on the weighted edge types. Layers can run on a sampled, trimmed block
-(``Block.keep``): only the rows a batch needs are transformed. In-channels are explicit
-tuples, so there are no lazy parameters (no warm-up forward is needed before the optimizers).
+enter the attention as 1-dim ``edge_attr`` on the weighted edge types. Layers can run on a
+sampled, trimmed block (``Block.keep``): only the rows a batch needs are transformed. Explicit
+in-channels: no lazy parameters (no warm-up forward is needed before the optimizers).
 
 ``forward(data, blocks=None, index=None)`` = ``encode(node_inputs(data, index), blocks)``: node
 states after message passing (full graph when ``blocks`` is None).
