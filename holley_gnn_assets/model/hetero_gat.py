@@ -1,4 +1,6 @@
-"""HeteroGAT recommender (spec section 2, "Model"), pure torch / PyG. Inputs per node type (all projected to ``embedding_dim`` before message passing):
+"""HeteroGAT recommender (spec section 2, "Model"), pure torch / PyG.
+
+Inputs per node type (all projected to ``embedding_dim`` before message passing):
 - user: tier embedding + linear(standardised log activity counts). There is NO per-user ID
   table: an untrained per-user row must never reach cold users or vehicles.
 - product: MLP(part-type embedding (``part_type_dim``) + price, missing flag, log_popularity,
@@ -13,7 +15,6 @@ destination's own features; ``residual=True`` would cost a linear per edge type)
 enter the attention as 1-dim ``edge_attr`` on the weighted edge types. Layers can run on a
 sampled, trimmed block (``Block.keep``): only the rows a batch needs are transformed. Explicit
 in-channels: no lazy parameters (no warm-up forward is needed before the optimizers).
-
 ``forward(data, blocks=None, index=None)`` = ``encode(node_inputs(data, index), blocks)``: node
 states after message passing (full graph when ``blocks`` is None).
 
