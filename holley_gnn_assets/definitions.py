@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dagster import DefaultSensorStatus, Definitions
 
+from holley_gnn_assets.config.settings import Settings, get_settings
 from holley_gnn_assets.defs import (
     alert_sensors,
     checks,
@@ -30,7 +31,6 @@ from holley_gnn_assets.defs.assets import (
 from holley_gnn_assets.defs.executor import executor_from_settings
 from holley_gnn_assets.defs.jobs import full_retrain_job, publish_job, score_job
 from holley_gnn_assets.defs.resources import pipeline_resources
-from holley_gnn_assets.settings import Settings, get_settings
 
 
 def build_defs(settings: Settings | None = None) -> Definitions:

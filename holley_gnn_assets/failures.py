@@ -24,8 +24,8 @@ class EmptyInputError(PermanentError, ValueError):
 
 def permanent_types() -> tuple[type[BaseException], ...]:
     """Every exception type classified as not retryable."""
+    from holley_gnn_assets.config.validation import SettingsError
     from holley_gnn_assets.recommend.apply_rules import ScoreTableError
-    from holley_gnn_assets.settings_validation import SettingsError
     from holley_gnn_assets.training.sampler import NoInteractionsError
     from holley_gnn_assets.warehouse.base import ContractError
 

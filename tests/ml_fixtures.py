@@ -245,9 +245,9 @@ def untrained_world(n_users: int, seed: int):
     built on one thread."""
     import torch
 
+    from holley_gnn_assets.config.settings import load_config
     from holley_gnn_assets.graph.builder import build_graph
     from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
-    from holley_gnn_assets.settings import load_config
 
     with single_thread():
         cfg = load_config()

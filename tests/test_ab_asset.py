@@ -16,11 +16,11 @@ import yaml
 from dagster import AssetKey, DagsterInstance, MaterializeResult, asset, materialize
 from mlflow import MlflowClient
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.defs.assets.ab_test import ab_assignment
 from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
 from holley_gnn_assets.recommend.ab_assignment import arm_of
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
 

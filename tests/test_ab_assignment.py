@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
+from holley_gnn_assets.config.settings import load_config, load_settings
+from holley_gnn_assets.config.validation import SettingsError
 from holley_gnn_assets.recommend import ab_assignment as ab
-from holley_gnn_assets.settings import load_config, load_settings
-from holley_gnn_assets.settings_validation import SettingsError
 from holley_gnn_assets.warehouse.base import WarehouseError
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from test_ab_assignment import output_rows
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.recommend import ab_assignment as ab
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.warehouse.schemas import OUTPUT_TYPES
 
 pytest_plugins = ["emulators"]

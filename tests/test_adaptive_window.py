@@ -13,11 +13,11 @@ import yaml
 from dagster import DagsterInstance, materialize
 from micro_warehouse import build_micro_warehouse
 
+from holley_gnn_assets.config.settings import load_config
+from holley_gnn_assets.config.time_windows import choose_test_window, window_candidates
+from holley_gnn_assets.config.validation import SettingsError
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.report import evaluate, window_params
-from holley_gnn_assets.settings import load_config
-from holley_gnn_assets.settings_validation import SettingsError
-from holley_gnn_assets.time_windows import choose_test_window, window_candidates
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import run_exports
 from holley_gnn_assets.warehouse.window_counts import adaptive_windows

@@ -27,14 +27,14 @@ from dagster import (
 from dagster._core.events import StepMaterializationData
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
-from holley_gnn_assets.defs import alert_sensors as alerts
-from holley_gnn_assets.settings import load_settings
-from holley_gnn_assets.webhook import (
+from holley_gnn_assets.config.settings import load_settings
+from holley_gnn_assets.config.webhook import (
     WEBHOOK_ENV,
     WebhookSink,
     redact_url,
     validate_webhook_url,
 )
+from holley_gnn_assets.defs import alert_sensors as alerts
 
 # -- a tiny pipeline: a blocking ERROR check upstream, a WARN check on the output --------------
 

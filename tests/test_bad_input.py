@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import WarehouseError
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import contract_counts, run_exports

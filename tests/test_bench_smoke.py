@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.config.settings import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def _bench(tmp_path, scale: str, overrides: dict) -> tuple:
     env = {**os.environ, "HOLLEY_GNN_HOME": str(home), "HOLLEY_GNN_CONFIG": str(config)}
     env.pop("HOLLEY_GNN_WAREHOUSE", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "holley_gnn_assets.cli", "bench", "--scale", scale],
+        [sys.executable, "-m", "holley_gnn_assets.commands.cli", "bench", "--scale", scale],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

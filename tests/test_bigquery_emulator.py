@@ -15,9 +15,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.recommend import apply_rules, publish
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import WarehouseError
 from holley_gnn_assets.warehouse.bigquery import (
     OUTPUT_SCHEMA,

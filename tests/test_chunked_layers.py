@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.model import chunked
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
-from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import make_tables
 
 

@@ -1,6 +1,6 @@
 """One source of config defaults: the package reads config values as required keys.
 
-``gnn_config.yaml`` holds every default and ``settings_schema.py`` none; library code must not
+``gnn_config.yaml`` holds every default and ``config/schema.py`` none; library code must not
 add a second default when it reads the config. The AST walk below fails on
 
 - ``.get(key, ...)`` whose receiver is a config object: a name like ``cfg``, ``config``,
@@ -28,8 +28,8 @@ import yaml
 from pydantic import BaseModel
 
 import holley_gnn_assets
-from holley_gnn_assets import settings_schema
-from holley_gnn_assets.settings import DEFAULT_CONFIG_PATH, flatten, load_config
+from holley_gnn_assets.config import schema as settings_schema
+from holley_gnn_assets.config.settings import DEFAULT_CONFIG_PATH, flatten, load_config
 
 PACKAGE_DIR = Path(holley_gnn_assets.__file__).resolve().parent
 CONFIG_NAME = re.compile(r"^(cfg|config|settings|conf|cfg_\w+|\w+_cfg|\w+_config)$")
@@ -176,7 +176,7 @@ def test_the_walk_finds_each_kind_of_fallback(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "m.py").write_text(
-        "from holley_gnn_assets.settings_schema import ModelConfig\n"
+        "from holley_gnn_assets.config.schema import ModelConfig\n"
         "def a(cfg):\n"
         "    return cfg.get('x', 1)\n"                               # 3
         "def b(cfg):\n"
@@ -208,8 +208,8 @@ def test_schema_has_no_defaults_outside_kubernetes_tolerations() -> None:
 
 
 def test_a_config_file_missing_a_model_key_names_the_key_and_the_file(tmp_path: Path) -> None:
-    from holley_gnn_assets.settings import load_settings
-    from holley_gnn_assets.settings_validation import SettingsError
+    from holley_gnn_assets.config.settings import load_settings
+    from holley_gnn_assets.config.validation import SettingsError
 
     with open(DEFAULT_CONFIG_PATH) as fh:
         raw = yaml.safe_load(fh)
@@ -224,8 +224,8 @@ def test_a_config_file_missing_a_model_key_names_the_key_and_the_file(tmp_path: 
 @pytest.mark.parametrize("key", ["pooled_neighbours", "propagation", "attention_fitment"])
 def test_a_partial_model_section_is_a_named_error(key: str) -> None:
     """A model section missing one key builds no model: the error names the key."""
+    from holley_gnn_assets.config.validation import SettingsError
     from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
-    from holley_gnn_assets.settings_validation import SettingsError
 
     with open(DEFAULT_CONFIG_PATH) as fh:
         model_cfg = yaml.safe_load(fh)["model"]
@@ -241,8 +241,8 @@ def test_a_partial_config_is_refused_by_training_and_evaluation(tmp_path: Path) 
     """train(), TrainingSetup (through train) and evaluate() validate a mapping first."""
     import pandas as pd
 
+    from holley_gnn_assets.config.validation import SettingsError
     from holley_gnn_assets.evaluation.report import evaluate
-    from holley_gnn_assets.settings_validation import SettingsError
     from holley_gnn_assets.training.loop import train
 
     cfg = load_config()

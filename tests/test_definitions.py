@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, EnvVar, asset, materialize
 
+from holley_gnn_assets.config.settings import load_settings
 from holley_gnn_assets.definitions import build_defs
 from holley_gnn_assets.defs.resources import MlflowTracking, pipeline_resources
-from holley_gnn_assets.settings import load_settings
 from tests.micro_warehouse import build_micro_warehouse, qualified
 
 ORDERS = AssetKey(["data_company_1950", "import_orders"])

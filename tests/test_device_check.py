@@ -9,8 +9,12 @@ import pytest
 import torch
 from scipy import stats
 
-from holley_gnn_assets.cli import main
-from holley_gnn_assets.device_check import check_device_names, device_table, paired_difference
+from holley_gnn_assets.commands.cli import main
+from holley_gnn_assets.commands.device_check import (
+    check_device_names,
+    device_table,
+    paired_difference,
+)
 
 
 def test_device_check_trains_each_seed_and_prints_the_comparison(tiny_signal_warehouse, tmp_path,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
 from holley_gnn_assets.model.user_keys import save_keyed_graph, user_key, with_contract_user_ids
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
-from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import single_thread, untrained_world
 
 
@@ -112,8 +112,8 @@ def test_generator_world_end_to_end(tiny_signal_warehouse, tmp_path) -> None:
     """Synthetic warehouse -> exports -> graph -> 2 epochs -> embeddings for every user."""
     import duckdb
 
+    from holley_gnn_assets.config.settings import TimeWindows
     from holley_gnn_assets.graph.builder import TABLES
-    from holley_gnn_assets.settings import TimeWindows
     from holley_gnn_assets.training.loop import train
     from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
     from holley_gnn_assets.warehouse.exports import run_exports

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import run_exports

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.evaluation.decision import decide, decision_bands
 from holley_gnn_assets.evaluation.markdown import report_markdown
 from holley_gnn_assets.evaluation.plots import plot_tiers
 from holley_gnn_assets.evaluation.reference_arms import reference_scores
 from holley_gnn_assets.evaluation.report import evaluate
-from holley_gnn_assets.settings import load_config
 
 EV = load_config()["eval"]
 

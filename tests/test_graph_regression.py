@@ -30,7 +30,7 @@ GRAPH_INPUTS = ["run_window", "user_nodes", "product_nodes", "vehicle_nodes",
 
 
 def _config(home: Path, name: str, **overrides) -> Path:
-    from holley_gnn_assets.settings import load_config
+    from holley_gnn_assets.config.settings import load_config
 
     path = home / name
     base = {"training": {"epochs": 2, "patience": 1}}
@@ -72,9 +72,9 @@ def scenario(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
     warehouse = home / "world.duckdb"
     shutil.copy(tiny_signal_warehouse, warehouse)
     mp = pipeline_env(home, warehouse, _config(home, "fast.yaml"))
+    from holley_gnn_assets.commands.runner import run_and_publish
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.runner import run_and_publish
-    from holley_gnn_assets.settings import get_settings
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         full = con.execute(f"SELECT * FROM {FITMENT}").df()

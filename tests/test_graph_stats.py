@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import load_config
+from holley_gnn_assets.config.validation import SettingsError
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.quality import graph_stats as gs
-from holley_gnn_assets.settings import load_config
-from holley_gnn_assets.settings_validation import SettingsError
 from tests.ml_fixtures import make_tables
 
 
@@ -109,7 +109,7 @@ def test_judge_says_why_nothing_was_compared():
 
 
 def test_regression_bounds_are_validated():
-    from holley_gnn_assets.settings import load_settings
+    from holley_gnn_assets.config.settings import load_settings
 
     with pytest.raises(SettingsError, match="warn_shift_share .* must be below max_drop_share"):
         load_settings(env={}, overrides={"regression": {"max_drop_share": 0.2,

@@ -8,9 +8,9 @@ import typing
 import numpy as np
 import pytest
 
+from holley_gnn_assets.config.schema import EvalConfig
 from holley_gnn_assets.evaluation import coverage
 from holley_gnn_assets.evaluation import intervals as iv
-from holley_gnn_assets.settings_schema import EvalConfig
 
 
 def _dominant(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +127,7 @@ def test_coverage_on_a_fixed_seed() -> None:
 
 
 def test_coverage_command_prints_the_table_and_the_verdicts(capsys) -> None:
-    from holley_gnn_assets.cli import main
+    from holley_gnn_assets.commands.cli import main
 
     assert main(["coverage", "--replicates", "3", "--boot", "49", "--users", "120",
                  "--methods", "stratified_t"]) == 0

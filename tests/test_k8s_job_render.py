@@ -23,6 +23,12 @@ from dagster_k8s import DagsterK8sJobConfig, construct_dagster_k8s_job
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, get_user_defined_k8s_config
 
+from holley_gnn_assets.config.settings import (
+    SettingsError,
+    get_settings,
+    load_config,
+    load_settings,
+)
 from holley_gnn_assets.defs.k8s_tags import (
     GPU_IMAGE_ENV,
     K8S_CONFIG_TAG,
@@ -30,7 +36,6 @@ from holley_gnn_assets.defs.k8s_tags import (
     cpu_op_tags,
     gpu_op_tags,
 )
-from holley_gnn_assets.settings import SettingsError, get_settings, load_config, load_settings
 
 VALUES = Path(__file__).resolve().parents[1] / "k8s" / "helm" / "values.yaml"
 RUN_IMAGE = "registry.example/holley-gnn/user-code:cpu-test"

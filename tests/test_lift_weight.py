@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training.lift_weight import LiftChoice, choose_lift, validation_lift
 from holley_gnn_assets.training.sampler import TrainingSetup, held_out_users
 from holley_gnn_assets.training.validation import evaluate

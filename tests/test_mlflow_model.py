@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.graph.builder import build_graph, load_graph, save_graph
 from holley_gnn_assets.graph.types import OWNS
@@ -23,7 +24,6 @@ from holley_gnn_assets.model.persistence import save_model
 from holley_gnn_assets.model.user_keys import user_key
 from holley_gnn_assets.recommend.embeddings import compute_embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_score_frame
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training.loop import train
 from tests.email_scan import emails_in_artifacts, emails_in_file, emails_in_tracking
 from tests.ml_fixtures import make_tables, single_thread

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.graph.types import COLD
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT, encode_full, full_blocks
-from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import make_tables, single_thread
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from ml_fixtures import make_tables
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
 from holley_gnn_assets.model.persistence import load_model, save_model
-from holley_gnn_assets.settings import load_config
 
 
 def test_round_trip_and_graph_mismatch(tmp_path):

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.realdata.movielens import build_movielens_warehouse
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 
 AS_OF = dt.date(2026, 11, 1)

@@ -27,8 +27,8 @@ from dagster import (
     success_hook,
 )
 
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs import partitions
-from holley_gnn_assets.time_windows import TimeWindows
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS
 from tests.conftest import pipeline_env, private_warehouse
 
@@ -49,8 +49,8 @@ class _Undated:
 def _tight_config(home: Path, warehouse: Path) -> tuple[Path, dict]:
     """The packaged config with eval.min_test_clicks one above the default window's clicks, so
     the run's window grows past the default; (path, config)."""
-    from holley_gnn_assets.settings import load_config
-    from holley_gnn_assets.time_windows import clicks_in_window
+    from holley_gnn_assets.config.settings import load_config
+    from holley_gnn_assets.config.time_windows import clicks_in_window
     from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
     from holley_gnn_assets.warehouse.window_counts import click_counts_by_day
 
@@ -85,8 +85,8 @@ def world(tiny_signal_warehouse: Path, tmp_path: Path):
 
 
 def test_a_run_keeps_one_cutoff_under_a_mid_run_append_and_a_clock_change(world):
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.settings import get_settings
     from holley_gnn_assets.warehouse.window_counts import adaptive_windows
 
     mp, cfg = world["mp"], world["cfg"]
@@ -135,7 +135,7 @@ def test_a_run_keeps_one_cutoff_under_a_mid_run_append_and_a_clock_change(world)
 
 
 def test_a_window_of_another_date_is_refused():
-    from holley_gnn_assets.settings import load_config
+    from holley_gnn_assets.config.settings import load_config
 
     windows = TimeWindows.from_config(load_config(), WORLD_DATE)
     context = build_asset_context(partition_key="2026-11-02")
@@ -156,9 +156,9 @@ def test_a_date_outside_the_partitions_is_named():
 def test_a_three_day_backfill_scores_three_partitions_at_their_dates(
         tiny_signal_warehouse: Path, tmp_path: Path, capsys):
     """A retrain (a champion to score with), then ``holley-gnn backfill`` over three days."""
-    from holley_gnn_assets.cli import main
-    from holley_gnn_assets.runner import local_instance
-    from holley_gnn_assets.settings import load_config
+    from holley_gnn_assets.commands.cli import main
+    from holley_gnn_assets.commands.runner import local_instance
+    from holley_gnn_assets.config.settings import load_config
 
     home = tmp_path / "home"
     home.mkdir()

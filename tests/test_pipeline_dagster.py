@@ -35,8 +35,8 @@ def pipeline_run(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathF
     home = tmp_path_factory.mktemp("home")
     warehouse = private_warehouse(home, tiny_signal_warehouse)
     mp = pipeline_env(home, warehouse, _fast_config(home))
+    from holley_gnn_assets.commands.runner import run_and_publish
     from holley_gnn_assets.definitions import build_defs
-    from holley_gnn_assets.runner import run_and_publish
 
     defs = build_defs()
     instance = DagsterInstance.ephemeral()
@@ -51,7 +51,7 @@ def _fast_config(home: Path) -> Path:
     """The packaged config with a short training budget for tests."""
     import yaml
 
-    from holley_gnn_assets.settings import load_config
+    from holley_gnn_assets.config.settings import load_config
 
     # a look-alike pool other than the default (NEIGHBOURS = 20), so a step that drops the
     # model's pool and pools the default scores differently (test_the_models_pool_reaches...)
@@ -125,8 +125,8 @@ def test_full_run_writes_output_report_and_mlflow(pipeline_run):
     assert mat.metadata["lookalike_lift_neighbours"].value == k
     assert report["lookalike_pop_neighbours"] == k  # the reference count pools alike
     # the table and the champion agree, by the publish log written with the table
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.recommend.publish import last_publish
-    from holley_gnn_assets.settings import get_settings
     from holley_gnn_assets.storage.model_registry import ModelRegistry
     from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 
@@ -182,8 +182,8 @@ def _assets_without(defs, name: str) -> list:
 
 def _vehicle_scores(warehouse: Path, arm: str, run_id: str) -> pd.Series:
     """The vehicle rows of an arm's score table staged by run ``run_id``, by (vehicle_id, sku)."""
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.recommend.apply_rules import run_suffix, scores_table, staging_dataset
-    from holley_gnn_assets.settings import get_settings
 
     table = f"{staging_dataset(get_settings().cfg)}.{scores_table(arm, run_suffix(run_id))}"
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -198,12 +198,12 @@ def _vehicle_scores(warehouse: Path, arm: str, run_id: str) -> pd.Series:
 def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     """The pool training chose (LIFT_POOL) is the one the GNN arm's lift and the lookalike_pop
     reference were counted with: their staged scores equal a recount with that pool."""
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.defs.resources import ArtifactsResource
     from holley_gnn_assets.evaluation.reference_arms import reference_scores
     from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
     from holley_gnn_assets.recommend.embeddings import Embeddings
     from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
-    from holley_gnn_assets.settings import get_settings
 
     assert pipeline_run["result"].success
     names = ("product_nodes", "user_nodes", "product_vehicle_edges", "user_product_edges")
@@ -330,8 +330,8 @@ def test_injected_fault_blocks_output(pipeline_run, check):
     numbers = {k: gate.metadata[k].value for k in ("failing", "threshold", "population")}
     assert numbers["failing"] >= 1 and numbers["threshold"] == 0
     assert numbers["population"] > numbers["failing"]
+    from holley_gnn_assets.commands.runner import step_errors
     from holley_gnn_assets.defs.assets.recommendations import BLOCKED_TAG
-    from holley_gnn_assets.runner import step_errors
 
     line = step_errors(result)["gnn_recommendations_qa"]
     assert line.startswith("QA gate stopped the output: gnn_recommendations "), line
@@ -349,9 +349,9 @@ def test_a_blocked_run_never_plans_the_output(pipeline_run):
     materialization and rows are unchanged, and a publish run of the blocked run is refused."""
     from dagster import DagsterEventType, Definitions
 
+    from holley_gnn_assets.commands.runner import execute_job, execute_publish, step_errors
     from holley_gnn_assets.defs.assets.recommendations import BLOCKED_TAG
     from holley_gnn_assets.defs.jobs import PUBLISH_ASSETS, publish_job, score_job
-    from holley_gnn_assets.runner import execute_job, execute_publish, step_errors
 
     instance, wh, defs = pipeline_run["instance"], pipeline_run["warehouse"], pipeline_run["defs"]
     output = AssetKey("recommendations_table")

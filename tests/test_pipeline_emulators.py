@@ -32,7 +32,7 @@ from emulator_processes import (
     storage_client,
 )
 
-from holley_gnn_assets.settings import DEFAULT_CONFIG_PATH, load_config
+from holley_gnn_assets.config.settings import DEFAULT_CONFIG_PATH, load_config
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS
 
 pytestmark = [pytest.mark.bigquery, pytest.mark.slow]
@@ -74,7 +74,7 @@ def _run(defs: Definitions, home: Path, mp: pytest.MonkeyPatch,
          partition_key: str) -> tuple[list[Any], float]:
     """Execute full_retrain_job for ``partition_key`` then its publish_job in-process with
     ``home`` as HOLLEY_GNN_HOME; ([pipeline result, publish result], seconds)."""
-    from holley_gnn_assets.runner import run_and_publish
+    from holley_gnn_assets.commands.runner import run_and_publish
 
     mp.setenv("HOLLEY_GNN_HOME", str(home))
     start = time.perf_counter()

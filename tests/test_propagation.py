@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.graph.types import FITS, INTERACTS, OWNS
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT, encode_full
 from holley_gnn_assets.model.propagation import build_propagation, check_kinds
-from holley_gnn_assets.settings import load_config
 from tests.ml_fixtures import make_tables, single_thread
 
 

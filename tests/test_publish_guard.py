@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from holley_gnn_assets.config.settings import FAULT_POINTS, load_config
 from holley_gnn_assets.recommend import publish
-from holley_gnn_assets.settings import FAULT_POINTS, load_config
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, OUTPUT_TYPES
@@ -82,7 +82,7 @@ def _child(world: dict, call: str, env: dict | None = None) -> subprocess.Comple
     (or a run) would: its own MLflow store connection."""
     code = ("from pathlib import Path\n"
             "from holley_gnn_assets.recommend import publish\n"
-            "from holley_gnn_assets.settings import load_config\n"
+            "from holley_gnn_assets.config.settings import load_config\n"
             "from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse\n"
             "from tests.test_publish_guard import _registry, _staged\n"
             f"wh = DuckDBWarehouse({str(world['wh'].path)!r}); cfg = load_config()\n"
@@ -155,8 +155,8 @@ def test_only_finished_runs_staging_is_dropped(world: dict) -> None:
 def test_each_run_publishes_only_what_it_staged(tmp_path: Path) -> None:
     """D2: a score run stages, a retrain stages after it on the same warehouse; the score run
     publishes its own rows, not the retrain's."""
+    from holley_gnn_assets.config.settings import TimeWindows
     from holley_gnn_assets.recommend import apply_rules
-    from holley_gnn_assets.settings import TimeWindows
     from holley_gnn_assets.warehouse.exports import run_exports
     from tests.micro_warehouse import build_micro_warehouse
     from tests.test_engine_agreement import AS_OF, _world, gnn_like_scores

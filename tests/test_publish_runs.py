@@ -145,7 +145,7 @@ def test_a_waiting_publish_run_keeps_its_source_runs_staging(instance) -> None:
 def test_the_run_summary_merges_the_pipeline_and_its_publish_run() -> None:
     from dagster import job, op
 
-    from holley_gnn_assets.runner import summarize_runs
+    from holley_gnn_assets.commands.runner import summarize_runs
 
     @op
     def fine() -> None:

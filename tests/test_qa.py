@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.quality.qa_gates import run_qa
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.base import WarehouseError
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.recommend import apply_rules
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
 from holley_gnn_assets.warehouse.exports import run_exports
 from tests.micro_warehouse import build_micro_warehouse

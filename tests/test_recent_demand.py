@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph import recent_demand as rd
-from holley_gnn_assets.settings import load_config
 
 
 def _days() -> pd.DataFrame:
@@ -59,6 +59,7 @@ def launches_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_recent_pop_arm_goes_through_the_business_rules(launches_world: Path) -> None:
+    from holley_gnn_assets.config.time_windows import TimeWindows
     from holley_gnn_assets.evaluation.reference_arms import (
         REFERENCE_ARMS,
         recent_pop,
@@ -66,7 +67,6 @@ def test_recent_pop_arm_goes_through_the_business_rules(launches_world: Path) ->
         reference_scores,
     )
     from holley_gnn_assets.recommend import apply_rules
-    from holley_gnn_assets.time_windows import TimeWindows
     from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
     from holley_gnn_assets.warehouse.exports import run_exports
 
@@ -100,8 +100,8 @@ def test_recent_pop_arm_goes_through_the_business_rules(launches_world: Path) ->
 
 def test_graph_prior_reads_decayed_counts_and_the_fallback_serves_the_prior(
         launches_world: Path, tmp_path: Path) -> None:
+    from holley_gnn_assets.config.time_windows import TimeWindows
     from holley_gnn_assets.graph.builder import build_graph
-    from holley_gnn_assets.time_windows import TimeWindows
     from holley_gnn_assets.training.loop import train
     from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
     from holley_gnn_assets.warehouse.exports import run_exports

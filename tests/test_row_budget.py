@@ -9,8 +9,8 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.recommend.row_budget import RowBudgetError, check_row_budget, estimate_rows
-from holley_gnn_assets.settings import load_config
 from tests.conftest import pipeline_env
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from holley_gnn_assets.config.settings import deep_merge, load_config
 from holley_gnn_assets.defs.assets.evaluation import report_metrics
 from holley_gnn_assets.defs.resources import MlflowTracking
 from holley_gnn_assets.evaluation import run_history as rh
-from holley_gnn_assets.settings import deep_merge, load_config
 
 
 @pytest.fixture(scope="module")

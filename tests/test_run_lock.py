@@ -14,8 +14,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, job, op
 from dagster._core.storage.dagster_run import DagsterRun
 
-from holley_gnn_assets.run_lock import RunLockedError, run_lock
-from holley_gnn_assets.runner import mark_stale_runs_failed, summarize
+from holley_gnn_assets.commands.runner import mark_stale_runs_failed, summarize
+from holley_gnn_assets.config.run_lock import RunLockedError, run_lock
 
 
 def test_second_holder_fails_fast_naming_the_first(tmp_path: Path) -> None:
@@ -35,7 +35,8 @@ def test_holley_gnn_run_refuses_while_another_run_holds_the_home(tmp_path: Path)
     env.pop("DAGSTER_HOME", None)
     home.mkdir()
     with run_lock([home], "full_retrain_job"):
-        proc = subprocess.run([sys.executable, "-m", "holley_gnn_assets.cli", "run"], env=env,
+        proc = subprocess.run([sys.executable, "-m", "holley_gnn_assets.commands.cli", "run"],
+                              env=env,
                               capture_output=True, text=True, timeout=300)
     assert proc.returncode == 75, proc.stdout + proc.stderr
     assert f"pid {os.getpid()} (full_retrain_job" in proc.stdout
@@ -51,7 +52,7 @@ def test_lock_holds_when_its_status_file_is_deleted(tmp_path: Path) -> None:
     duckdb.connect(str(wh)).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from holley_gnn_assets.run_lock import run_lock\n"
+         "from holley_gnn_assets.config.run_lock import run_lock\n"
          f"with run_lock([Path({str(home)!r}), Path({str(wh)!r})], 'full_retrain_job'):\n"
          "    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -119,8 +120,8 @@ def test_a_killed_runs_spill_and_tmp_files_are_removed_at_the_next_start(tmp_pat
     import signal
     import time
 
-    from holley_gnn_assets.runner import start_guard
-    from holley_gnn_assets.settings import load_settings
+    from holley_gnn_assets.commands.runner import start_guard
+    from holley_gnn_assets.config.settings import load_settings
 
     home, wh = tmp_path / "home", tmp_path / "w.duckdb"
     (home / "work" / "run1").mkdir(parents=True)

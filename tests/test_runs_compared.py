@@ -13,8 +13,8 @@ import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 from mlflow import MlflowClient
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.evaluation import run_history as rh
-from holley_gnn_assets.settings import load_config
 from tests.conftest import pipeline_env, private_warehouse
 from tests.test_run_history import table_rows
 
@@ -45,9 +45,9 @@ def _rerun_eval(defs, instance: DagsterInstance, partition_key: str) -> dict:
 def runs(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     """The retrain job with config A, then eval_report alone with config B (another
     ``eval.bootstrap_samples``), then a record-less eval run and eval_report once more."""
+    from holley_gnn_assets.commands.runner import execute_job
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.defs.resources import MlflowTracking
-    from holley_gnn_assets.runner import execute_job
 
     home = tmp_path_factory.mktemp("home_compare")
     mp = pipeline_env(home, private_warehouse(home, tiny_signal_warehouse))

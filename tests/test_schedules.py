@@ -16,11 +16,11 @@ from dagster import (
 )
 from dagster._utils.schedules import cron_string_iterator
 
+from holley_gnn_assets.config.settings import SettingsError, load_settings
 from holley_gnn_assets.defs import schedules
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.partitions import DAILY
 from holley_gnn_assets.defs.resources import ArtifactsResource, MlflowTracking
-from holley_gnn_assets.settings import SettingsError, load_settings
 from tests.micro_warehouse import build_micro_warehouse, qualified
 
 

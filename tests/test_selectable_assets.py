@@ -26,7 +26,7 @@ KEY = "2026-11-01"  # the tiny world's as-of date: every run here is for that pa
 @pytest.fixture(scope="module")
 def world(tiny_signal_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     """build_defs() on the tiny world with a private home, a short training budget."""
-    from holley_gnn_assets.settings import load_config
+    from holley_gnn_assets.config.settings import load_config
 
     home = tmp_path_factory.mktemp("select_home")
     config = home / "fast.yaml"

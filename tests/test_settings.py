@@ -15,15 +15,15 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from holley_gnn_assets import settings as settings_mod
-from holley_gnn_assets.settings import (
+from holley_gnn_assets.config import settings as settings_mod
+from holley_gnn_assets.config.schema import PipelineConfig, Toleration
+from holley_gnn_assets.config.settings import (
     DEFAULT_CONFIG_PATH,
     ENV_VARS,
     SettingsError,
     get_settings,
     load_settings,
 )
-from holley_gnn_assets.settings_schema import PipelineConfig, Toleration
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "holley_gnn_assets"
@@ -277,7 +277,8 @@ def test_only_settings_py_reads_the_environment() -> None:
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if pattern.search(line)
     ]
-    assert readers and all(r.startswith("holley_gnn_assets/settings.py:") for r in readers), readers
+    assert readers, readers
+    assert all(r.startswith("holley_gnn_assets/config/settings.py:") for r in readers), readers
 
 
 def test_resources_executor_and_io_manager_from_one_settings_object(tmp_path: Path) -> None:
@@ -333,7 +334,7 @@ def test_an_empty_warehouse_resource_takes_the_settings_values(clean_env: Path, 
 def test_local_instance_needs_no_dagster_home_variable(clean_env: Path, monkeypatch) -> None:
     import os
 
-    from holley_gnn_assets.runner import local_instance
+    from holley_gnn_assets.commands.runner import local_instance
 
     instance = local_instance()
     try:
@@ -344,7 +345,7 @@ def test_local_instance_needs_no_dagster_home_variable(clean_env: Path, monkeypa
 
 
 def test_cli_names_a_missing_configured_warehouse(clean_env: Path, monkeypatch, tmp_path):
-    from holley_gnn_assets.cli import _ensure_warehouse
+    from holley_gnn_assets.commands.cli import _ensure_warehouse
 
     monkeypatch.setenv("HOLLEY_GNN_WAREHOUSE", str(tmp_path / "none.duckdb"))
     with pytest.raises(SystemExit, match="HOLLEY_GNN_WAREHOUSE=.*none.duckdb does not exist"):
@@ -410,8 +411,8 @@ def test_the_default_home_does_not_depend_on_the_working_directory(
 def test_ui_opens_the_instance_holley_gnn_run_records_into(clean_env: Path) -> None:
     """``holley-gnn ui`` runs ``dagster dev`` on the settings' instance and the checkout's
     workspace, with DAGSTER_HOME set for the child only."""
-    from holley_gnn_assets.runner import prepare_instance_dir
-    from holley_gnn_assets.ui import dev_command
+    from holley_gnn_assets.commands.runner import prepare_instance_dir
+    from holley_gnn_assets.commands.ui import dev_command
 
     settings = load_settings()
     cmd = dev_command(settings, "127.0.0.1", 3999)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from micro_warehouse import build_micro_warehouse
 
-from holley_gnn_assets import settings as config_mod
-from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.config import settings as config_mod
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse import exports
 from holley_gnn_assets.warehouse import sql as sql_runner
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError

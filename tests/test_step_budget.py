@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training import loop
 from holley_gnn_assets.training.loop import train
 from holley_gnn_assets.training.sampler import TrainingSetup

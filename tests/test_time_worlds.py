@@ -124,8 +124,8 @@ def test_orders_only_log_has_no_views_carts_or_clicks_before_the_cutoff(worlds) 
 
 
 def test_oracle_reads_the_truth_at_the_test_window() -> None:
+    from holley_gnn_assets.config.settings import load_config
     from holley_gnn_assets.evaluation.reference_arms import reference_scores
-    from holley_gnn_assets.settings import load_config
 
     tables = {
         "product_nodes": pd.DataFrame({"sku": ["a", "b"], "order_count": [10, 5]}),

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.recommend.embeddings import compute_embeddings
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.training import checkpoints as ck
 from holley_gnn_assets.training.early_stopping import EarlyStopping
 from holley_gnn_assets.training.loop import NoInteractionsError, train

@@ -25,7 +25,7 @@ pytestmark = [
 SCRIPT = """
 import json, sys, tempfile
 from pathlib import Path
-from holley_gnn_assets.settings import TimeWindows, load_config
+from holley_gnn_assets.config.settings import TimeWindows, load_config
 from holley_gnn_assets.warehouse.exports import run_exports
 from holley_gnn_assets.graph.builder import build_graph
 from holley_gnn_assets.training.loop import train

@@ -36,9 +36,9 @@ from ui_helpers import (
     wait_for_server,
 )
 
+from holley_gnn_assets.commands.runner import FAILURE_PREFIX
+from holley_gnn_assets.config.settings import REPO_DIR, load_config
 from holley_gnn_assets.defs.publish_runs import SOURCE_RUN_TAG
-from holley_gnn_assets.runner import FAILURE_PREFIX
-from holley_gnn_assets.settings import REPO_DIR, load_config
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

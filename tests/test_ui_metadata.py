@@ -71,8 +71,8 @@ def test_a_failed_data_check_records_its_numbers_and_stops_the_run_in_words() ->
 
     import pandas as pd
 
+    from holley_gnn_assets.config.settings import TimeWindows, load_config
     from holley_gnn_assets.defs.checks import DATA_CHECKS, check_result, data_checks_failed
-    from holley_gnn_assets.settings import TimeWindows, load_config
 
     (check,) = [c for c in DATA_CHECKS if c.name == "user_key_unique"]
     users = pd.DataFrame({"email_lower": ["a@x.com", "a@x.com", "b@x.com", None]})

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from holley_gnn_assets.cli import main
-from holley_gnn_assets.variants import parse_overrides, variant_table
+from holley_gnn_assets.commands.cli import main
+from holley_gnn_assets.commands.variants import parse_overrides, variant_table
 
 
 def test_overrides_nest_and_read_json_values() -> None:

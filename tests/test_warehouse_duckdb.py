@@ -165,7 +165,7 @@ def test_synthetic_as_of_and_truth(tmp_path: Path, wh: DuckDBWarehouse) -> None:
 
 def test_materialize_and_replace_are_all_or_nothing(tmp_path: Path) -> None:
     """A statement that fails leaves the previous table whole; a copy replaces it in one go."""
-    from holley_gnn_assets.settings import TimeWindows, load_config
+    from holley_gnn_assets.config.settings import TimeWindows, load_config
     from holley_gnn_assets.warehouse.sql import sql_params
 
     wh = DuckDBWarehouse(build_micro_warehouse(tmp_path / "m.duckdb", {

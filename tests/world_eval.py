@@ -1,5 +1,6 @@
 """Synthetic world -> the Dagster job's assets up to ``eval_report`` (exports, GNN training,
-every arm at the cutoff, the report), on CPU (``holley_gnn_assets.variants.run_job_to_report``).
+every arm at the cutoff, the report), on CPU
+(``holley_gnn_assets.commands.variants.run_job_to_report``).
 
 Shared by the signal tests (tests/test_null_world.py, tests/test_strong_signal.py).
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from holley_gnn_assets.settings import deep_merge
+from holley_gnn_assets.commands.variants import evaluate_run, run_job_to_report
+from holley_gnn_assets.config.settings import deep_merge
 from holley_gnn_assets.synth.generator import generate_warehouse
-from holley_gnn_assets.variants import evaluate_run, run_job_to_report
 
 # A tiny world in which a strong planted vehicle affinity is both worth learning and observable.
 # On the default tiny world (2% of the audience with history: ~100 user->product edges; most

@@ -25,7 +25,7 @@ FAULT_SHARE_PCT = 98  # as tests/test_ui_e2e.py: few users keep a row with an ht
 
 def holley(args: list[str], env: dict[str, str], expect: int | None = 0) -> int:
     """``holley-gnn ARGS`` (through ``python -m``); its exit code, checked against ``expect``."""
-    cmd = [sys.executable, "-m", "holley_gnn_assets.cli", *args]
+    cmd = [sys.executable, "-m", "holley_gnn_assets.commands.cli", *args]
     print("$ holley-gnn " + " ".join(args), flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     summary = proc.stdout.split("=== holley-gnn run summary ===")[-1]

@@ -78,8 +78,8 @@ def wait_until_loaded(url: str, proc: subprocess.Popen, timeout_s: float = 300) 
 def start_ui(port: int, log: Path) -> subprocess.Popen:
     """``holley-gnn ui --port PORT`` in its own process group, output to ``log``."""
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "holley_gnn_assets.cli", "ui", "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", "holley_gnn_assets.commands.cli", "ui",
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 

@@ -34,8 +34,8 @@ from dagster import (
     run_status_sensor,
 )
 
-from holley_gnn_assets.settings import Settings, get_settings
-from holley_gnn_assets.webhook import WebhookSink
+from holley_gnn_assets.config.settings import Settings, get_settings
+from holley_gnn_assets.config.webhook import WebhookSink
 
 OUTPUT_ASSET = "recommendations_table"
 PREFIX = "[holley-gnn]"

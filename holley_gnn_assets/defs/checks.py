@@ -31,10 +31,10 @@ from dagster import (
     asset_check,
 )
 
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.defs.resources import PipelineSettings
 from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.quality import table_checks as tc
-from holley_gnn_assets.settings import TimeWindows
 
 Tables = Mapping[str, pd.DataFrame]
 NODE_TABLES = ("user_nodes", "product_nodes", "vehicle_nodes")

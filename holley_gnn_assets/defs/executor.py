@@ -25,8 +25,8 @@ from dagster import (
     multiprocess_executor,
 )
 
+from holley_gnn_assets.config.settings import Settings, get_settings
 from holley_gnn_assets.defs.k8s_tags import K8S_CONFIG_TAG, cpu_op_tags, gpu_op_tags
-from holley_gnn_assets.settings import Settings, get_settings
 
 
 def step_k8s_config(settings: Settings) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from dagster import (
 )
 from upath import UPath
 
-from holley_gnn_assets.settings import Settings
+from holley_gnn_assets.config.settings import Settings
 from holley_gnn_assets.storage.artifact_store import ArtifactStore
 
 PARQUET, PICKLE = ".parquet", ".pkl"

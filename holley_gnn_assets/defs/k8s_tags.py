@@ -15,9 +15,9 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from holley_gnn_assets.settings import ENV_GPU_IMAGE, Settings, get_settings
-from holley_gnn_assets.settings_schema import K8sConfig
-from holley_gnn_assets.settings_validation import validate_section
+from holley_gnn_assets.config.schema import K8sConfig
+from holley_gnn_assets.config.settings import ENV_GPU_IMAGE, Settings, get_settings
+from holley_gnn_assets.config.validation import validate_section
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 TRAINING_PRIORITY_CLASS = "holley-gnn-training"

@@ -14,8 +14,8 @@ import datetime as dt
 
 from dagster import DailyPartitionsDefinition, Failure, PartitionsDefinition
 
-from holley_gnn_assets.settings import Settings, get_settings
-from holley_gnn_assets.time_windows import TimeWindows
+from holley_gnn_assets.config.settings import Settings, get_settings
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse
 
 

@@ -1,6 +1,6 @@
 """Dagster resources: settings and warehouse, artifact storage, MLflow tracking.
 
-Every value comes from the one settings object (``holley_gnn_assets.settings``):
+Every value comes from the one settings object (``holley_gnn_assets.config.settings``):
 :func:`pipeline_resources` builds the resources from it. A field left empty (a resource
 built by hand, e.g. in a test) falls back to the current settings when it is used.
 """
@@ -16,7 +16,8 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from mlflow import MlflowClient
 
-from holley_gnn_assets.settings import (
+from holley_gnn_assets.config.schema import PipelineConfig
+from holley_gnn_assets.config.settings import (
     ENV_ARTIFACTS,
     ENV_BQ_OUTPUT_PROJECT,
     ENV_BQ_PROJECT,
@@ -24,7 +25,6 @@ from holley_gnn_assets.settings import (
     Settings,
     get_settings,
 )
-from holley_gnn_assets.settings_schema import PipelineConfig
 from holley_gnn_assets.storage.artifact_store import ArtifactStore, artifact_store
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
@@ -212,7 +212,7 @@ class MlflowTracking(ConfigurableResource):
 
     def location(self) -> str:
         """Where the store is, for messages: the SQLite file, or the server's scheme://host."""
-        from holley_gnn_assets.webhook import redact_url
+        from holley_gnn_assets.config.webhook import redact_url
 
         uri = self.tracking_uri or get_settings().tracking_uri
         return uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact_url(uri)

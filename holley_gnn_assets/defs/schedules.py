@@ -43,12 +43,12 @@ from dagster import (
     sensor,
 )
 
+from holley_gnn_assets.config.settings import ENV_RETRAIN_CRON, Settings, get_settings
+from holley_gnn_assets.config.validation import validate_cron, validate_timezone
 from holley_gnn_assets.defs.jobs import full_retrain_job, score_job
 from holley_gnn_assets.defs.partitions import utc_today
 from holley_gnn_assets.defs.resources import MlflowTracking, WarehouseResource
 from holley_gnn_assets.defs.sources import data_version, source_fingerprints
-from holley_gnn_assets.settings import ENV_RETRAIN_CRON, Settings, get_settings
-from holley_gnn_assets.settings_validation import validate_cron, validate_timezone
 from holley_gnn_assets.warehouse.base import WarehouseError
 
 CRON_ENV = ENV_RETRAIN_CRON

@@ -26,8 +26,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from holley_gnn_assets.settings_schema import EvalConfig
-from holley_gnn_assets.settings_validation import typed
+from holley_gnn_assets.config.schema import EvalConfig
+from holley_gnn_assets.config.validation import typed
 
 BANDS = ("clear_win", "marginal", "worse", "neutral_ci_band")
 

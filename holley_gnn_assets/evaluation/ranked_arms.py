@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.evaluation.reference_arms import (
     REFERENCE_ARMS,
     RecentPop,
@@ -19,7 +20,6 @@ from holley_gnn_assets.evaluation.reference_arms import (
 )
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend import apply_rules
-from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse
 
 

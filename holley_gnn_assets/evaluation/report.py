@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.config.schema import EvalConfig, PipelineConfig
+from holley_gnn_assets.config.time_windows import TimeWindows
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.evaluation import intervals
 from holley_gnn_assets.evaluation import statistics as stats
 from holley_gnn_assets.evaluation.decision import decide, decision_bands
 from holley_gnn_assets.evaluation.metrics import mean_metrics, per_user_metrics
 from holley_gnn_assets.evaluation.owner_buckets import by_vehicle_owners, engaged_owners
-from holley_gnn_assets.settings_schema import EvalConfig, PipelineConfig
-from holley_gnn_assets.settings_validation import typed
-from holley_gnn_assets.time_windows import TimeWindows
 
 log = logging.getLogger(__name__)
 

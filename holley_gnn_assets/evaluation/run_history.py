@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from holley_gnn_assets.settings import flatten
+from holley_gnn_assets.config.settings import flatten
 
 NOT_COMPARED = ("k8s.", "retries.", "schedule.", "alerts.", "output.", "comparison.",
                 "regression.", "ab_test.",

@@ -47,6 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, HeteroConv
 
+from holley_gnn_assets.config.schema import ModelConfig
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.graph.types import (
     COLD,
     EDGE_TYPES,
@@ -58,8 +60,6 @@ from holley_gnn_assets.graph.types import (
 )
 from holley_gnn_assets.model.chunked import layer_in_chunks
 from holley_gnn_assets.model.propagation import Propagation, build_propagation, check_kinds
-from holley_gnn_assets.settings_schema import ModelConfig
-from holley_gnn_assets.settings_validation import typed
 
 
 def attention_edge_types(model_cfg: ModelConfig | Mapping[str, Any]

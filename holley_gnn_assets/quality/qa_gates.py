@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.sql import Ident, load_sql, parse_sql_file, sql_params
 

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.realdata.movielens_files import read_movielens
-from holley_gnn_assets.settings import load_config
 from holley_gnn_assets.synth.writer import CONTRACT_TABLES, TRUTH_TABLES, atomic_duckdb, write_table
 
 DAY = 86_400

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.failures import EmptyInputError
-from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.schemas import OUTPUT_COLUMNS, SCORES
 from holley_gnn_assets.warehouse.sql import Ident, sql_params

@@ -29,8 +29,8 @@ import signal
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from holley_gnn_assets.config.settings import get_settings
 from holley_gnn_assets.failures import PermanentError
-from holley_gnn_assets.settings import get_settings
 from holley_gnn_assets.storage.model_registry import ModelRegistry
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.sql import Ident

@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.recommend.apply_rules import expire_staging, scores_table, staging_dataset
-from holley_gnn_assets.settings import TimeWindows
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.sql import Ident, sql_params
 

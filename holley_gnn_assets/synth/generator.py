@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from holley_gnn_assets.settings import load_config
+from holley_gnn_assets.config.settings import load_config
 from holley_gnn_assets.synth import behaviour as bh
 from holley_gnn_assets.synth.activity import epoch_timestamps, simulate_activity
 from holley_gnn_assets.synth.catalogue_tables import catalogue_tables

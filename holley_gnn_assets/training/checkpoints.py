@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from holley_gnn_assets.settings import flatten
-from holley_gnn_assets.settings_schema import PipelineConfig
-from holley_gnn_assets.settings_validation import typed
+from holley_gnn_assets.config.schema import PipelineConfig
+from holley_gnn_assets.config.settings import flatten
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.training.runtime import rng_state, set_rng_state
 
 if TYPE_CHECKING:

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from holley_gnn_assets.config.schema import PipelineConfig
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.model.hetero_gat import GraphMeta, HeteroGAT
-from holley_gnn_assets.settings_schema import PipelineConfig
-from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training import checkpoints as ck
 from holley_gnn_assets.training.early_stopping import EarlyStopping
 from holley_gnn_assets.training.heap import release_freed_memory

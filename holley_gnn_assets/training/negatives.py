@@ -23,8 +23,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from holley_gnn_assets.settings_schema import Negatives
-from holley_gnn_assets.settings_validation import typed
+from holley_gnn_assets.config.schema import Negatives
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.training.fitment import FitmentIndex
 
 NEGATIVE_KINDS = ("in_batch", "uniform", "popularity", "fitment")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from holley_gnn_assets.settings_schema import TrainingConfig
+from holley_gnn_assets.config.schema import TrainingConfig
 from holley_gnn_assets.training.heap import reuse_freed_memory
 
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from holley_gnn_assets.config.schema import PipelineConfig
+from holley_gnn_assets.config.validation import typed
 from holley_gnn_assets.graph.builder import GraphBundle
 from holley_gnn_assets.graph.types import (
     INTERACTS,
@@ -46,8 +48,6 @@ from holley_gnn_assets.model.propagation import (
     build_propagation,
     fitment_neighbours,
 )
-from holley_gnn_assets.settings_schema import PipelineConfig
-from holley_gnn_assets.settings_validation import typed
 from holley_gnn_assets.training.fitment import FitmentIndex
 from holley_gnn_assets.training.negatives import NegativeSampler, negative_counts
 

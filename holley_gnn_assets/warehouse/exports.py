@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.config.settings import TimeWindows
 from holley_gnn_assets.warehouse import schemas
 from holley_gnn_assets.warehouse.base import Warehouse, WarehouseError
 from holley_gnn_assets.warehouse.sql import (

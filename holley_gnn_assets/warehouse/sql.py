@@ -56,8 +56,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from holley_gnn_assets import settings as config_mod
-from holley_gnn_assets.settings import TimeWindows
+from holley_gnn_assets.config import settings as config_mod
+from holley_gnn_assets.config.settings import TimeWindows
 
 _MARKER = re.compile(r"^[ \t]*--[ \t]*(name|cte):[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 _INCLUDE = re.compile(r"^[ \t]*--[ \t]*include:[ \t]*(\S+)[ \t]*$", re.MULTILINE)

@@ -2,7 +2,7 @@
 
 One query (``test_click_days`` of ``sql/gnn/export_test_set.sql``, the same rows as the
 exported ``test_clicks``) over the widest allowed window; the choice itself is
-:func:`holley_gnn_assets.time_windows.choose_test_window`.
+:func:`holley_gnn_assets.config.time_windows.choose_test_window`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from holley_gnn_assets.time_windows import TimeWindows, choose_test_window
+from holley_gnn_assets.config.time_windows import TimeWindows, choose_test_window
 from holley_gnn_assets.warehouse.base import Warehouse
 from holley_gnn_assets.warehouse.sql import sql_params
 

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from holley_gnn_assets.config.settings import flatten
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import MlflowTracking, PipelineSettings, WarehouseResource
@@ -27,8 +29,6 @@ from holley_gnn_assets.evaluation.ui_metadata import (
     trend_values,
 )
 from holley_gnn_assets.recommend.apply_rules import run_suffix
-from holley_gnn_assets.settings import flatten
-from holley_gnn_assets.time_windows import TimeWindows
 
 
 @asset(group_name="evaluation", kinds={"python", "sql"},

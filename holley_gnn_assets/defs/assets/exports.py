@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from dagster import AssetIn, AssetOut, AssetSpec, MetadataValue, Output, multi_asset
 
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs.checks import (
     NODE_TABLES,
     DataCheck,
@@ -24,7 +25,6 @@ from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
-from holley_gnn_assets.time_windows import TimeWindows
 from holley_gnn_assets.warehouse.base import DUCKDB_DATASETS, SOURCE_CONTRACT
 from holley_gnn_assets.warehouse.exports import INPUT_QUALITY, export_file
 

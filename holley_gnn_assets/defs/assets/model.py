@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from holley_gnn_assets.config.settings import flatten
 from holley_gnn_assets.defs.executor import training_retry_policy
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.partitions import DAILY
@@ -29,7 +30,6 @@ from holley_gnn_assets.quality import graph_stats
 from holley_gnn_assets.recommend.embeddings import Embeddings, compute_embeddings
 from holley_gnn_assets.recommend.publish import NoChampionError
 from holley_gnn_assets.recommend.row_budget import check_row_budget
-from holley_gnn_assets.settings import flatten
 from holley_gnn_assets.storage.artifact_store import (
     checkpoint_key,
     embeddings_prefix,

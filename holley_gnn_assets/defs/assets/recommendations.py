@@ -26,6 +26,7 @@ from dagster import (
     multi_asset_check,
 )
 
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
@@ -39,7 +40,6 @@ from holley_gnn_assets.recommend.apply_rules import run_suffix
 from holley_gnn_assets.recommend.embeddings import Embeddings
 from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
-from holley_gnn_assets.time_windows import TimeWindows
 
 _HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
 LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0

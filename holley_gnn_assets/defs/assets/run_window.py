@@ -11,12 +11,12 @@ import datetime as dt
 
 from dagster import AssetExecutionContext, Output, asset
 
+from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
 from holley_gnn_assets.defs.partitions import DAILY, window_metadata
 from holley_gnn_assets.defs.resources import PipelineSettings, WarehouseResource
 from holley_gnn_assets.failures import no_retry
-from holley_gnn_assets.time_windows import TimeWindows
 from holley_gnn_assets.warehouse.window_counts import adaptive_windows
 
 

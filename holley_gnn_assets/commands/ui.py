@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from holley_gnn_assets.runner import prepare_instance_dir
-from holley_gnn_assets.settings import ENV_DAGSTER_HOME, REPO_DIR, Settings, environment_with
+from holley_gnn_assets.commands.runner import prepare_instance_dir
+from holley_gnn_assets.config.settings import ENV_DAGSTER_HOME, REPO_DIR, Settings, environment_with
 
 GRACE_S = 20.0
 WORKSPACE = """load_from:

@@ -1,7 +1,7 @@
 """Value types and validation helpers of the settings: identifiers, cron, time zones,
 Kubernetes quantities, regexes, and the one-line-per-key error messages.
 
-``settings_schema.py`` builds the config sections from these; ``settings.py`` merges and
+``config/schema.py`` builds the config sections from these; ``config/settings.py`` merges and
 validates with them. Nothing here reads the environment.
 """
 

@@ -5,7 +5,7 @@ returns the :class:`Settings` of the current environment (cached per environment
 file); ``load_settings(env=..., overrides=...)`` builds one explicitly (tests, tools).
 
 Where defaults live: every config value has its one default in ``gnn_config.yaml`` (the schema
-in ``settings_schema.py`` has none); every environment-only value (home, executor, IO manager,
+in ``config/schema.py`` has none); every environment-only value (home, executor, IO manager,
 ...) has its one default below (``DEFAULT_*``). Environment variables that override a config
 value are listed in ``ENV_CONFIG_KEYS``; explicit ``overrides`` win over both.
 """
@@ -23,18 +23,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from holley_gnn_assets.settings_schema import PipelineConfig
-from holley_gnn_assets.settings_validation import (
+from holley_gnn_assets.config.schema import PipelineConfig
+from holley_gnn_assets.config.time_windows import TimeWindows  # noqa: F401  (re-exported)
+from holley_gnn_assets.config.validation import (
     SettingsError,
     describe_errors,
     merge_sections,
 )
-from holley_gnn_assets.time_windows import TimeWindows  # noqa: F401  (re-exported)
-from holley_gnn_assets.webhook import validate_webhook_url
+from holley_gnn_assets.config.webhook import validate_webhook_url
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = PACKAGE_DIR.parent
-DEFAULT_CONFIG_PATH = PACKAGE_DIR / "gnn_config.yaml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "gnn_config.yaml"
 # An installed wheel ships sql/ as package data (holley_gnn_assets/sql/); a source checkout
 # (editable install, PYTHONPATH) reads the repository's top-level sql/.
 SQL_DIR = PACKAGE_DIR / "sql" if (PACKAGE_DIR / "sql").is_dir() else REPO_DIR / "sql"

@@ -14,9 +14,9 @@ from dagster import (
     TableMetadataValue,
 )
 
+from holley_gnn_assets.config.run_lock import RunLockedError, run_lock
+from holley_gnn_assets.config.settings import Settings, get_settings, home_dir
 from holley_gnn_assets.failures import PermanentError
-from holley_gnn_assets.run_lock import RunLockedError, run_lock
-from holley_gnn_assets.settings import Settings, get_settings, home_dir
 
 
 def prepare_instance_dir(settings: Settings | None = None) -> Path:
@@ -117,13 +117,13 @@ def start_guard(settings: Settings, instance: DagsterInstance) -> list[str]:
     log, finished runs' staging and a killed run's temporary files removed
     (``defs/publish_guard.py``, ``leftovers.py``).
     A warehouse that cannot be opened is left to the first step to name."""
+    from holley_gnn_assets.commands.leftovers import remove_leftovers
     from holley_gnn_assets.defs.publish_guard import guard_start
     from holley_gnn_assets.defs.resources import (
         MlflowTracking,
         PipelineSettings,
         WarehouseResource,
     )
-    from holley_gnn_assets.leftovers import remove_leftovers
     from holley_gnn_assets.warehouse.base import WarehouseError
 
     done = []

@@ -41,7 +41,7 @@ def _cmd_movielens(args: argparse.Namespace) -> int:
 
 def _ensure_warehouse() -> None:
     """On a fresh machine with no warehouse configured, generate the demo warehouse."""
-    from holley_gnn_assets.settings import ENV_WAREHOUSE, get_settings
+    from holley_gnn_assets.config.settings import ENV_WAREHOUSE, get_settings
 
     settings = get_settings()
     if settings.warehouse_kind != "duckdb":
@@ -62,14 +62,14 @@ def _ensure_warehouse() -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _ensure_warehouse()
-    from holley_gnn_assets.runner import run_pipeline
+    from holley_gnn_assets.commands.runner import run_pipeline
 
     return run_pipeline(job=args.job, as_of=args.as_of)
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
     _ensure_warehouse()
-    from holley_gnn_assets.backfill import run_backfill
+    from holley_gnn_assets.commands.backfill import run_backfill
 
     return run_backfill(args.start, args.end)
 
@@ -82,14 +82,14 @@ def _date(text: str) -> dt.date:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from holley_gnn_assets.settings import get_settings
-    from holley_gnn_assets.ui import run_ui
+    from holley_gnn_assets.commands.ui import run_ui
+    from holley_gnn_assets.config.settings import get_settings
 
     return run_ui(get_settings(), host=args.host, port=args.port)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from holley_gnn_assets.bench import run_bench
+    from holley_gnn_assets.commands.bench import run_bench
 
     return run_bench(scale=args.scale, seed=args.seed, signal=args.signal, reuse=not args.fresh)
 
@@ -99,7 +99,7 @@ def _cmd_variant(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from holley_gnn_assets.variants import (
+    from holley_gnn_assets.commands.variants import (
         parse_overrides,
         recent_table,
         run_variant,
@@ -128,12 +128,12 @@ def _cmd_device_check(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from holley_gnn_assets.device_check import (
+    from holley_gnn_assets.commands.device_check import (
         DeviceUnavailableError,
         device_table,
         run_device_check,
     )
-    from holley_gnn_assets.variants import parse_overrides
+    from holley_gnn_assets.commands.variants import parse_overrides
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     world = Path(args.world)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_coverage)
 
     args = parser.parse_args(argv)
-    from holley_gnn_assets.settings import SettingsError
+    from holley_gnn_assets.config.settings import SettingsError
 
     try:
         return int(args.func(args) or 0)

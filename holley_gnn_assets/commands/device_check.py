@@ -20,7 +20,7 @@ from typing import Any
 
 from scipy import stats
 
-from holley_gnn_assets.variants import run_variant
+from holley_gnn_assets.commands.variants import run_variant
 
 # key -> (table label, number format)
 METRICS = {"best_val_mrr": ("best val MRR", ".4f"),

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from holley_gnn_assets.config.run_lock import RunLockedError, run_lock
+from holley_gnn_assets.config.settings import get_settings
 from holley_gnn_assets.defs.partitions import PartitionDateError, partition_key_of
-from holley_gnn_assets.run_lock import RunLockedError, run_lock
-from holley_gnn_assets.settings import get_settings
 
 BACKFILL_TAG = "holley-gnn/backfill"
 """Run tag: the backfill's date range (``<start>..<end>``) on each of its runs."""
@@ -47,7 +47,7 @@ def backfill_dates(start: dt.date, end: dt.date) -> list[str]:
 
 def backfill_row(date: str, result) -> BackfillRow:  # noqa: ANN001 (ExecuteInProcessResult)
     """A finished run's row: rows of ``gnn_recommendations``, cutoff of ``run_window``."""
-    from holley_gnn_assets.runner import summarize
+    from holley_gnn_assets.commands.runner import summarize
 
     summary = summarize(result)
     assets = summary["assets"]
@@ -62,7 +62,7 @@ def backfill_row(date: str, result) -> BackfillRow:  # noqa: ANN001 (ExecuteInPr
 def run_backfill(start: dt.date, end: dt.date, job: str = "score_job") -> int:
     """Run ``job`` once per date ``start`` .. ``end`` (oldest first) under the home's run lock;
     print one line per date; exit 0 when every run succeeded."""
-    from holley_gnn_assets.runner import execute_job, local_instance, start_guard
+    from holley_gnn_assets.commands.runner import execute_job, local_instance, start_guard
 
     try:
         dates = backfill_dates(start, end)

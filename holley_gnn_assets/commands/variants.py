@@ -22,8 +22,8 @@ from typing import Any
 
 from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult
 
+from holley_gnn_assets.config.settings import Settings, settings_for_local_run
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
-from holley_gnn_assets.settings import Settings, settings_for_local_run
 
 TIERS = ("cold", "warm", "hot", "history")  # history: warm and hot together
 JOB = "full_retrain_job"
@@ -90,9 +90,9 @@ def run_job_to_report(world: Path, home: Path, overrides: Mapping[str, Any] | No
     """Run ``full_retrain_job``'s assets up to ``eval_report`` on the DuckDB file ``world``
     (written: staging tables) with a private ``home``; RuntimeError naming the failed steps
     and their errors when the run fails."""
+    from holley_gnn_assets.commands.runner import step_errors
     from holley_gnn_assets.definitions import build_defs
     from holley_gnn_assets.defs.partitions import partition_key_of, run_date
-    from holley_gnn_assets.runner import step_errors
 
     settings = settings_for_local_run(home, world, overrides, env)
     defs = build_defs(settings)

@@ -2,7 +2,7 @@
 
 The YAML is the one place where config defaults live; every field here is required, so a key
 missing from the YAML (or a typo, an unknown key) is refused when the settings are built.
-``holley_gnn_assets.settings`` builds these models; nothing here reads the environment.
+``holley_gnn_assets.config.settings`` builds these models; nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from holley_gnn_assets.settings_validation import (
+from holley_gnn_assets.config.validation import (
     Cron,
     Identifier,
     K8sQuantity,

@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from holley_gnn_assets.settings import home_dir
+from holley_gnn_assets.config.settings import home_dir
 
 GIB = 1024**3
 JOB = "full_retrain_job"
@@ -118,10 +118,10 @@ def bench_resources(work: Path) -> dict[str, Any]:
 def run_job(work: Path, instance: DagsterInstance) -> list[ExecuteInProcessResult]:
     """Execute the code location's ``full_retrain_job`` in process with the bench resources,
     then (when it succeeded) its ``publish_job`` with the same resources."""
+    from holley_gnn_assets.commands.runner import execute_publish
+    from holley_gnn_assets.config.settings import get_settings
     from holley_gnn_assets.definitions import defs
     from holley_gnn_assets.defs.partitions import partition_key_of, run_date
-    from holley_gnn_assets.runner import execute_publish
-    from holley_gnn_assets.settings import get_settings
 
     job_def = defs.resolve_job_def(JOB)
     resources = bench_resources(work)
@@ -259,7 +259,7 @@ def _print_summary(out: dict[str, Any]) -> None:
 def run_bench(scale: str = "tiny", seed: int = 0, signal: float = 1.0,
               reuse: bool = True) -> int:
     """Generate (or reuse) the world, run the job, print the figures, write ``bench.json``."""
-    from holley_gnn_assets.runner import summarize_runs
+    from holley_gnn_assets.commands.runner import summarize_runs
 
     t_all = time.perf_counter()
     work = world_dir(scale, seed, signal)

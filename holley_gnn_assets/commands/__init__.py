@@ -1,0 +1,2 @@
+"""The entry points (holley-gnn run, backfill, bench, variant, device-check, ui) and the
+runner behind them."""
