@@ -168,6 +168,7 @@ class TrainingSetup:
         self.fanout = list(tr.fanout)
         self.batch_size = tr.batch_size
         self.max_steps = tr.max_steps_per_epoch
+        self.sup_per_user = tr.supervision_per_user
         self.cold_share = float(tr.simulated_cold_share)
         self.loss = tr.loss
         self.edge_types = attention_edge_types(config.model)
@@ -208,8 +209,22 @@ class TrainingSetup:
         sup_mask = is_cold_edge | warm_sup.to(dev)
         sup_idx, sup_cold = self.train_idx[sup_mask], is_cold_edge[sup_mask]
         message = self.message_edges(self.train_idx[~sup_mask], cold_users)
+        keep = self.capped_per_user(sup_idx)
+        if keep is not None:
+            sup_idx, sup_cold = sup_idx[keep], sup_cold[keep]
         perm = torch.from_numpy(rng.permutation(len(sup_idx))).to(dev)
         return sup_idx[perm], sup_cold[perm], message
+
+    def capped_per_user(self, sup_idx: Tensor) -> Tensor | None:
+        """Positions of at most ``supervision_per_user`` random edges per user among ``sup_idx``
+        (None when no user exceeds it: nothing drawn, so an unbound cap changes no random state).
+        The edges left out are neither supervised nor message edges this epoch."""
+        if not self.sup_per_user or not len(sup_idx):
+            return None
+        users = self.edge_user[sup_idx]
+        if int(torch.bincount(users).max()) <= self.sup_per_user:
+            return None
+        return torch.sort(sample_per_dst(users, self.num_users, self.sup_per_user)).values
 
     def propagation(self, kinds: tuple[str, ...], message: MessageEdges) -> Propagation:
         """The model's propagation operators over ``message`` (the epoch's message edges)."""
