@@ -16,7 +16,9 @@ products) and going back layer by layer, at most ``fanout[l]`` incoming edges pe
 node and edge type; each layer transforms only the rows it needs (``Block.keep``). An epoch has
 at most ``max_steps_per_epoch`` steps: at full scale (~21K supervision edges an epoch) the step
 batch grows from ``batch_size`` 1024 to ~2.7K, since a step's cost is mostly fixed (dense
-transforms of ~25K product rows). Validation and serving use the full graph.
+transforms of ~25K product rows). A user gives at most ``supervision_per_user`` supervision
+edges an epoch (redrawn each epoch), so an epoch follows users, not basket size
+(docs/scale.md). Validation and serving use the full graph.
 """
 
 from __future__ import annotations
