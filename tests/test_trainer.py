@@ -16,7 +16,7 @@ from holley_gnn_assets.training.early_stopping import EarlyStopping
 from holley_gnn_assets.training.loop import NoInteractionsError, train
 from holley_gnn_assets.training.negatives import negative_counts
 from holley_gnn_assets.training.runtime import resolve_device
-from holley_gnn_assets.training.sampler import sample_per_dst
+from holley_gnn_assets.training.sampler import TrainingSetup, sample_per_dst
 from tests.ml_fixtures import make_tables, single_thread
 
 
@@ -274,3 +274,27 @@ def test_user_without_vehicle_is_fine(world) -> None:
     no_vehicle = tables["user_nodes"]["vehicle_id"].isna()
     graph_users = pd.Index(bundle.user_ids)
     assert graph_users.isin(tables["user_nodes"].loc[no_vehicle, "email_lower"]).any()
+
+
+def _split(bundle, cap: int | None) -> tuple[torch.Tensor, torch.Tensor, TrainingSetup]:
+    torch.manual_seed(0)
+    st = TrainingSetup(bundle, _cfg(supervision_per_user=cap), "cpu", np.random.default_rng(0))
+    sup, cold, _ = st.epoch_split(np.random.default_rng(1))
+    return sup, cold, st
+
+
+def test_supervision_per_user_caps_an_epoch(world) -> None:
+    """At most ``supervision_per_user`` supervision edges per user, drawn from the uncapped
+    epoch's own; a cap no user reaches changes nothing (the same edges in the same order)."""
+    _, _, bundle = world
+    free, free_cold, st = _split(bundle, None)
+    per_user = torch.bincount(st.edge_user[free])
+    assert int(per_user.max()) > 2  # the cap below binds
+    capped, capped_cold, _ = _split(bundle, 2)
+    assert int(torch.bincount(st.edge_user[capped]).max()) <= 2
+    assert set(capped.tolist()) <= set(free.tolist())
+    assert len(capped) == int(per_user.clamp_max(2).sum())
+    cold_of = dict(zip(free.tolist(), free_cold.tolist(), strict=True))
+    assert [cold_of[e] for e in capped.tolist()] == capped_cold.tolist()
+    loose, loose_cold, _ = _split(bundle, int(per_user.max()))
+    assert torch.equal(loose, free) and torch.equal(loose_cold, free_cold)

@@ -143,6 +143,7 @@ class TrainingConfig(Section):
     fanout: Annotated[list[PositiveInt], Field(min_length=1)]
     max_steps_per_epoch: PositiveInt | None
     max_step_batch: PositiveInt | None
+    supervision_per_user: PositiveInt | None
     weight_average_decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
     reuse_freed_memory: bool

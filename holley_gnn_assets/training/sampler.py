@@ -16,10 +16,12 @@ products) and going back layer by layer, at most ``fanout[l]`` incoming edges pe
 node and edge type; each layer transforms only the rows it needs (``Block.keep``). An epoch has
 at most ``max_steps_per_epoch`` steps: at full scale (~21K supervision edges an epoch) the step
 batch grows from ``batch_size`` 1024 to ~3.5K, since a step's cost is mostly fixed (dense
-transforms of ~25K product rows). The step batch stops at ``max_step_batch``: a larger epoch
-trains on a random ``max_steps_per_epoch x max_step_batch`` of its supervision edges (the rest
-stay out of message passing that epoch), so a step's memory does not grow with the users.
-Validation and serving use the full graph.
+transforms of ~25K product rows). A user gives at most ``supervision_per_user`` supervision
+edges an epoch (redrawn each epoch), so an epoch follows users, not basket size
+(docs/scale.md). The step batch stops at ``max_step_batch``: a larger epoch trains on a random
+``max_steps_per_epoch x max_step_batch`` of its supervision edges (the rest stay out of message
+passing that epoch), so a step's memory does not grow with the users. Validation and serving
+use the full graph.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ class TrainingSetup:
         self.batch_size = tr.batch_size
         self.max_steps = tr.max_steps_per_epoch
         self.max_step_batch = tr.max_step_batch
+        self.sup_per_user = tr.supervision_per_user
         self.cold_share = float(tr.simulated_cold_share)
         self.loss = tr.loss
         self.edge_types = attention_edge_types(config.model)
@@ -222,8 +225,22 @@ class TrainingSetup:
         sup_mask = is_cold_edge | warm_sup.to(dev)
         sup_idx, sup_cold = self.train_idx[sup_mask], is_cold_edge[sup_mask]
         message = self.message_edges(self.train_idx[~sup_mask], cold_users)
+        keep = self.capped_per_user(sup_idx)
+        if keep is not None:
+            sup_idx, sup_cold = sup_idx[keep], sup_cold[keep]
         perm = torch.from_numpy(rng.permutation(len(sup_idx))).to(dev)
         return sup_idx[perm], sup_cold[perm], message
+
+    def capped_per_user(self, sup_idx: Tensor) -> Tensor | None:
+        """Positions of at most ``supervision_per_user`` random edges per user among ``sup_idx``
+        (None when no user exceeds it: nothing drawn, so an unbound cap changes no random state).
+        The edges left out are neither supervised nor message edges this epoch."""
+        if not self.sup_per_user or not len(sup_idx):
+            return None
+        users = self.edge_user[sup_idx]
+        if int(torch.bincount(users).max()) <= self.sup_per_user:
+            return None
+        return torch.sort(sample_per_dst(users, self.num_users, self.sup_per_user)).values
 
     def propagation(self, kinds: tuple[str, ...], message: MessageEdges) -> Propagation:
         """The model's propagation operators over ``message`` (the epoch's message edges)."""
