@@ -388,7 +388,8 @@ def test_an_installed_wheel_finds_its_sql(tmp_path: Path) -> None:
     in_repo = sorted(str(p.relative_to(REPO / "sql")) for p in (REPO / "sql").rglob("*.sql"))
     assert shipped == in_repo
     probe = ("from holley_gnn_assets.config import settings; "
-             "from holley_gnn_assets.warehouse.sql import load_sql; print(settings.SQL_DIR); print(len(load_sql('gnn/export_nodes.sql')))")
+             "from holley_gnn_assets.warehouse.sql import load_sql; print(settings.SQL_DIR); "
+             "print(len(load_sql('gnn/export_nodes.sql')))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, check=True, timeout=120,
                          capture_output=True, text=True,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin",
