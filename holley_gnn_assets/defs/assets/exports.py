@@ -107,8 +107,9 @@ def table_metadata(name: str, df: pd.DataFrame) -> dict[str, Any]:
 
 def _needed_tables(context, outs: list[str]) -> tuple[list[str], list[DataCheck]]:
     """The selected outputs and checks' tables (file order), and the selected checks."""
+    selected = context.op_execution_context.selected_output_names
     selected_checks = [c for c in checks_on(outs) if c.key in context.selected_asset_check_keys]
-    wanted = set(context.selected_output_names) | {c.table for c in selected_checks}
+    wanted = set(selected) | {c.table for c in selected_checks}
     return [name for name in outs if name in wanted], selected_checks
 
 
@@ -139,14 +140,15 @@ def _export_outputs(
     outs: list[str] = spec["outs"]
     names, selected_checks = _needed_tables(context, outs)
     wh = warehouse.get()
-    with_quality = outs[0] in context.selected_output_names and sql_file == INPUT_QUALITY[0]
+    selected = context.op_execution_context.selected_output_names
+    with_quality = outs[0] in selected and sql_file == INPUT_QUALITY[0]
     context.log.info(f"exporting {sql_file} {names}: as_of={windows.as_of} "
                      f"cutoff={windows.cutoff}")
     tables = export_file(wh, sql_file, pipeline.cfg, windows,
                          names=[*names, *([INPUT_QUALITY[1]] if with_quality else [])])
     quality = tables.pop(INPUT_QUALITY[1], None)
     for name in names:
-        if name not in context.selected_output_names:
+        if name not in selected:
             continue
         df = tables[name]
         meta = table_metadata(name, df)

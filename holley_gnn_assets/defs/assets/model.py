@@ -77,9 +77,9 @@ def heterodata(
     budget = check_row_budget(tables, pipeline.cfg)
     context.log.info(f"estimated score and rule rows: {budget}")
     bundle = build_graph(tables, pipeline.cfg)
-    path = artifacts.work_dir(context.run_id) / "heterodata.pt"
+    path = artifacts.work_dir(context.run.run_id) / "heterodata.pt"
     save_graph(bundle, path)
-    key = heterodata_key(context.run_id)
+    key = heterodata_key(context.run.run_id)
     uri = artifacts.store().put_file(path, key)
     stats = {k: v for k, v in bundle.stats.items() if isinstance(v, int | float | str)}
     # compared with the last successful run's by the blocking check defs/checks.graph_regression
@@ -131,7 +131,8 @@ def gnn_model(
         store.get_file(shared_key, ckpt_dir / checkpoints.CHECKPOINT_NAME)
         context.log.info(f"found checkpoint {shared_key}: resuming if it matches")
     mlflow_run = mlflow.start_run(
-        f"train-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "stage": "train"}
+        f"train-{context.run.run_id[:8]}",
+        tags={"dagster_run_id": context.run.run_id, "stage": "train"}
     )
     mlflow.log_params(mlflow_run, flatten(cfg))
     mlflow.log_params(mlflow_run, {f"graph.{k}": v for k, v in bundle.stats.items()})
@@ -237,9 +238,9 @@ def embeddings(
     # contract's keys of this run's users, so the scores join to the warehouse's users
     bundle = with_contract_user_ids(recommender.bundle, user_nodes["email_lower"])
     emb: Embeddings = compute_embeddings(recommender.model, bundle, user_nodes)
-    out_dir = artifacts.work_dir(context.run_id, "embeddings")
+    out_dir = artifacts.work_dir(context.run.run_id, "embeddings")
     emb.save(out_dir)
-    prefix = embeddings_prefix(context.run_id)
+    prefix = embeddings_prefix(context.run.run_id)
     artifacts.put_dir(out_dir, prefix)
     n_group = int((emb.user_index["source"] == "group").sum())
     # versions registered before the look-alike lift (or its chosen pool) existed: the GNN
