@@ -103,16 +103,29 @@ def bench_resources(work: Path) -> dict[str, Any]:
 
     for stale in ("tables", "artifacts", "mlartifacts"):  # every bench starts from scratch
         shutil.rmtree(work / stale, ignore_errors=True)
-    (work / "mlflow.db").unlink(missing_ok=True)  # an empty model registry
+    (work / "mlflow.db").unlink(missing_ok=True)  # an empty model registry ...
+    warehouse = WarehouseResource(kind="duckdb", duckdb_path=str(work / "warehouse.duckdb"))
+    _drop_published(warehouse)  # ... so no output table or publish log of an earlier bench
     return {
-        "warehouse": WarehouseResource(kind="duckdb",
-                                       duckdb_path=str(work / "warehouse.duckdb")),
+        "warehouse": warehouse,
         "io_manager": TablesIOManager(base_path=str(work / "tables")),
         "artifacts": ArtifactsResource(location=str(work / "artifacts")),
         "pipeline": PipelineSettings(home=str(work)),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
                                  artifact_location=(work / "mlartifacts").as_uri()),
     }
+
+
+def _drop_published(warehouse: Any) -> None:
+    """Drop the bench world's output table and its publish log (written by an earlier bench,
+    they name model versions of the registry the bench has just emptied)."""
+    from holley_gnn_assets.config.settings import get_settings
+    from holley_gnn_assets.recommend.publish import log_table
+
+    cfg = get_settings().cfg
+    wh = warehouse.get()
+    for dataset, table in (log_table(cfg), (cfg["output"]["dataset"], cfg["output"]["table"])):
+        wh.drop_table(dataset, table)
 
 
 def run_job(work: Path, instance: DagsterInstance) -> list[ExecuteInProcessResult]:
