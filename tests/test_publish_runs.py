@@ -132,6 +132,31 @@ def test_only_a_successful_source_whose_values_are_stored_is_published(instance)
         check_source(instance, "f" * 36, None)
 
 
+def test_an_older_date_is_never_published_over_a_newer_one(instance) -> None:
+    """A backfilled past date (score_job for 2026-10-30 after 2026-11-01 was published) is
+    skipped by the sensor and refused by the publish step; the same date or a later one is not."""
+    from dagster import DailyPartitionsDefinition
+
+    days = DailyPartitionsDefinition(start_date="2026-10-01")
+
+    @asset(name="recommendations_table", partitions_def=days)
+    def output() -> int:
+        return 1
+
+    materialize([output], instance=instance, partition_key="2026-11-01")
+    old = DagsterRun(job_name="score_job", run_id="d" * 36, status=DagsterRunStatus.SUCCESS,
+                     tags={"dagster/partition": "2026-10-30"})
+    skipped = _sensor_result(instance, old)
+    assert isinstance(skipped, SkipReason) and "2026-11-01" in skipped.skip_message
+    with pytest.raises(Failure, match=r"is for 2026-10-30, but the output table already holds "
+                                      r"the lists of 2026-11-01"):
+        check_source(instance, old.run_id, "2026-10-30")
+    for day, run_id in (("2026-11-01", "e" * 36), ("2026-11-02", "9" * 36)):
+        run = DagsterRun(job_name="score_job", run_id=run_id, status=DagsterRunStatus.SUCCESS,
+                         tags={"dagster/partition": day})
+        assert isinstance(_sensor_result(instance, run), RunRequest), day
+
+
 def test_a_waiting_publish_run_keeps_its_source_runs_staging(instance) -> None:
     source = DagsterRun(job_name="score_job", run_id="d" * 36, status=DagsterRunStatus.SUCCESS)
     instance.add_run(source)

@@ -3,7 +3,9 @@
 Each date is its own partition (its as-of date): its cutoff and windows are computed by that
 run's ``run_window``, so days scored late are scored as of their own date. The runs go to the
 same Dagster instance as ``holley-gnn run`` (the UI shows them, per partition); the UI's own
-partition backfill of ``score_job`` does the same through the daemon.
+partition backfill of ``score_job`` does the same through the daemon. A backfilled date is
+scored and evaluated (its partitions: lists, ``eval_report``) but not published over a later
+date's output (``publish_runs.newer_published``): the output table keeps the newest lists.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ A pipeline run (``full_retrain_job``, ``score_job``) ends at the evaluation. Whe
 A blocked pipeline run never plans the publish assets, so ``recommendations_table`` keeps its
 last "Materialized" state in the UI. The publish job reads the source run's stored values
 (the IO manager keeps the latest value of each asset): :func:`check_source` refuses to publish
-when the source run did not succeed or when a later run has replaced those values.
+when the source run did not succeed, when a later run has replaced those values, or when the
+output already holds a later date's lists (a backfill of past dates scores and evaluates them,
+it does not move the output back in time).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ SOURCE_RUN_TAG = "holley-gnn/source_run"
 PUBLISHED_BY_TAG = "holley-gnn/published_by"
 """On a pipeline run whose publish run its launcher starts itself (``cli``): the sensor skips it."""
 PARTITION_TAG = "dagster/partition"
+OUTPUT = AssetKey("recommendations_table")
 READ_FROM_SOURCE = [AssetKey(k) for k in ("embeddings", "gnn_recommendations", "eval_report")]
 """The stored values the publish assets read; each must be the source run's."""
 
@@ -81,6 +84,14 @@ def source_run_id(context: AssetExecutionContext) -> str:
     return latest
 
 
+def newer_published(instance: DagsterInstance, partition: str | None) -> str | None:
+    """The as-of date of the published output when it is later than ``partition`` (a
+    backfilled past date is scored and evaluated, but its lists never replace newer ones)."""
+    records = instance.fetch_materializations(OUTPUT, limit=1).records
+    latest = records[0].partition_key if records else None
+    return latest if partition and latest and latest > partition else None
+
+
 def check_source(instance: DagsterInstance, run_id: str, partition: str | None,
                  current_run_id: str | None = None) -> DagsterRun:
     """The source run, when it succeeded (or is ``current_run_id``: the whole graph in one run,
@@ -93,6 +104,11 @@ def check_source(instance: DagsterInstance, run_id: str, partition: str | None,
     if run.status != DagsterRunStatus.SUCCESS and run_id != current_run_id:
         raise Failure(f"source run {run_id} ({run.job_name}) is {run.status.value}, not SUCCESS: "
                       "only a run whose blocking checks all passed is published",
+                      allow_retries=False)
+    newer = newer_published(instance, partition)
+    if newer:
+        raise Failure(f"source run {run_id} is for {partition}, but the output table already "
+                      f"holds the lists of {newer}: an older date is not published",
                       allow_retries=False)
     root = run.root_run_id or run.run_id
     for key in READ_FROM_SOURCE:
@@ -128,6 +144,10 @@ def build_publish_sensor(
         if context.instance.get_run_ids(RunsFilter(tags={SOURCE_RUN_TAG: source.run_id}),
                                         limit=1):
             return SkipReason(f"run {source.run_id} already has a publish run")
+        newer = newer_published(context.instance, publish_partition_key(source))
+        if newer:
+            return SkipReason(f"run {source.run_id} is for {publish_partition_key(source)}; the "
+                              f"output holds {newer}'s lists (a backfilled date is not published)")
         return RunRequest(run_key=f"publish-{source.run_id}", tags=publish_tags(source),
                           partition_key=publish_partition_key(source))
 
