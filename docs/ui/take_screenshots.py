@@ -126,10 +126,6 @@ def shoot(page, url: str, out: Path) -> None:
 
     page.goto(url + "/assets/eval_report", wait_until="networkidle")
     settle(page)
-    events = page.locator("button", has_text="Events")  # per run, not per partition (all
-    if events.count():  # of a world's runs share its as-of date)
-        events.first.click()
-        settle(page)
     page.get_by_placeholder("Filter metadata keys").first.fill("delta")  # the deltas first
     page.get_by_role("button", name="Plots").first.click()
     page.get_by_text("cold_delta", exact=True).first.wait_for(state="visible", timeout=WAIT_MS)

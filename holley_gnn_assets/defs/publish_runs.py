@@ -144,11 +144,12 @@ def build_publish_sensor(
         if context.instance.get_run_ids(RunsFilter(tags={SOURCE_RUN_TAG: source.run_id}),
                                         limit=1):
             return SkipReason(f"run {source.run_id} already has a publish run")
-        newer = newer_published(context.instance, publish_partition_key(source))
+        partition = publish_partition_key(source)
+        newer = newer_published(context.instance, partition)
         if newer:
-            return SkipReason(f"run {source.run_id} is for {publish_partition_key(source)}; the "
-                              f"output holds {newer}'s lists (a backfilled date is not published)")
+            return SkipReason(f"run {source.run_id} is for {partition}; the output holds "
+                              f"{newer}'s lists (a backfilled date is not published)")
         return RunRequest(run_key=f"publish-{source.run_id}", tags=publish_tags(source),
-                          partition_key=publish_partition_key(source))
+                          partition_key=partition)
 
     return publish_sensor
