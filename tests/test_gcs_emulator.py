@@ -220,3 +220,27 @@ def test_lazy_input_is_read_on_call_only(tmp_path: Path) -> None:
     errors = [ev.event_specific_data.error.to_string() for ev in failed.all_events
               if ev.is_step_failure]
     assert errors and "no stored value for asset table" in errors[0]
+
+
+def test_an_input_reads_only_its_columns(tmp_path: Path) -> None:
+    """``AssetIn(metadata={COLUMNS: [...]})``: the step gets only those columns of the stored
+    table, lazily or not."""
+    from holley_gnn_assets.defs.io_managers import COLUMNS, TablesIOManager
+
+    io_manager = TablesIOManager(base_path=str(tmp_path / "tables"))
+
+    @asset
+    def wide() -> pd.DataFrame:
+        return pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]})
+
+    @asset(ins={"wide": AssetIn(metadata={COLUMNS: ["c", "a"]})})
+    def narrow(wide: pd.DataFrame) -> list[str]:
+        return list(wide.columns)
+
+    @asset(ins={"wide": AssetIn(metadata={LAZY: True, COLUMNS: ["b"]})})
+    def lazy_narrow(wide: LazyValue) -> list[str]:
+        return list(wide().columns)
+
+    result = materialize([wide, narrow, lazy_narrow], resources={"io_manager": io_manager})
+    assert result.output_for_node("narrow") == ["c", "a"]
+    assert result.output_for_node("lazy_narrow") == ["b"]

@@ -202,6 +202,7 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     from holley_gnn_assets.defs.resources import ArtifactsResource
     from holley_gnn_assets.evaluation.reference_arms import reference_scores
     from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+    from holley_gnn_assets.recommend.candidate_cut import top_candidates
     from holley_gnn_assets.recommend.embeddings import Embeddings
     from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 
@@ -214,22 +215,31 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     assert emb_out["lookalike_lift_neighbours"] == LIFT_POOL != NEIGHBOURS
     cfg, wh = get_settings().cfg, pipeline_run["warehouse"]
 
-    def recount(k: int) -> pd.Series:
+    eligible = tables["product_nodes"].set_index("sku")["eligible"].astype(bool)
+    depth = int(cfg["rules"]["candidate_depth"])  # each vehicle's rows are cut to its best
+
+    def vehicle_rows(scores: pd.DataFrame) -> pd.Series:
+        rows = scores[scores["email_lower"].isna()]
+        return rows.set_index(["vehicle_id", "sku"])["score"].sort_index()
+
+    def recount(k: int, cut: bool = True) -> pd.Series:
         ref = reference_scores(tables, cfg, None, k)["lookalike_pop"]
-        return ref.set_index(["vehicle_id", "sku"])["score"].sort_index()
+        return vehicle_rows(top_candidates(ref, eligible, depth) if cut else ref)
 
     run_id = pipeline_run["result"].run_id
     staged = _vehicle_scores(wh, "lookalike_pop", run_id)
-    pd.testing.assert_series_equal(staged, recount(LIFT_POOL), check_names=False,
+    want = recount(LIFT_POOL)  # on the test users' vehicles (the evaluation ranks no others)
+    want = want[want.index.get_level_values(0).isin(staged.index.get_level_values(0))]
+    pd.testing.assert_series_equal(staged, want, check_names=False,
                                    check_dtype=False, check_index_type=False)
-    assert not np.allclose(staged.to_numpy(), recount(NEIGHBOURS).to_numpy())  # it matters
+    assert not np.allclose(staged.to_numpy(),  # it matters
+                           recount(NEIGHBOURS, cut=False).loc[staged.index].to_numpy())
 
     emb = Embeddings.load(ArtifactsResource().fetch_dir(emb_out["prefix"]))
 
-    def gnn(k: int, w: float) -> pd.Series:
-        scores = gnn_arm_scores(emb, tables, w, k)
-        rows = scores[scores["email_lower"].isna()]
-        return rows.set_index(["vehicle_id", "sku"])["score"].sort_index()
+    def gnn(k: int, w: float, cut: bool = True) -> pd.Series:
+        return vehicle_rows(gnn_arm_scores(emb, tables, w, k,
+                                           group_candidates=depth if cut else None))
 
     chosen = float(emb_out["lookalike_lift_weight"])
     pd.testing.assert_series_equal(_vehicle_scores(wh, "gnn", run_id), gnn(LIFT_POOL, chosen),
@@ -256,7 +266,8 @@ def test_the_models_pool_reaches_both_arms_scores(pipeline_run):
     staged = _vehicle_scores(wh, "gnn", result.run_id)
     pd.testing.assert_series_equal(staged, gnn(LIFT_POOL, w), check_names=False,
                                    check_dtype=False, check_index_type=False, rtol=1e-5)
-    assert not np.allclose(staged.to_numpy(), gnn(NEIGHBOURS, w).to_numpy(), rtol=1e-5)
+    assert not np.allclose(staged.to_numpy(), gnn(NEIGHBOURS, w, cut=False).loc[staged.index]
+                           .to_numpy(), rtol=1e-5)
 
 
 def _faulty_recs(kind: str, recs: pd.DataFrame, products: pd.DataFrame,

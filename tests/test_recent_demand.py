@@ -153,3 +153,42 @@ def test_report_says_in_words_when_recent_pop_beats_sql_and_the_gnn_beats_it() -
     assert "recent_pop beats SQL; GNN is below recent_pop" in text
     assert "recent_pop and SQL are level within noise; GNN beats recent_pop" in text
     assert _recent_lines({"tiers": {"cold": {}}}) == []
+
+
+def test_training_reads_all_time_counts_and_scoring_the_decayed_ones(
+        launches_world: Path, tmp_path: Path) -> None:
+    """recent.train_on_decayed_prior false: the prior trains on the all-time counts (what the
+    training interactions followed) and scores with the decayed ones (serve_count), in the
+    embeddings the output is built from."""
+    from holley_gnn_assets.config.time_windows import TimeWindows
+    from holley_gnn_assets.graph.builder import build_graph, serving_count
+    from holley_gnn_assets.model.hetero_gat import encode_full
+    from holley_gnn_assets.recommend.embeddings import compute_embeddings
+    from holley_gnn_assets.training.loop import train
+    from holley_gnn_assets.warehouse.duckdb import DuckDBWarehouse
+    from holley_gnn_assets.warehouse.exports import run_exports
+
+    cfg = load_config(overrides={
+        "recent": {"prior_half_life_days": [30], "train_on_decayed_prior": False},
+        "training": {"epochs": 1, "patience": 1}})
+    wh = DuckDBWarehouse(str(launches_world))
+    tables = run_exports(wh, cfg, TimeWindows.from_config(cfg, wh.synthetic_as_of()))
+    bundle = build_graph(tables, cfg)
+    store = bundle.data["product"]
+    all_time = tables["product_nodes"].set_index("sku")["order_count"].reindex(bundle.product_ids)
+    decayed = rd.decayed_counts(tables["product_order_days"], 30).reindex(bundle.product_ids)
+    assert np.allclose(store.order_count.double().numpy(), all_time.to_numpy(), rtol=1e-5)
+    assert np.allclose(store.serve_count.double().numpy(), decayed.fillna(0.0).to_numpy(),
+                       rtol=1e-5)
+    assert not torch.equal(store.order_count, store.serve_count)
+    assert serving_count(bundle.data) is store.serve_count
+
+    model = train(bundle, cfg, tmp_path / "ck", device="cpu", resume=False).model
+    emb = compute_embeddings(model, bundle, tables["user_nodes"])
+    with torch.no_grad():
+        h = encode_full(model.cpu().eval(), bundle.data)
+        pz = model.product_repr(h["product"])
+        served = model.product_vectors(pz, store.serve_count).numpy()
+        trained = model.product_vectors(pz, store.order_count).numpy()
+    np.testing.assert_allclose(emb.product_matrix, served, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(emb.product_matrix[:, -1], trained[:, -1])

@@ -131,3 +131,32 @@ def test_users_short_because_of_the_cut_are_counted(tmp_path: Path) -> None:
     full = apply_rules.build_recommendations(wh, _cfg(UNCAPPED), windows, "sql", CUTOFF)
     assert full["users_capped"] == full["users_short_capped"] == 0
     assert full["users_short"] < len(users)
+
+
+def test_an_arms_own_cut_of_its_vehicle_rows_gives_the_same_lists_and_counts(broad) -> None:
+    """broad_tiny: a score table whose vehicle rows were cut to each vehicle's 100 best
+    eligible (recommend/candidate_cut.py, what the GNN arm and the reference arms load) gives
+    the rows and ranked lists of the whole table, and counts the same users as capped."""
+    from holley_gnn_assets.recommend.candidate_cut import top_candidates
+
+    wh, info = broad
+    cfg = _cfg(100)
+    windows = TimeWindows.from_config(cfg, info["as_of"])
+    tables = run_exports(wh, cfg, windows)
+    gnn = _gnn_like(tables)
+    eligible = tables["product_nodes"].set_index("sku")["eligible"].astype(bool)
+    cut = top_candidates(gnn, eligible, 100)
+    assert cut["email_lower"].isna().sum() < gnn["email_lower"].isna().sum() / 2
+    out = {}
+    for name, scores, group_cut in (("whole", gnn, 0), ("cut", cut, 100)):
+        apply_rules.write_scores(wh, cfg, "gnn", scores, run=name)
+        staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.cutoff,
+                                                   run=name, group_cut=group_cut)
+        out[name] = (staged, apply_rules.read_recommendations(wh, staged),
+                     apply_rules.ranked_lists(wh, cfg, windows, "gnn", windows.cutoff,
+                                              test_users_only=False, run=name))
+    pd.testing.assert_frame_equal(out["cut"][1], out["whole"][1])
+    pd.testing.assert_frame_equal(out["cut"][2], out["whole"][2])
+    counts = ("users", "users_short", "users_short_capped", "users_capped")
+    assert {k: out["cut"][0][k] for k in counts} == {k: out["whole"][0][k] for k in counts}
+    assert out["cut"][0]["users_capped"] > 0

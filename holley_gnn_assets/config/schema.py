@@ -188,6 +188,7 @@ class RecentConfig(Section):
     holdout_days: PositiveInt
     pop_days: Annotated[list[NonNegativeInt], Field(min_length=1)]
     prior_half_life_days: Annotated[list[NonNegativeFloat], Field(min_length=1)]
+    train_on_decayed_prior: bool
     fallback_to_prior: bool
 
 

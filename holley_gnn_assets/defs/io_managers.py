@@ -7,7 +7,8 @@
 locally a temporary file renamed over the target; on GCS one upload of the serialised bytes
 (an object appears whole or not at all). Writing one format removes the other's stale file.
 An input declared with ``AssetIn(metadata={LAZY: True})`` arrives as a ``LazyValue`` that reads
-the file only when called (a step that may not need the table does not pay for reading it).
+the file only when called (a step that may not need the table does not pay for reading it);
+``AssetIn(metadata={COLUMNS: [...]})`` reads only those columns of a stored table.
 Storage stays bounded: writing partition T of an asset removes that asset's stored partitions
 older than T - ``keep_partitions`` days (0 keeps all), so a daily run leaves at most that many.
 """
@@ -37,6 +38,7 @@ from holley_gnn_assets.storage.artifact_store import ArtifactStore
 PARQUET, PICKLE = ".parquet", ".pkl"
 LOCAL_PROTOCOLS = ("", "file", "local")
 LAZY = "holley_gnn/lazy"  # input metadata key: deliver a LazyValue instead of the value
+COLUMNS = "holley_gnn/columns"  # input metadata key: read only these columns of a table
 
 
 class LazyValue:
@@ -113,8 +115,11 @@ class TablesUPathIOManager(UPathIOManager):
 
     def _read(self, context: InputContext, path: UPath) -> Any:
         target = self._located(context, path)
+        columns = (context.definition_metadata or {}).get(COLUMNS)
         with target.open("rb") as fh:
-            return pd.read_parquet(fh) if target.suffix == PARQUET else pickle.load(fh)
+            if target.suffix == PARQUET:
+                return pd.read_parquet(fh, columns=list(columns) if columns else None)
+            return pickle.load(fh)
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         """The written file's path (with its suffix) replaces the suffix-less default."""

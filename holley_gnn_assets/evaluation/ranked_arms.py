@@ -20,6 +20,7 @@ from holley_gnn_assets.evaluation.reference_arms import (
 )
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend import apply_rules
+from holley_gnn_assets.recommend.candidate_cut import top_candidates
 from holley_gnn_assets.warehouse.base import Warehouse
 
 
@@ -37,15 +38,21 @@ def ranked_arms(
     under; ``recent``: ``recent_pop``'s scores and window, when the caller has them;
     ``evaluated``: the users whose lists the evaluation reads (``report.test_window_users``):
     when given, the reference arms' vehicle rows are written for those users' vehicles only
-    (the same lists for them; a third fewer rows to load and rank at full scale)."""
+    (the same lists for them; a third fewer rows to load and rank at full scale). Each
+    vehicle's rows are cut to its ``rules.candidate_depth`` best eligible ones first
+    (``recommend/candidate_cut.py``): the rules read no others."""
     staged_runs = staged_runs or {}
     warehouse.validate_contract()
     specs = {arm: apply_rules.ArmScores(staged_runs.get(arm, "")) for arm in ("gnn", "sql")}
     vehicles = None if evaluated is None else _vehicles_of(tables["user_nodes"], evaluated)
+    eligible = tables["product_nodes"].set_index("sku")["eligible"].astype(bool)
+    depth = int(cfg["rules"]["candidate_depth"])
     for arm, scores in reference_scores(tables, cfg, warehouse.read_truth(),
                                          lookalikes, recent).items():
         if vehicles is not None:  # global rows (no vehicle) apply to every user: all kept
             scores = scores[scores["vehicle_id"].isna() | scores["vehicle_id"].isin(vehicles)]
+        # the rules read each vehicle's top candidate_depth eligible rows only: the same lists
+        scores = top_candidates(scores, eligible, depth, arm)
         apply_rules.write_scores(warehouse, cfg, arm, scores, run=run)
         specs[arm] = apply_rules.ArmScores(run, REFERENCE_ARMS[arm])
     return apply_rules.ranked_lists_of_arms(warehouse, cfg, windows, specs, windows.cutoff)

@@ -12,7 +12,8 @@ Features:
   missing), price-missing flag, log_popularity (standardised), fitment breadth (log, standardised)]
 - vehicle: ``x`` = [log1p(user_count), log1p(product_count)] standardised. ``user_count`` counts
   every user on the vehicle, so it carries the cold population that is not in the graph.
-Extra per-node tensors: ``user.vehicle`` (vehicle index or -1), ``product.order_count``.
+Extra per-node tensors: ``user.vehicle`` (vehicle index or -1), ``product.order_count`` (the
+prior's count in training) and ``product.serve_count`` (the prior's count when scoring).
 """
 
 from __future__ import annotations
@@ -214,10 +215,14 @@ def build_graph(tables: dict[str, pd.DataFrame], cfg: dict) -> GraphBundle:
     )
     data["product"].x = torch.from_numpy(px.astype(np.float32))
     data["product"].num_nodes = len(products)
-    # the prior's count: all-time orders, or decayed (half-life chosen on validation)
+    # the prior's count: all-time orders, or decayed (half-life chosen on validation), in
+    # training (recent.train_on_decayed_prior) or only when serving (serve_count)
     prior, prior_stats = time_aware_prior(tables, cfg, pd.Index(products["sku"]))
-    count = products["order_count"].to_numpy(np.float64, na_value=0.0) if prior is None else prior
-    data["product"].order_count = torch.from_numpy(count.astype(np.float32))
+    all_time = products["order_count"].to_numpy(np.float64, na_value=0.0)
+    serve = all_time if prior is None else prior
+    train = serve if prior is not None and cfg["recent"]["train_on_decayed_prior"] else all_time
+    data["product"].order_count = torch.from_numpy(train.astype(np.float32))
+    data["product"].serve_count = torch.from_numpy(serve.astype(np.float32))
 
     # vehicle features
     vx = np.stack(
@@ -378,3 +383,10 @@ def load_graph(path: str | Path) -> GraphBundle:
         stats=payload["stats"],
         fingerprint=payload["fingerprint"],
     )
+
+
+def serving_count(data: HeteroData) -> torch.Tensor:
+    """The popularity prior's count when scoring: ``product.serve_count`` (a graph saved before
+    it existed: ``product.order_count``, the training count)."""
+    store = data["product"]
+    return store.serve_count if "serve_count" in store else store.order_count

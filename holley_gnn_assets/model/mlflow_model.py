@@ -29,7 +29,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from holley_gnn_assets.graph.builder import GraphBundle, load_graph
+from holley_gnn_assets.graph.builder import GraphBundle, load_graph, serving_count
 from holley_gnn_assets.graph.types import FITS
 from holley_gnn_assets.model.hetero_gat import HeteroGAT, encode_full
 from holley_gnn_assets.model.persistence import load_model
@@ -67,8 +67,7 @@ class HeteroGATRecommender(mlflow.pyfunc.PythonModel):
         data = self.bundle.data.to("cpu")
         model = self.model.cpu().eval()
         self._h = encode_full(model, data)
-        pz = model.product_vectors(model.product_repr(self._h["product"]),
-                                   data["product"].order_count)
+        pz = model.product_vectors(model.product_repr(self._h["product"]), serving_count(data))
         self._products = pz.numpy().astype(np.float32)
         self._vehicle_queries = model.query_vectors(
             model.cold_user_repr(self._h["vehicle"])).numpy().astype(np.float32)

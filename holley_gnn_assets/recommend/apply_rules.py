@@ -103,9 +103,11 @@ def rules_params(
     test_users_only: bool,
     global_scores: bool = False,
     run: str = "",
+    group_cut: int = 0,
 ) -> dict[str, Any]:
-    """Placeholders of recommend.sql: sql_params plus the score table and the scoring date's
-    purchase window [scoring_date - purchase_exclusion_days, scoring_date)."""
+    """Placeholders of recommend.sql: sql_params plus the score table, the scoring date's
+    purchase window [scoring_date - purchase_exclusion_days, scoring_date) and the arm's own
+    cut of its group rows (``group_cut``, 0 = none: counted as capped in short_users)."""
     params = sql_params(cfg, windows, warehouse.dataset_refs())
     ts = dt.datetime(scoring_date.year, scoring_date.month, scoring_date.day)
     params.update(
@@ -114,6 +116,7 @@ def rules_params(
         purchase_start=ts - dt.timedelta(days=int(windows.purchase_exclusion_days)),
         test_users_only=bool(test_users_only),
         global_scores=bool(global_scores),
+        group_cut=int(group_cut),
     )
     return params
 
@@ -199,12 +202,14 @@ def build_recommendations(
     arm: str,
     scoring_date: dt.date,
     run: str = "",
+    group_cut: int = 0,
 ) -> dict[str, Any]:
     """Build the arm's output rows (every user with a vehicle) as a staging table, in the
-    warehouse; return its id and row counts. EmptyInputError when no user gets a row."""
+    warehouse; return its id and row counts. EmptyInputError when no user gets a row.
+    ``group_cut``: the arm kept only each group's best ``group_cut`` rows (rules_params)."""
     warehouse.validate_contract()  # a missing table or column is named before any SQL runs
     params = rules_params(warehouse, cfg, windows, arm, scoring_date, test_users_only=False,
-                          run=run)
+                          run=run, group_cut=group_cut)
     _check_scores_in_warehouse(warehouse, params, arm)
     dataset, table = staging_dataset(cfg), recs_table(arm, run)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from holley_gnn_assets.graph.builder import GraphBundle
+from holley_gnn_assets.graph.builder import GraphBundle, serving_count
 from holley_gnn_assets.model.hetero_gat import HeteroGAT, encode_full
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def compute_embeddings(
     model = model.cpu().eval()
     data = bundle.data.to("cpu")
     h = encode_full(model, data)
-    pz = model.product_vectors(model.product_repr(h["product"]), data["product"].order_count)
+    pz = model.product_vectors(model.product_repr(h["product"]), serving_count(data))
     pz = pz.numpy().astype(np.float32)
 
     users = user_nodes.loc[user_nodes["vehicle_id"].notna(), ["email_lower", "vehicle_id", "tier"]]

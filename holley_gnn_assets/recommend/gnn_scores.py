@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles, lookalike_lift
+from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
+from holley_gnn_assets.recommend.fitment_codes import fitment_codes, pair_lift
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VehicleLift:
+    """What the look-alike lift on the vehicle rows reads (``graph/lookalike_lift``): its
+    weight, the order counts (sku -> order_count), the interactions with their users'
+    vehicles (``interactions_with_vehicles``) and the look-alikes pooled."""
+
+    weight: float
+    pop: pd.Series
+    interactions: pd.DataFrame
+    neighbours: int = NEIGHBOURS
 
 
 def _vehicle_groups(ent_vehicle: np.ndarray, fit_vehicle: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -105,6 +119,18 @@ def top_k_scores(
     return tuple(np.concatenate(x) for x in zip(*outs, strict=True))  # type: ignore[return-value]
 
 
+def _best_rows(ent: np.ndarray, fit_row: np.ndarray, score: np.ndarray, usable: np.ndarray,
+               k: int) -> np.ndarray:
+    """Positions of each entity's ``k`` best usable rows by score DESC, then fit row (= sku
+    order within a vehicle), in their original order."""
+    idx = np.flatnonzero(usable[fit_row])
+    order = idx[np.lexsort((fit_row[idx], -score[idx], ent[idx]))]
+    e = ent[order]
+    starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]]) if len(e) else np.empty(0, np.int64)
+    rank = np.arange(len(e)) - np.repeat(starts, np.diff(np.r_[starts, len(e)]))
+    return np.sort(order[rank < k])
+
+
 def _check_embeddings(emb: Any) -> None:
     for attr in ("product_ids", "product_matrix", "group_keys", "group_matrix", "user_index",
                  "user_matrix"):
@@ -131,28 +157,29 @@ def gnn_score_frame(
     product_vehicle_edges: pd.DataFrame,
     user_candidates: int | None = None,
     eligible: pd.Series | None = None,
+    group_candidates: int | None = None,
+    lift: VehicleLift | None = None,
 ) -> pd.DataFrame:
     """The GNN's score table [vehicle_id, email_lower, sku, score]: one row per (vehicle,
     fitting product) for users served by their vehicle, one per (own-node user, product that
     fits the user's vehicle) for the others. With ``user_candidates`` (scale.user_candidates)
     an own-node user keeps that many rows, the best eligible (``eligible``: product_nodes'
     sku -> eligible) fitting products by score (ties: sku), so user rows grow as users x
-    user_candidates; None keeps every fitting product."""
+    user_candidates; None keeps every fitting product. ``lift``: the look-alike lift added to
+    the vehicle rows (``add_lookalike_lift``'s scores). ``group_candidates`` then keeps each
+    vehicle's best eligible rows (``candidate_cut.top_candidates``' rows, without the rest)."""
     _check_embeddings(embeddings)
     for col in ("sku", "vehicle_id"):
         if col not in product_vehicle_edges.columns:
             raise ValueError(f"product_vehicle_edges lacks column {col!r}")
     t0 = time.perf_counter()
     pm = np.ascontiguousarray(embeddings.product_matrix, dtype=np.float32)
-    fit = product_vehicle_edges[["vehicle_id", "sku"]].drop_duplicates()
-    fit = fit.sort_values(["vehicle_id", "sku"], kind="stable")  # ties of the top-k: by sku
-    prow = pd.Index(np.asarray(embeddings.product_ids, dtype=object)).get_indexer(fit["sku"])
-    fit = fit[prow >= 0]
-    fit_prow = prow[prow >= 0].astype(np.int64)
-    vcode, vuniq = pd.factorize(fit["vehicle_id"])
-    vcode = vcode.astype(np.int64)
-    vindex = pd.Index(vuniq)
-    fit_sku = fit["sku"].to_numpy(dtype=object)
+    codes = fitment_codes(product_vehicle_edges, embeddings.product_ids, eligible)
+    embedded = codes.product_row >= 0
+    vcode, fit_prow = codes.vehicle[embedded], codes.product_row[embedded]
+    fit_sku, usable = codes.skus.to_numpy()[codes.sku[embedded]], codes.eligible[embedded]
+    vindex = codes.vehicles
+    keep = np.flatnonzero(usable)
 
     # vehicles: the group representation does not depend on the tier, one row per vehicle
     gk = embeddings.group_keys.reset_index(drop=True)
@@ -162,6 +189,14 @@ def gnn_score_frame(
     g_veh = vindex.get_indexer(g_vid).astype(np.int64)
     has = g_veh >= 0
     ge, gf, gs = block_scores(g_veh[has], gm[has], vcode, fit_prow, pm)
+    if lift is not None and lift.weight:
+        if lift.weight < 0:
+            raise ValueError(f"lookalike lift weight must be >= 0, got {lift.weight}")
+        gs = gs.astype(np.float64) + lift.weight * pair_lift(
+            codes, lift.pop, lift.interactions, lift.neighbours)[embedded][gf]
+    if group_candidates is not None:
+        top = _best_rows(ge, gf, gs, usable, int(group_candidates))
+        ge, gf, gs = ge[top], gf[top], gs[top]
     n_vehicle_rows = len(ge)
 
     # users with their own node
@@ -174,10 +209,6 @@ def gnn_score_frame(
     if user_candidates is None:
         ue, uf, us = block_scores(u_veh[ok], um[rows], vcode, fit_prow, pm)
     else:
-        usable = np.ones(len(fit_sku), dtype=bool)
-        if eligible is not None:
-            usable = pd.Series(fit_sku).map(eligible).fillna(False).to_numpy(dtype=bool)
-        keep = np.flatnonzero(usable)
         ue, uf, us = top_k_scores(u_veh[ok], um[rows], vcode[keep], fit_prow[keep], pm,
                                   int(user_candidates))
         uf = keep[uf]
@@ -214,24 +245,28 @@ def add_lookalike_lift(scores: pd.DataFrame, lift: pd.DataFrame, weight: float) 
 
 def gnn_arm_scores(
     embeddings: Any, tables: dict[str, pd.DataFrame], weight: float, neighbours: int = NEIGHBOURS,
-    user_candidates: int | None = None,
+    user_candidates: int | None = None, group_candidates: int | None = None,
 ) -> pd.DataFrame:
     """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``
     (own-node users: the ``user_candidates`` best products that ``tables['product_nodes']``
     marks eligible) plus ``weight`` x the look-alike lift over ``neighbours`` look-alikes
     counted from ``tables`` (``product_nodes``, ``user_nodes``, ``user_product_edges``) on the
-    vehicle rows."""
+    vehicle rows. With ``group_candidates`` (rules.candidate_depth) each vehicle keeps its
+    ``group_candidates`` best eligible rows (``candidate_cut``): the rules read no others, so
+    the lists are the same and the rows grow as vehicles x depth, not as fitment pairs."""
     fit = tables["product_vehicle_edges"]
     eligible = None
-    if user_candidates is not None:
+    if user_candidates is not None or group_candidates is not None:
         eligible = tables["product_nodes"].set_index("sku")["eligible"].astype(bool)
-    scores = gnn_score_frame(embeddings, fit, user_candidates, eligible)
-    if weight == 0:
-        return scores
-    t0 = time.perf_counter()
-    pop = tables["product_nodes"].set_index("sku")["order_count"].astype(float)
-    inter = interactions_with_vehicles(tables.get("user_product_edges"), tables["user_nodes"])
-    out = add_lookalike_lift(scores, lookalike_lift(fit, pop, inter, neighbours), weight)
-    log.info("gnn scores: look-alike lift (%d look-alikes) x %.2f added to the vehicle rows "
-             "in %.1fs", neighbours, weight, time.perf_counter() - t0)
-    return out
+    lift = None
+    if weight:
+        t0 = time.perf_counter()
+        pop = tables["product_nodes"].set_index("sku")["order_count"].astype(float)
+        inter = interactions_with_vehicles(tables.get("user_product_edges"),
+                                           tables["user_nodes"])
+        lift = VehicleLift(float(weight), pop, inter, int(neighbours))
+        log.info("gnn scores: look-alike lift (%d look-alikes) x %.2f on the vehicle rows, "
+                 "interactions read in %.1fs", neighbours, weight, time.perf_counter() - t0)
+    return gnn_score_frame(embeddings, fit, user_candidates, eligible, group_candidates, lift)
+
+

@@ -31,8 +31,9 @@
 -- Placeholders beyond sql_params: scores (identifier), scoring_ts (TIMESTAMP, midnight of the
 -- scoring date), purchase_start (scoring_ts - purchase_exclusion_days), global_scores and
 -- test_users_only (BOOL), user_candidates (the arm's own cap on a user's rows: scale.
--- user_candidates), staged (identifier; short_users only).
--- test-params: {"scores": {"table": "scores"}, "scoring_ts": {"timestamp": "2025-12-01"}, "global_scores": false, "test_users_only": false, "staged": {"table": "recommendations"}, "user_candidates": 100}
+-- user_candidates), group_cut (INT64: the arm's own cut of each group's rows, 0 = none;
+-- recommend/candidate_cut.py), staged (identifier; short_users only).
+-- test-params: {"scores": {"table": "scores"}, "scoring_ts": {"timestamp": "2025-12-01"}, "global_scores": false, "test_users_only": false, "staged": {"table": "recommendations"}, "user_candidates": 100, "group_cut": 0}
 
 -- cte: rec_users
 SELECT
@@ -184,12 +185,16 @@ UNION ALL
 SELECT email_lower, rank, sku, score FROM rec_user_ranked
 
 -- cte: rec_capped_users
--- users whose candidates were cut: their group's beyond candidate_depth, or their own rows
--- beyond candidate_depth or at the arm's own cap (user_candidates: the GNN keeps that many)
+-- users whose candidates were cut: their group's beyond candidate_depth or at the arm's own
+-- cut of its group rows (group_cut: the GNN keeps each vehicle's candidate_depth best; 0 =
+-- none), or their own rows beyond candidate_depth or at the arm's own cap (user_candidates:
+-- the GNN keeps that many)
 SELECT u.email_lower
 FROM rec_group_users AS u
 JOIN (
-  SELECT DISTINCT grp FROM rec_group_scored WHERE n_candidates > {{ candidate_depth }}
+  SELECT DISTINCT grp FROM rec_group_scored
+  WHERE n_candidates > {{ candidate_depth }}
+    OR ({{ group_cut }} > 0 AND n_candidates >= {{ group_cut }})
 ) AS g ON g.grp = u.grp
 UNION ALL
 SELECT DISTINCT email_lower

@@ -29,7 +29,7 @@ from dagster import (
 from holley_gnn_assets.config.time_windows import TimeWindows
 from holley_gnn_assets.defs.assets.exports import SOURCE_KEYS
 from holley_gnn_assets.defs.executor import warehouse_retry_policy
-from holley_gnn_assets.defs.io_managers import LAZY, LazyValue
+from holley_gnn_assets.defs.io_managers import COLUMNS, LAZY, LazyValue
 from holley_gnn_assets.defs.k8s_tags import cpu_op_tags
 from holley_gnn_assets.defs.partitions import DAILY, window_metadata, windows_of
 from holley_gnn_assets.defs.resources import ArtifactsResource, PipelineSettings, WarehouseResource
@@ -42,7 +42,10 @@ from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 
 _HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
-LIFT_INPUTS = ("product_nodes", "user_nodes", "user_product_edges")  # the last two: weight > 0
+# read lazily (the last two only when the lift's weight > 0), only the columns scoring reads
+LIFT_INPUTS = {"product_nodes": ["sku", "eligible", "order_count"],
+               "user_nodes": ["email_lower", "vehicle_id"],
+               "user_product_edges": ["email_lower", "sku"]}
 
 
 def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, Any]) -> dict:
@@ -60,7 +63,9 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
 
 
 @asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY, partitions_def=DAILY,
-       ins={name: AssetIn(metadata={LAZY: True}) for name in LIFT_INPUTS},
+       ins={**{name: AssetIn(metadata={LAZY: True, COLUMNS: cols})
+               for name, cols in LIFT_INPUTS.items()},
+            "product_vehicle_edges": AssetIn(metadata={COLUMNS: ["vehicle_id", "sku"]})},
        retry_policy=warehouse_retry_policy(),
        description="GNN scores (vehicle and own-node users; vehicle rows plus the model's "
                    "validation-chosen weight x the look-alike count's lift) loaded into the "
@@ -101,18 +106,20 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
         tables |= {"user_nodes": user_nodes(), "user_product_edges": user_product_edges()}
     pool = int(embeddings["lookalike_lift_neighbours"])
     user_candidates = int(cfg["scale"]["user_candidates"])
-    scores = gnn_arm_scores(emb, tables, weight, pool, user_candidates)
+    depth = int(cfg["rules"]["candidate_depth"])  # the rules read no vehicle row below it
+    scores = gnn_arm_scores(emb, tables, weight, pool, user_candidates, depth)
     score_s = time.perf_counter() - start
     apply_rules.write_scores(wh, cfg, "gnn", scores, run=run)
     load_s = time.perf_counter() - start - score_s
-    staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of, run=run)
+    staged = apply_rules.build_recommendations(wh, cfg, windows, "gnn", windows.as_of, run=run,
+                                               group_cut=depth)
     staged["windows"] = windows
     context.log.info(f"gnn: {len(scores):,} score rows ({score_s:.1f}s), loaded ({load_s:.1f}s), "
                      f"{staged['rows']:,} users with recommendations ({staged['seconds']}s)")
     return Output(staged, metadata=_metadata(staged, apply_rules.preview(wh, staged), {
         "score_rows": len(scores), "score_seconds": round(score_s, 2),
         "user_score_rows": int(scores["email_lower"].notna().sum()),
-        "user_candidates": user_candidates,
+        "user_candidates": user_candidates, "vehicle_candidates": depth,
         "lookalike_lift_weight": weight, "lookalike_lift_neighbours": pool,
         "load_seconds": round(load_s, 2), "model_run_id": embeddings["model_run_id"],
         **window_metadata(windows),
