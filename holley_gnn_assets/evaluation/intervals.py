@@ -35,10 +35,13 @@ than these vectorised forms inside the coverage simulation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 from scipy import stats as sps
+
+from holley_gnn_assets.evaluation.statistics import CACHED_WEIGHTS, cluster_weights
 
 METHODS = ("stratified_t", "stratified_bootstrap", "cr2", "cluster_bootstrap", "wild_cluster",
            "random_effects", "random_effects_max", "user")
@@ -131,8 +134,7 @@ def cluster_bootstrap(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: int,
                       alpha: float) -> Interval:
     """Percentile interval resampling whole clusters (ratio estimator)."""
     sums, counts = _sums(d, codes)
-    c = len(sums)
-    w = np.random.default_rng(seed).multinomial(c, np.full(c, 1.0 / c), size=n_boot)
+    w = cluster_weights(len(sums), n_boot, seed)  # the same draw for every arm of a tier
     return _percentile((w @ sums) / np.maximum(w @ counts, 1.0), alpha)
 
 
@@ -142,26 +144,54 @@ def stratified_bootstrap(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: in
     resamples its users (the stratum's total user count is kept per resample)."""
     sums, counts = _sums(d, codes)
     strata = np.floor(np.log2(counts) / 2).astype(int)  # vehicles within a factor of 4 in size
-    rng = np.random.default_rng(seed)
-    num = np.zeros(n_boot)
-    den = np.zeros(n_boot)
+    units = []
     for s in np.unique(strata):
         members = np.flatnonzero(strata == s)
         if len(members) == 1:  # resample the users of the stratum's only cluster
             unit_sums = d[codes == members[0]]
-            unit_counts = np.ones_like(unit_sums)
+            units.append((unit_sums, np.ones_like(unit_sums)))
         else:
-            unit_sums, unit_counts = sums[members], counts[members]
-        k = len(unit_sums)
-        if k == 1:  # a stratum of one user: nothing to resample
+            units.append((sums[members], counts[members]))
+    num = np.zeros(n_boot)
+    den = np.zeros(n_boot)
+    draws = _stratum_weights(tuple(len(u[0]) for u in units), n_boot, seed)
+    for (unit_sums, unit_counts), w in zip(units, draws, strict=True):
+        if w is None:  # a stratum of one user: nothing to resample
             num += unit_sums[0]
             den += unit_counts[0]
             continue
-        # Rao-Wu rescaling: k - 1 draws weighted k / (k - 1), unbiased for a stratum's variance
-        w = rng.multinomial(k - 1, np.full(k, 1.0 / k), size=n_boot) * (k / (k - 1))
         num += w @ unit_sums
         den += w @ unit_counts
     return _percentile(num / np.maximum(den, 1.0), alpha)
+
+
+def _stratum_weights(sizes: tuple[int, ...], n_boot: int, seed: int
+                     ) -> tuple[np.ndarray | None, ...]:
+    """Rao-Wu weights per stratum of ``sizes`` units (k - 1 draws weighted k / (k - 1),
+    unbiased for a stratum's variance; None for a stratum of one unit), drawn in stratum order
+    from one generator: kept for reuse (every arm of a tier has the same strata) up to
+    ``CACHED_WEIGHTS`` entries, read-only."""
+    if n_boot * sum(sizes) > CACHED_WEIGHTS:
+        return _draw_stratum_weights(sizes, n_boot, seed)
+    return _kept_stratum_weights(sizes, n_boot, seed)
+
+
+def _draw_stratum_weights(sizes: tuple[int, ...], n_boot: int, seed: int
+                          ) -> tuple[np.ndarray | None, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(None if k == 1 else
+                 rng.multinomial(k - 1, np.full(k, 1.0 / k), size=n_boot) * (k / (k - 1))
+                 for k in sizes)
+
+
+@functools.lru_cache(maxsize=4)
+def _kept_stratum_weights(sizes: tuple[int, ...], n_boot: int, seed: int
+                          ) -> tuple[np.ndarray | None, ...]:
+    draws = _draw_stratum_weights(sizes, n_boot, seed)
+    for w in draws:
+        if w is not None:
+            w.setflags(write=False)
+    return draws
 
 
 def stratified_t(d: np.ndarray, codes: np.ndarray, n_boot: int, seed: int,

@@ -48,7 +48,7 @@ def bootstrap_delta_ci(
         return (float("nan"), float("nan"))
     d = a - b
     sums, counts = _cluster_sums(d, clusters)
-    w = _cluster_weights(len(sums), n_boot, seed)
+    w = cluster_weights(len(sums), n_boot, seed)
     deltas = (w @ sums) / np.maximum(w @ counts, 1.0)
     lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
     return (float(lo), float(hi))
@@ -76,7 +76,7 @@ def headroom_share(
     share = float((arm.mean() - base.mean()) / head) if head != 0 else nan
     gain, _ = _cluster_sums(arm - base, clusters)
     room, _ = _cluster_sums(oracle - base, clusters)
-    w = _cluster_weights(len(gain), n_boot, seed)
+    w = cluster_weights(len(gain), n_boot, seed)
     num, den = w @ gain, w @ room
     ratios = np.divide(num, den, out=np.full(n_boot, np.nan), where=den != 0)
     ratios = ratios[np.isfinite(ratios)]
@@ -90,7 +90,7 @@ def headroom_share(
 CACHED_WEIGHTS = 8_000_000
 
 
-def _cluster_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
+def cluster_weights(c: int, n_boot: int, seed: int) -> np.ndarray:
     """[n_boot, c] bootstrap weights: how often each of ``c`` clusters is drawn per resample.
 
     The same draw for the same (c, n_boot, seed): a report draws it for every arm of a tier
