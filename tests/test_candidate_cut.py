@@ -14,6 +14,8 @@ from holley_gnn_assets.recommend.gnn_scores import (
     add_lookalike_lift,
     gnn_arm_scores,
     gnn_score_frame,
+    interacted_products,
+    top_k_scores,
 )
 from tests.test_scoring import _world
 
@@ -78,7 +80,7 @@ def test_the_gnn_arms_cut_is_the_cut_of_its_whole_table(weight: float) -> None:
     # the lift added by joining lookalike_lift's frame: the same numbers, to the last bit
     pop = products.set_index("sku")["order_count"].astype(float)
     joined = add_lookalike_lift(
-        gnn_score_frame(emb, fit, 6, eligible),
+        gnn_score_frame(emb, fit, 6, eligible, user_allowance=interacted_products(upe)),
         lookalike_lift(fit, pop, interactions_with_vehicles(upe, users)), weight)
     pd.testing.assert_frame_equal(whole, joined)
     for k in (1, 5):
@@ -88,3 +90,45 @@ def test_the_gnn_arms_cut_is_the_cut_of_its_whole_table(weight: float) -> None:
         pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
                                       want.sort_values(key).reset_index(drop=True))
         assert got["email_lower"].isna().sum() == 3 * k
+
+
+def test_an_own_node_user_gets_one_more_row_per_product_it_interacted_with() -> None:
+    """scale.user_candidates + the user's distinct interacted products (what the purchase
+    exclusion can remove), each the user's best eligible fitting products, ties by sku."""
+    emb, fit = _world(1)
+    rng = np.random.default_rng(4)
+    own = emb.user_index[emb.user_index["source"] == "user"]
+    upe = pd.DataFrame({"email_lower": np.repeat(own["email_lower"].to_numpy()[:2], [3, 5]),
+                        "sku": rng.choice(emb.product_ids, 8, replace=False)})
+    upe = pd.concat([upe, upe.head(2)])  # a repeated interaction counts once
+    allowance = interacted_products(upe)
+    assert allowance.to_dict() == dict(zip(own["email_lower"].head(2), [3, 5], strict=True))
+    eligible = pd.Series(True, index=emb.product_ids)
+    full = gnn_score_frame(emb, fit)
+    got = gnn_score_frame(emb, fit, 2, eligible, user_allowance=allowance)
+    for email, rows in got[got["email_lower"].notna()].groupby("email_lower"):
+        mine = full[full["email_lower"] == email].sort_values(["score", "sku"],
+                                                              ascending=[False, True])
+        k = min(2 + int(allowance.get(email, 0)), len(mine))
+        assert set(rows["sku"]) == set(mine["sku"].head(k)), email
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_top_k_per_entity_is_the_brute_force_order(seed: int) -> None:
+    """A k per entity keeps each entity's first k by score DESC, fit row ASC (ties included),
+    in chunks of any size."""
+    rng = np.random.default_rng(seed)
+    n_e, n_f, n_p = 9, 40, 25
+    ent_v = rng.integers(0, 3, n_e)
+    fit_v = np.sort(rng.integers(0, 3, n_f))
+    fit_p = rng.integers(0, n_p, n_f)
+    pm = rng.integers(-2, 3, (n_p, 2)).astype(np.float32)  # integer scores: many ties
+    ents = rng.integers(-2, 3, (n_e, 2)).astype(np.float32)
+    k = rng.integers(1, 9, n_e)
+    for chunk in (31, 4_000_000):
+        e, f, sc = top_k_scores(ent_v, ents, fit_v, fit_p, pm, k, chunk_cells=chunk)
+        for i in range(n_e):
+            fits = np.flatnonzero(fit_v == ent_v[i])
+            s = pm[fit_p[fits]] @ ents[i]
+            want = fits[np.lexsort((fits, -s))][: k[i]]
+            assert sorted(f[e == i]) == sorted(want), (i, chunk)

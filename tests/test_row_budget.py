@@ -38,8 +38,21 @@ def test_estimate_is_users_ranked_alone_times_candidates() -> None:
     assert est["max_candidates"] == 200
 
 
+def test_an_own_node_users_interactions_add_to_its_rows() -> None:
+    """Each own-node user's GNN rows: user_candidates + its distinct interacted products, at
+    most its vehicle's candidates (gnn_scores.interacted_products)."""
+    cfg = load_config(overrides={"scale": {"user_candidates": 50}})
+    tables = _tables()
+    own = tables["user_nodes"].loc[tables["user_nodes"]["tier"] != "cold", "email_lower"]
+    w1, h1 = own.iloc[0], own.iloc[1]  # V1 (200 candidates), V2 (20)
+    tables["user_product_edges"] = pd.DataFrame({"email_lower": [w1, w1, w1, w1, h1],
+                                                 "sku": ["S1", "S2", "S3", "S1", "S4"]})
+    assert estimate_rows(tables, cfg)["gnn_user_rows"] == (50 + 3) + 20
+
+
 def test_over_budget_is_a_named_error_with_the_estimate() -> None:
-    cfg = load_config(overrides={"scale": {"memory_budget_gb": 1e-5, "bytes_per_row": 100}})
+    cfg = load_config(overrides={"scale": {"memory_budget_gb": 1e-5, "bytes_per_row": 100,
+                                           "user_candidates": 100}})
     with pytest.raises(RowBudgetError, match=r"estimated 590 score and rule rows .* "
                                              r"scale.memory_budget_gb=1e-05"):
         check_row_budget(_tables(), cfg)

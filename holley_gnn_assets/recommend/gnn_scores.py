@@ -90,18 +90,33 @@ def _top_k_mask(block: np.ndarray, k: int) -> np.ndarray:
     return above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))
 
 
+def _top_k_cells(block: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of each row's ``k[row]`` highest scores, ties by column: the top
+    max(k) (``_top_k_mask``), then each row's first k of those by score DESC, column ASC."""
+    r, c = np.nonzero(_top_k_mask(block, int(k.max(initial=0))))
+    if not len(r) or (k == k.max()).all():
+        return r, c
+    order = np.lexsort((c, -block[r, c], r))
+    r, c = r[order], c[order]
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+    keep = rank < k[r]
+    return r[keep], c[keep]
+
+
 def top_k_scores(
     ent_vehicle: np.ndarray,
     ent_vectors: np.ndarray,
     fit_vehicle: np.ndarray,
     fit_prow: np.ndarray,
     product_matrix: np.ndarray,
-    k: int,
+    k: int | np.ndarray,
     chunk_cells: int = 4_000_000,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``block_scores`` keeping each entity's ``k`` best fitting products (ties: the earlier fit
-    row, so pass the fit rows in sku order), in chunks of about ``chunk_cells`` scores: memory
-    and rows grow as entities x k, not entities x catalogue."""
+    """``block_scores`` keeping each entity's ``k`` best fitting products (``k``: one for all,
+    or one per entity; ties: the earlier fit row, so pass the fit rows in sku order), in chunks
+    of about ``chunk_cells`` scores: memory and rows grow as entities x k, not x catalogue."""
+    per_entity = np.broadcast_to(np.asarray(k, dtype=np.int64), ent_vehicle.shape)
     eo, fo, e_counts, f_counts, e_starts, f_starts = _vehicle_groups(ent_vehicle, fit_vehicle)
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for v in np.flatnonzero((e_counts > 0) & (f_counts > 0)):
@@ -112,7 +127,7 @@ def top_k_scores(
         for lo in range(0, len(ei), step):
             rows = ei[lo : lo + step]
             block = ent_vectors[rows] @ products_t
-            r, c = np.nonzero(_top_k_mask(block, k))
+            r, c = _top_k_cells(block, per_entity[rows])
             outs.append((rows[r], fi[c], block[r, c]))
     if not outs:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
@@ -159,13 +174,15 @@ def gnn_score_frame(
     eligible: pd.Series | None = None,
     group_candidates: int | None = None,
     lift: VehicleLift | None = None,
+    user_allowance: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The GNN's score table [vehicle_id, email_lower, sku, score]: one row per (vehicle,
     fitting product) for users served by their vehicle, one per (own-node user, product that
     fits the user's vehicle) for the others. With ``user_candidates`` (scale.user_candidates)
     an own-node user keeps that many rows, the best eligible (``eligible``: product_nodes'
     sku -> eligible) fitting products by score (ties: sku), so user rows grow as users x
-    user_candidates; None keeps every fitting product. ``lift``: the look-alike lift added to
+    user_candidates; None keeps every fitting product; ``user_allowance`` (email_lower ->
+    rows) adds that many more for a user. ``lift``: the look-alike lift added to
     the vehicle rows (``add_lookalike_lift``'s scores). ``group_candidates`` then keeps each
     vehicle's best eligible rows (``candidate_cut.top_candidates``' rows, without the rest)."""
     _check_embeddings(embeddings)
@@ -209,8 +226,11 @@ def gnn_score_frame(
     if user_candidates is None:
         ue, uf, us = block_scores(u_veh[ok], um[rows], vcode, fit_prow, pm)
     else:
-        ue, uf, us = top_k_scores(u_veh[ok], um[rows], vcode[keep], fit_prow[keep], pm,
-                                  int(user_candidates))
+        k_user = np.full(int(ok.sum()), int(user_candidates), dtype=np.int64)
+        if user_allowance is not None:
+            k_user += user_allowance.reindex(own["email_lower"].to_numpy(dtype=object)[ok]
+                                             ).fillna(0).to_numpy(dtype=np.int64)
+        ue, uf, us = top_k_scores(u_veh[ok], um[rows], vcode[keep], fit_prow[keep], pm, k_user)
         uf = keep[uf]
     n = n_vehicle_rows + len(ue)
     vehicle = np.full(n, None, dtype=object)
@@ -247,13 +267,14 @@ def gnn_arm_scores(
     embeddings: Any, tables: dict[str, pd.DataFrame], weight: float, neighbours: int = NEIGHBOURS,
     user_candidates: int | None = None, group_candidates: int | None = None,
 ) -> pd.DataFrame:
-    """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``
-    (own-node users: the ``user_candidates`` best products that ``tables['product_nodes']``
-    marks eligible) plus ``weight`` x the look-alike lift over ``neighbours`` look-alikes
-    counted from ``tables`` (``product_nodes``, ``user_nodes``, ``user_product_edges``) on the
-    vehicle rows. With ``group_candidates`` (rules.candidate_depth) each vehicle keeps its
-    ``group_candidates`` best eligible rows (``candidate_cut``): the rules read no others, so
-    the lists are the same and the rows grow as vehicles x depth, not as fitment pairs."""
+    """The GNN arm's score table: ``gnn_score_frame`` over ``tables['product_vehicle_edges']``.
+    Own-node users get the ``user_candidates`` best products ``tables['product_nodes']`` marks
+    eligible, plus one per product they interacted with (``interacted_products`` of
+    ``tables['user_product_edges']``). The vehicle rows get ``weight`` x the look-alike lift
+    over ``neighbours`` look-alikes (``product_nodes``, ``user_nodes``, ``user_product_edges``);
+    with ``group_candidates`` (rules.candidate_depth) each vehicle then keeps its best eligible
+    ``group_candidates`` rows (``candidate_cut``): the rules read no others, so the lists are
+    the same and the rows grow as vehicles x depth, not as fitment pairs."""
     fit = tables["product_vehicle_edges"]
     eligible = None
     if user_candidates is not None or group_candidates is not None:
@@ -267,6 +288,19 @@ def gnn_arm_scores(
         lift = VehicleLift(float(weight), pop, inter, int(neighbours))
         log.info("gnn scores: look-alike lift (%d look-alikes) x %.2f on the vehicle rows, "
                  "interactions read in %.1fs", neighbours, weight, time.perf_counter() - t0)
-    return gnn_score_frame(embeddings, fit, user_candidates, eligible, group_candidates, lift)
+    allowance = (interacted_products(tables.get("user_product_edges"))
+                 if user_candidates is not None else None)
+    return gnn_score_frame(embeddings, fit, user_candidates, eligible, group_candidates, lift,
+                           allowance)
+
+
+def interacted_products(user_product_edges: pd.DataFrame | None) -> pd.Series | None:
+    """Distinct products each user interacted with (email_lower -> count): a user's own rows
+    get this many beyond ``scale.user_candidates``, since the purchase exclusion removes
+    only products the user ordered (the interactions hold every order of their window)."""
+    if user_product_edges is None:
+        return None
+    return user_product_edges[["email_lower", "sku"]].drop_duplicates().groupby(
+        "email_lower").size()
 
 

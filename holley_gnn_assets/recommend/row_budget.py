@@ -3,11 +3,11 @@
 Score tables and the rules' per-user rows grow as users x candidates: a user ranked on their
 own (a GNN user with their own node, or a user whose purchases touch their vehicle's list)
 gets at most ``rules.candidate_depth`` rule rows, an own-node user at most
-``scale.user_candidates`` GNN score rows, and each vehicle one row per fitting product. The
-estimate is an upper bound from the export tables; at ``scale.bytes_per_row`` bytes a row it
-must fit ``scale.memory_budget_gb``, else the run stops before training with
-:class:`RowBudgetError` naming the estimate (a run that would exhaust memory after training
-otherwise just disappears, killed by the kernel).
+``scale.user_candidates`` GNN score rows plus one per product they interacted with, and each
+vehicle one row per fitting product. The estimate is an upper bound from the export tables;
+at ``scale.bytes_per_row`` bytes a row it must fit ``scale.memory_budget_gb``, else the run
+stops before training with :class:`RowBudgetError` naming the estimate (a run that would
+exhaust memory after training otherwise just disappears, killed by the kernel).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def estimate_rows(tables: Mapping[str, pd.DataFrame], cfg: Mapping[str, Any]) ->
     """Upper bound of the per-user rows from ``user_nodes``, ``product_nodes`` and
     ``product_vehicle_edges``: users ranked alone (not cold, or with orders) x
     min(candidate_depth, their vehicle's eligible fitting products), own-node (warm/hot)
-    users x min(user_candidates, the same), plus the vehicle rows (fitment pairs)."""
+    users x min(user_candidates + their interacted products (``user_product_edges``, when
+    given), the same), plus the vehicle rows (fitment pairs)."""
     depth = int(cfg["rules"]["candidate_depth"])
     per_user = int(cfg["scale"]["user_candidates"])
     users = tables["user_nodes"]
@@ -40,7 +41,12 @@ def estimate_rows(tables: Mapping[str, pd.DataFrame], cfg: Mapping[str, Any]) ->
     own = (users["tier"].astype(str).str.lower() != "cold").to_numpy()
     alone = own | (users["n_orders"].fillna(0).to_numpy() > 0)
     rule_rows = int(np.minimum(cands[alone], depth).sum())
-    gnn_rows = int(np.minimum(cands[own], per_user).sum())
+    extra = np.zeros(len(users), dtype=np.int64)  # one more per interacted product (gnn_scores)
+    upe = tables.get("user_product_edges")
+    if upe is not None:
+        counts = upe[["email_lower", "sku"]].drop_duplicates().groupby("email_lower").size()
+        extra = users["email_lower"].map(counts).fillna(0).to_numpy(dtype=np.int64)
+    gnn_rows = int(np.minimum(cands[own], per_user + extra[own]).sum())
     vehicle_rows = len(fit)
     total = rule_rows + gnn_rows + vehicle_rows
     gb = total * int(cfg["scale"]["bytes_per_row"]) / 1e9

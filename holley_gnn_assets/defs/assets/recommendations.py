@@ -42,7 +42,7 @@ from holley_gnn_assets.recommend.gnn_scores import gnn_arm_scores
 from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 
 _HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
-# read lazily (the last two only when the lift's weight > 0), only the columns scoring reads
+# read lazily (user_nodes only when the lift's weight > 0), only the columns scoring reads
 LIFT_INPUTS = {"product_nodes": ["sku", "eligible", "order_count"],
                "user_nodes": ["email_lower", "vehicle_id"],
                "user_product_edges": ["email_lower", "sku"]}
@@ -101,9 +101,10 @@ def _gnn_recommendations(context: AssetExecutionContext, pipeline: PipelineSetti
     emb = Embeddings.load(artifacts.fetch_dir(embeddings["prefix"]))
     start = time.perf_counter()
     weight = float(embeddings["lookalike_lift_weight"])  # chosen in training
-    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes()}
-    if weight:  # the look-alike count's tables are read only when the lift is added
-        tables |= {"user_nodes": user_nodes(), "user_product_edges": user_product_edges()}
+    tables = {"product_vehicle_edges": product_vehicle_edges, "product_nodes": product_nodes(),
+              "user_product_edges": user_product_edges()}  # own-node users' allowance
+    if weight:  # the look-alike count's users are read only when the lift is added
+        tables["user_nodes"] = user_nodes()
     pool = int(embeddings["lookalike_lift_neighbours"])
     user_candidates = int(cfg["scale"]["user_candidates"])
     depth = int(cfg["rules"]["candidate_depth"])  # the rules read no vehicle row below it
