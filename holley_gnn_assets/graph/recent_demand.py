@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.recommend.group_top_k import best_per_group
+
 ALL_TIME = 0  # a window of 0 days / a half-life of 0: every order before the cutoff, undecayed
 
 
@@ -56,11 +58,7 @@ class Fitment:
         if targets.sum() <= 0 or len(self.w) == 0:
             return 0.0
         s = score.reindex(self.skus).fillna(0.0).to_numpy()[self.sku_codes]
-        order = np.lexsort((-s, self.vehicle))
-        v = self.vehicle[order]
-        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-        rank = np.arange(len(v)) - np.repeat(starts, np.diff(np.r_[starts, len(v)]))
-        top = order[rank < self.k]
+        top = best_per_group(self.vehicle, s, np.arange(len(s)), self.k)  # ties: row order
         hit = np.bincount(self.sku_codes[top], weights=self.w[top], minlength=len(self.skus))
         share = pd.Series(hit / np.maximum(self.sku_weight, 1e-300), index=self.skus)
         p = share.reindex(targets.index).fillna(0.0)

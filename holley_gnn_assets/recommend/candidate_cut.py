@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from holley_gnn_assets.recommend.apply_rules import check_score_frame
+from holley_gnn_assets.recommend.group_top_k import best_per_group
 
 
 def top_candidates(scores: pd.DataFrame, eligible: pd.Series, k: int,
@@ -33,13 +34,9 @@ def top_candidates(scores: pd.DataFrame, eligible: pd.Series, k: int,
     ok = eligible.reindex(skus, fill_value=False).to_numpy(dtype=bool)[sku_code]
     group = pd.factorize(scores["vehicle_id"], use_na_sentinel=False)[0]
     own = scores["email_lower"].notna().to_numpy()
-    idx = np.flatnonzero(ok & ~own)
-    score = scores["score"].to_numpy(dtype=np.float64)[idx]
-    order = idx[np.lexsort((sku_code[idx], -score, group[idx]))]
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    keep = np.sort(np.concatenate([order[rank < k], np.flatnonzero(own)]))
+    best = best_per_group(group, scores["score"].to_numpy(dtype=np.float64), sku_code, k,
+                          keep=ok & ~own)
+    keep = np.sort(np.concatenate([best, np.flatnonzero(own)]))
     if len(keep) == len(scores):
         return scores
     return scores.iloc[keep].reset_index(drop=True)

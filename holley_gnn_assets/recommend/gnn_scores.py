@@ -20,6 +20,7 @@ import pandas as pd
 from holley_gnn_assets.graph.lookalike_lift import interactions_with_vehicles
 from holley_gnn_assets.graph.lookalikes import NEIGHBOURS
 from holley_gnn_assets.recommend.fitment_codes import fitment_codes, pair_lift
+from holley_gnn_assets.recommend.group_top_k import best_per_group
 from holley_gnn_assets.warehouse.schemas import SCORES
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,8 @@ def _top_k_cells(block: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarr
     r, c = np.nonzero(_top_k_mask(block, int(k.max(initial=0))))
     if not len(r) or (k == k.max()).all():
         return r, c
-    order = np.lexsort((c, -block[r, c], r))
-    r, c = r[order], c[order]
-    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-    rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
-    keep = rank < k[r]
-    return r[keep], c[keep]
+    best = best_per_group(r, block[r, c], c, k)
+    return r[best], c[best]
 
 
 def top_k_scores(
@@ -132,18 +129,6 @@ def top_k_scores(
     if not outs:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
     return tuple(np.concatenate(x) for x in zip(*outs, strict=True))  # type: ignore[return-value]
-
-
-def _best_rows(ent: np.ndarray, fit_row: np.ndarray, score: np.ndarray, usable: np.ndarray,
-               k: int) -> np.ndarray:
-    """Positions of each entity's ``k`` best usable rows by score DESC, then fit row (= sku
-    order within a vehicle), in their original order."""
-    idx = np.flatnonzero(usable[fit_row])
-    order = idx[np.lexsort((fit_row[idx], -score[idx], ent[idx]))]
-    e = ent[order]
-    starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]]) if len(e) else np.empty(0, np.int64)
-    rank = np.arange(len(e)) - np.repeat(starts, np.diff(np.r_[starts, len(e)]))
-    return np.sort(order[rank < k])
 
 
 def _check_embeddings(emb: Any) -> None:
@@ -212,7 +197,8 @@ def gnn_score_frame(
         gs = gs.astype(np.float64) + lift.weight * pair_lift(
             codes, lift.pop, lift.interactions, lift.neighbours)[embedded][gf]
     if group_candidates is not None:
-        top = _best_rows(ge, gf, gs, usable, int(group_candidates))
+        # ties by fit row = sku order within a vehicle
+        top = best_per_group(ge, gs, gf, int(group_candidates), keep=usable[gf])
         ge, gf, gs = ge[top], gf[top], gs[top]
     n_vehicle_rows = len(ge)
 

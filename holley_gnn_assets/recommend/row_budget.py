@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from holley_gnn_assets.recommend.gnn_scores import interacted_products
+
 
 class RowBudgetError(RuntimeError):
     """The estimated score and rule rows exceed scale.memory_budget_gb."""
@@ -41,10 +43,9 @@ def estimate_rows(tables: Mapping[str, pd.DataFrame], cfg: Mapping[str, Any]) ->
     own = (users["tier"].astype(str).str.lower() != "cold").to_numpy()
     alone = own | (users["n_orders"].fillna(0).to_numpy() > 0)
     rule_rows = int(np.minimum(cands[alone], depth).sum())
-    extra = np.zeros(len(users), dtype=np.int64)  # one more per interacted product (gnn_scores)
-    upe = tables.get("user_product_edges")
-    if upe is not None:
-        counts = upe[["email_lower", "sku"]].drop_duplicates().groupby("email_lower").size()
+    extra = np.zeros(len(users), dtype=np.int64)  # one more per interacted product
+    counts = interacted_products(tables.get("user_product_edges"))
+    if counts is not None:
         extra = users["email_lower"].map(counts).fillna(0).to_numpy(dtype=np.int64)
     gnn_rows = int(np.minimum(cands[own], per_user + extra[own]).sum())
     vehicle_rows = len(fit)

@@ -43,7 +43,7 @@ from holley_gnn_assets.recommend.sql_baseline import build_sql_scores
 
 _HEAVY = cpu_op_tags("4", "16Gi")  # scoring is a matmul + a warehouse job now
 # read lazily (user_nodes only when the lift's weight > 0), only the columns scoring reads
-LIFT_INPUTS = {"product_nodes": ["sku", "eligible", "order_count"],
+SCORING_INPUTS = {"product_nodes": ["sku", "eligible", "order_count"],
                "user_nodes": ["email_lower", "vehicle_id"],
                "user_product_edges": ["email_lower", "sku"]}
 
@@ -64,7 +64,7 @@ def _metadata(staged: dict[str, Any], preview: pd.DataFrame, extra: dict[str, An
 
 @asset(group_name="scoring", kinds={"pytorch", "sql"}, op_tags=_HEAVY, partitions_def=DAILY,
        ins={**{name: AssetIn(metadata={LAZY: True, COLUMNS: cols})
-               for name, cols in LIFT_INPUTS.items()},
+               for name, cols in SCORING_INPUTS.items()},
             "product_vehicle_edges": AssetIn(metadata={COLUMNS: ["vehicle_id", "sku"]})},
        retry_policy=warehouse_retry_policy(),
        description="GNN scores (vehicle and own-node users; vehicle rows plus the model's "
